@@ -1,0 +1,3 @@
+from ibcheck.cli import entry
+
+entry()

@@ -1,0 +1,273 @@
+"""Linear-Gaussian cases: the type, and the parser of case files (``case-file.md``).
+
+Every check names the case and the field, so a bad file gets one clear line
+(``InputError``) instead of a traceback or a silently wrong number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ibcheck.config import EstimatorSettings, settings_fields
+from ibcheck.interface import InputError
+
+CASE_KEYS = {"name", "teacher", "data_prior", "encoder", "labels", "settings"}
+SYMMETRY_RTOL = 1e-9
+PROBS_ATOL = 1e-9
+# Smallest allowed integer settings; counts of independent terms need 2 for a standard error.
+INT_MINIMUM = {"seed": 0, "q_steps": 0, "decoder_steps": 0, "q_batch": 1, "decoder_batch": 1, "empirical_draws": 1}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Labels:
+    """Labels of a case. kind "none"; "gaussian": y = B z_v + noise_std eps, B: (p, k);
+    "classes": y ~ Cat(probs), z_v | y ~ N(means[y], prior_cov), means: (K, k)."""
+
+    kind: str = "none"
+    B: Optional[np.ndarray] = None
+    noise_std: float = 0.0
+    means: Optional[np.ndarray] = None
+    probs: Optional[np.ndarray] = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinearGaussianCase:
+    """One linear-Gaussian teacher-student case (``bounds.md`` section 1), float64.
+
+    Teacher x = W z_v + c + noise_std eps with W: (d, k); data prior
+    N(prior_mean, prior_cov); encoder p(z|x) = N(A x + b, diag(std^2)) with
+    A: (m, d). For class labels prior_mean is unused (the class means replace it).
+    """
+
+    name: str
+    W: np.ndarray
+    c: np.ndarray
+    noise_std: float
+    prior_mean: np.ndarray
+    prior_cov: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
+    std: np.ndarray
+    labels: Labels = Labels()
+    settings: EstimatorSettings = EstimatorSettings()
+
+    @property
+    def d(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.A.shape[0]
+
+
+class _Field:
+    """Reads typed values from one JSON object, naming case and field in errors."""
+
+    def __init__(self, case: str, path: str, obj: Any, allowed: set[str], required: set[str]):
+        self.case, self.path = case, path
+        if not isinstance(obj, dict):
+            self.fail(path, f"must be an object, got {type(obj).__name__}")
+        unknown = sorted(set(obj) - allowed)
+        if unknown:
+            self.fail(f"{path}.{unknown[0]}" if path else unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(obj)):
+            self.fail(f"{path}.{key}" if path else key, "is required")
+        self.obj = obj
+
+    def fail(self, field: str, why: str):
+        raise InputError(f"case {self.case}: field '{field}' {why}")
+
+    def name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def number(self, key: str, default: Optional[float] = None, minimum: Optional[float] = None) -> float:
+        if key not in self.obj:
+            return default
+        value = self.obj[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(self.name(key), f"must be a number, got {json.dumps(value)[:40]}")
+        if not _finite(value):
+            self.fail(self.name(key), f"must be a finite float64, got {json.dumps(value)[:40]}")
+        if minimum is not None and value < minimum:
+            self.fail(self.name(key), f"must be >= {minimum}, got {value}")
+        return float(value)
+
+    def array(self, key: str, shape: tuple, default: Optional[np.ndarray] = None) -> np.ndarray:
+        """A vector (shape (n,)) or matrix (shape (r, c)); None in shape means any size >= 1."""
+        if key not in self.obj:
+            if default is None:
+                self.fail(self.name(key), "is required")
+            return default
+        return _to_array(self.obj[key], shape, lambda why: self.fail(self.name(key), why))
+
+
+def _to_array(value: Any, shape: tuple, fail) -> np.ndarray:
+    rows = value if len(shape) == 2 else [value]
+    if not isinstance(value, list) or not value or not all(isinstance(r, list) and r for r in rows):
+        fail(f"must be a non-empty {'list of lists' if len(shape) == 2 else 'list'} of numbers")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        fail(f"rows have different lengths {sorted(widths)}")
+    for r in rows:
+        for v in r:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                fail(f"must hold only numbers, found {json.dumps(v)[:40]}")
+    if not all(_finite(v) for r in rows for v in r):
+        fail("must hold only finite float64 numbers")
+    arr = np.array(value, dtype=np.float64)
+    for want, got in zip(shape, arr.shape):
+        if want is not None and want != got:
+            fail(f"has shape {list(arr.shape)}, expected {[s if s is not None else '*' for s in shape]}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _check_spd(field: _Field, key: str, cov: np.ndarray) -> None:
+    scale = max(float(np.abs(cov).max()), 1e-300)
+    if float(np.abs(cov - cov.T).max()) > SYMMETRY_RTOL * scale:
+        field.fail(field.name(key), "must be symmetric")
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        field.fail(field.name(key), "must be positive definite")
+
+
+def _labels(case: str, obj: Any, k: int, prior_cov: np.ndarray) -> Labels:
+    if obj is None:
+        return Labels()
+    if not isinstance(obj, dict) or "kind" not in obj:
+        raise InputError(f"case {case}: field 'labels.kind' is required (none, gaussian or classes)")
+    kind = obj["kind"]
+    if kind == "none":
+        _Field(case, "labels", obj, {"kind"}, set())
+        return Labels()
+    if kind == "gaussian":
+        f = _Field(case, "labels", obj, {"kind", "B", "noise_std"}, {"B"})
+        B = f.array("B", (None, k))
+        noise = f.number("noise_std", default=0.0, minimum=0.0)
+        Sy = B @ prior_cov @ B.T + noise**2 * np.eye(B.shape[0])
+        if np.linalg.eigvalsh(Sy).min() <= 1e-12 * max(1.0, float(np.abs(Sy).max())):
+            f.fail("labels.noise_std", "is 0 and B S_v B^T is singular: y would be degenerate")
+        return Labels(kind="gaussian", B=B, noise_std=noise)
+    if kind == "classes":
+        f = _Field(case, "labels", obj, {"kind", "means", "probs"}, {"means", "probs"})
+        means = f.array("means", (None, k))
+        probs = f.array("probs", (means.shape[0],))
+        if means.shape[0] < 2:
+            f.fail("labels.means", "needs at least 2 classes")
+        if probs.min() < 0:
+            f.fail("labels.probs", f"must be non-negative, got {probs.min()}")
+        if abs(probs.sum() - 1.0) > PROBS_ATOL:
+            f.fail("labels.probs", f"must sum to 1, got {probs.sum():.12g}")
+        return Labels(kind="classes", means=means, probs=probs)
+    raise InputError(f"case {case}: field 'labels.kind' is unknown: {json.dumps(kind)[:40]} (none, gaussian or classes)")
+
+
+def _settings(case: str, obj: Any) -> EstimatorSettings:
+    if obj is None:
+        return EstimatorSettings()
+    kinds = settings_fields()
+    f = _Field(case, "settings", obj, set(kinds), set())
+    values = {}
+    for key, value in obj.items():
+        name = f.name(key)
+        if kinds[key] is tuple:
+            ok = isinstance(value, list) and value and all(type(v) is int and v >= 1 for v in value)
+            if not ok:
+                f.fail(name, "must be a non-empty list of integers >= 1")
+            values[key] = tuple(value)
+        elif kinds[key] is int:
+            low = INT_MINIMUM.get(key, 2)
+            if type(value) is not int or not low <= value < 2**63:
+                f.fail(name, f"must be an integer in [{low}, 2^63), got {json.dumps(value)[:40]}")
+            values[key] = value
+        else:
+            values[key] = f.number(key, minimum=0.0)
+            if values[key] <= 0:
+                f.fail(name, "must be > 0")
+    if any(n < 2 for n in values.get("batch_N", (2,))) or values.get("empirical_N", 2) < 2:
+        f.fail("settings.batch_N" if "batch_N" in values else "settings.empirical_N", "needs N >= 2")
+    return EstimatorSettings(**values)
+
+
+def parse_case(obj: Any, index: int) -> LinearGaussianCase:
+    """One case object of a case file -> LinearGaussianCase (``case-file.md``)."""
+    label = f"#{index + 1}"
+    if not isinstance(obj, dict):
+        raise InputError(f"case {label}: must be an object, got {type(obj).__name__}")
+    if isinstance(obj.get("name"), str) and obj["name"].strip():
+        label = f"'{obj['name']}'"
+    f = _Field(label, "", obj, CASE_KEYS, {"name", "teacher", "encoder"})
+    if not isinstance(obj["name"], str) or not obj["name"].strip():
+        f.fail("name", "must be a non-empty string")
+    t = _Field(label, "teacher", obj["teacher"], {"W", "c", "noise_std"}, {"W"})
+    W = t.array("W", (None, None))
+    d, k = W.shape
+    c = t.array("c", (d,), default=np.zeros(d))
+    noise = t.number("noise_std", default=0.0, minimum=0.0)
+    prior_mean, prior_cov = np.zeros(k), np.eye(k)
+    if obj.get("data_prior") is not None:
+        p = _Field(label, "data_prior", obj["data_prior"], {"mean", "cov"}, set())
+        prior_mean = p.array("mean", (k,), default=prior_mean)
+        prior_cov = p.array("cov", (k, k), default=prior_cov)
+        _check_spd(p, "cov", prior_cov)
+    e = _Field(label, "encoder", obj["encoder"], {"A", "b", "std"}, {"A", "std"})
+    A = e.array("A", (None, d))
+    m = A.shape[0]
+    b = e.array("b", (m,), default=np.zeros(m))
+    std = e.array("std", (m,))
+    if std.min() <= 0:
+        e.fail("encoder.std", f"must be > 0 everywhere, got {std.min():g}")
+    return LinearGaussianCase(
+        name=obj["name"], W=W, c=c, noise_std=noise, prior_mean=prior_mean, prior_cov=prior_cov,
+        A=A, b=b, std=std, labels=_labels(label, obj.get("labels"), k, prior_cov),
+        settings=_settings(label, obj.get("settings")),
+    )
+
+
+def parse_cases(document: Any) -> list[LinearGaussianCase]:
+    """A whole case file's JSON value -> its cases; names must be unique."""
+    if not isinstance(document, dict) or "cases" not in document:
+        raise InputError("case file: the top level must be an object with a 'cases' list")
+    extra = sorted(set(document) - {"cases"})
+    if extra:
+        raise InputError(f"case file: unknown top-level key '{extra[0]}' (only 'cases' is allowed)")
+    if not isinstance(document["cases"], list) or not document["cases"]:
+        raise InputError("case file: 'cases' must be a non-empty list")
+    cases = [parse_case(obj, i) for i, obj in enumerate(document["cases"])]
+    seen = set()
+    for case in cases:
+        if case.name in seen:
+            raise InputError(f"case '{case.name}': field 'name' is used by another case")
+        seen.add(case.name)
+    return cases
+
+
+def load_cases(path: str | Path) -> list[LinearGaussianCase]:
+    """Read and check a case file; any problem is an InputError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"case file {path}: cannot be read ({err.__class__.__name__}: {err.strerror or err})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"case file {path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    return parse_cases(document)

@@ -1,0 +1,164 @@
+"""The ``ibcheck`` command line. Nothing parses at import time: ``main(argv)`` does."""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ibcheck.interface import InputError
+
+DESCRIPTION = """\
+ibcheck checks mutual-information bounds where the answer is known exactly, and
+(later) tracks a VIB network in the information plane. All values are in nats."""
+
+VALIDATE_HELP = """\
+Run every applicable estimator (vib, teacher_elbo, teacher_iw, loo, nce,
+empirical, decoder) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
+exactly, and test each estimate: an upper bound must not sit significantly below
+the truth, a lower bound not above it, and where the estimator's expectation is
+known in closed form the estimate must match it (two-sided). One false-failure
+budget --alpha is split over all tests (Bonferroni).
+
+Prints a table, writes report.md, figures (PNG) with their numbers (CSV) and
+results.json into --out. Exit status: 0 every test passed, 1 a test failed,
+2 bad input (a one-line message says what)."""
+
+BUILTIN_SUITE = "built-in"
+
+
+def _positive_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2^63), got {text}")
+    return value
+
+
+def resolve_device(name: str):
+    """'auto' -> cuda when available, else cpu; anything else must name an available device."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise InputError(f"--device {name}: only cpu and cuda devices are supported")
+    return device
+
+
+def _load(cases_path: str):
+    from ibcheck.analytic.case import load_cases
+
+    if cases_path == BUILTIN_SUITE:
+        with resources.as_file(resources.files("ibcheck.baselines") / "suite.json") as path:
+            return load_cases(path)
+    return load_cases(cases_path)
+
+
+def _table(result) -> str:
+    from ibcheck.report import label
+
+    head = f"{'case':<22} {'estimator':<24} {'value':>10} {'± se':>8} {'exact':>9} {'gap':>9}  valid  match"
+    lines = [head, "-" * len(head)]
+    for c in result.cases:
+        for r in c.rows:
+            est = r.outcome.estimate
+            flag = {None: "  -  ", True: " yes ", False: " NO  "}
+            lines.append(f"{c.name[:22]:<22} {label(r)[:24]:<24} {est.value:>10.4f} {est.stderr:>8.4f} "
+                         f"{r.truth:>9.4f} {r.gap:>+9.4f}  {flag[r.valid]}  {flag[r.matches_expected]}")
+    status = "PASSED" if result.passed else "FAILED"
+    lines.append(f"{status}: {result.tests} tests at family-wise alpha {result.alpha:g} "
+                 f"({result.test_alpha:.2e} each), {result.seconds:.1f} s on {result.device}")
+    return "\n".join(lines)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ibcheck import io, report
+    from ibcheck.validate import to_json, total_units, validate
+
+    device = resolve_device(args.device)
+    cases = _load(args.cases)
+    torch.manual_seed(args.seed)
+    dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
+    with tqdm(total=total_units(cases), desc="validate", unit="est", disable=args.quiet, file=sys.stderr,
+              leave=False) as bar:
+        def progress(label: str, units: int) -> None:
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(units)
+
+        result = validate(cases, alpha=args.alpha, seed=args.seed, device=device, dtype=dtype, progress=progress)
+    print(_table(result))
+    if args.json:
+        io.write_json(args.json, to_json(result))
+    written = report.write_report(result, args.out)
+    print(f"report: {written[-1]}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ibcheck", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    v = sub.add_parser("validate", help="check every bound on cases with exact answers", description=VALIDATE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("--cases", default=BUILTIN_SUITE, metavar="FILE",
+                   help="case file (JSON, see the README); default: the built-in analytic suite")
+    v.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    v.add_argument("--out", default="reports/validate", metavar="DIR",
+                   help="folder for report.md, figures, CSV and results.json (default: %(default)s)")
+    v.add_argument("--alpha", type=_positive_fraction, default=1e-3, metavar="A",
+                   help="family-wise false-failure budget of all tests together (default: %(default)g)")
+    v.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of every random draw (default: 0)")
+    v.add_argument("--device", default="auto", metavar="D",
+                   help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    v.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the estimators (default: float64; exact values are always float64)")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: returns the exit status (argparse itself exits 2 on bad options)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as err:
+        print(f"ibcheck: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ibcheck: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

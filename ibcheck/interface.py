@@ -1,0 +1,138 @@
+"""Protocols and result types shared by every part of ibcheck.
+
+This module imports nothing from the package (the layout of ``cbg-ethz/bmi``),
+so estimators, analytic baselines, reports and the future MNIST pipeline can
+all depend on it without depending on each other.
+
+Conventions: batches are leading dimensions, ``x: (n, d)`` data, ``z: (n, m)``
+the student's representation, ``z_v: (n, k)`` the teacher's latent, and every
+information quantity is in nats.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, Optional, Protocol, Tuple, runtime_checkable
+
+import torch
+
+Tensor = torch.Tensor
+BoundKind = Literal["upper", "lower", "exact"]
+Target = Literal["I_XZ", "I_YZ"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One draw from a data distribution.
+
+    x: (n, d) inputs; z_v: (n, k) the teacher latents that generated them, or
+    None where they are unknown; y: labels, (n,) class indices (int64) or
+    (n, p) real vectors, or None.
+    """
+
+    x: Tensor
+    z_v: Optional[Tensor] = None
+    y: Optional[Tensor] = None
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """The student's stochastic encoder p(z|x) = N(mean(x), diag(std(x)^2)).
+
+    ``encoder(x)`` with x: (n, d) returns (mean, std), both (n, m), std > 0.
+    """
+
+    def __call__(self, x: Tensor) -> Tuple[Tensor, Tensor]: ...
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """The teacher's decoder p(x|z_v); its model prior is N(0, I_k).
+
+    ``teacher.sample(z_v, generator)`` with z_v: (n, k) returns x: (n, d), one
+    draw of p(x|z_v) per row (the mean itself for a deterministic decoder).
+    Must be differentiable in z_v (reparameterised) where the noise allows it.
+    """
+
+    latent_dim: int
+
+    def sample(self, z_v: Tensor, generator: torch.Generator) -> Tensor: ...
+
+
+@runtime_checkable
+class InferenceNet(Protocol):
+    """The variational posterior q(z_v|z) of the teacher bound (paper Eq. 5).
+
+    ``q(z)`` with z: (n, m) returns (mean, scale): mean (n, k), and scale either
+    (n, k) standard deviations (diagonal) or (n, k, k) lower-triangular Cholesky
+    factors with a positive diagonal (an expanded view where q shares one).
+    """
+
+    def __call__(self, z: Tensor) -> Tuple[Tensor, Tensor]: ...
+
+    def parameters(self): ...
+
+
+@runtime_checkable
+class LabelDecoder(Protocol):
+    """A variational decoder q(y|z) for the Barber-Agakov bound.
+
+    ``decoder.log_prob(z, y)`` with z: (n, m) returns log q(y|z): (n,), in nats.
+    """
+
+    def log_prob(self, z: Tensor, y: Tensor) -> Tensor: ...
+
+    def parameters(self): ...
+
+
+@runtime_checkable
+class DataSampler(Protocol):
+    """Seeded draws of the data distribution p(z_v, x, y).
+
+    ``sampler.sample(n, generator)`` returns a Batch of n iid rows on the
+    sampler's device and dtype.
+    """
+
+    def sample(self, n: int, generator: torch.Generator) -> Batch: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """The result of one estimator run.
+
+    value: mean of ``n`` independent terms, in nats; stderr: sd / sqrt(n) of
+    those terms (bounds.md section 3); seed: the seed of every random draw the
+    run made; params: the estimator's settings (K, N, training steps ...);
+    seconds: wall time of the run, training included.
+    """
+
+    estimator: str
+    target: Target
+    kind: BoundKind
+    value: float
+    stderr: float
+    n: int
+    seed: int
+    params: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact:
+    """Ground truth of one case, in nats; ``*_se`` is the standard error of a
+    value computed by Monte Carlo (0.0 for closed forms); I_YZ is None where the
+    case has no labels."""
+
+    I_XZ: float
+    I_XZ_se: float = 0.0
+    I_YZ: Optional[float] = None
+    I_YZ_se: Optional[float] = None
+
+
+class InputError(ValueError):
+    """Bad input from a user: the message is one line naming what is wrong.
+
+    The CLI prints it and exits with status 2, without a traceback.
+    """

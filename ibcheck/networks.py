@@ -1,0 +1,139 @@
+"""Neural encoder, teacher decoder, inference network and label decoder.
+
+Shapes follow the paper and the reference VIB code: the student encoder is an
+MLP 784-1024-1024-2K with K = 40 and std = softplus(rho - 5) (Alemi et al.
+2016, section 4.1); the teacher is a VAE decoder 20-400-784 with Bernoulli
+pixels (Kingma & Welling 2013, appendix C); q(z_v|z) an MLP 40-256-2x20 with a
+diagonal Gaussian output. Every constructor takes a seed, so weights never
+depend on the global random state.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ibcheck.gaussian import standard_normal
+
+Tensor = torch.Tensor
+
+
+def init_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
+    """PyTorch's default range U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, drawn from ``generator``."""
+    bound = layer.in_features ** -0.5
+    with torch.no_grad():
+        for p in (layer.weight, layer.bias):
+            p.copy_((torch.rand(p.shape, generator=generator, dtype=p.dtype) * 2 - 1) * bound)
+
+
+def mlp(sizes: Sequence[int], seed: int, dtype=torch.float32) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ReLU between them (none after the last)."""
+    generator = torch.Generator().manual_seed(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layer = nn.Linear(n_in, n_out, dtype=dtype)
+        init_linear_(layer, generator)
+        layers.append(layer)
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def linear_flops(module: nn.Module, rows: int) -> int:
+    """2 * rows * in * out summed over the module's Linear layers: one forward pass's matmul FLOPs."""
+    return sum(2 * rows * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
+
+
+class MLPEncoder(nn.Module):
+    """p(z|x) = N(mu(x), diag(softplus(rho(x) - 5)^2)): x (n, d) -> mean, std (n, K).
+
+    The -5 shift starts the encoder nearly deterministic, as in Alemi et al.'s code.
+    """
+
+    def __init__(self, sizes: Sequence[int] = (784, 1024, 1024), latent: int = 40, seed: int = 0,
+                 dtype=torch.float32):
+        super().__init__()
+        self.net = mlp(list(sizes) + [2 * latent], seed, dtype)
+        self.latent = latent
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        mean, rho = self.net(x).split(self.latent, dim=-1)
+        return mean, F.softplus(rho - 5.0)
+
+
+class MLPTeacher(nn.Module):
+    """VAE decoder p(x|z_v): Bernoulli pixels with means sigmoid(MLP(z_v)), z_v (n, k) -> x (n, d).
+
+    ``sample`` returns the decoder mean by default: the student trains on the
+    teacher's mean reconstructions (a deterministic teacher, noise_std = 0);
+    with ``binary=True`` it draws Bernoulli pixels instead (not reparameterisable).
+    """
+
+    def __init__(self, sizes: Sequence[int] = (20, 400, 784), seed: int = 0, binary: bool = False,
+                 dtype=torch.float32):
+        super().__init__()
+        self.net = mlp(sizes, seed, dtype)
+        self.latent_dim = sizes[0]
+        self.binary = binary
+
+    def forward(self, z_v: Tensor) -> Tensor:
+        return torch.sigmoid(self.net(z_v))
+
+    def sample(self, z_v: Tensor, generator: torch.Generator) -> Tensor:
+        mean = self(z_v)
+        if not self.binary:
+            return mean
+        uniform = torch.rand(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return (uniform < mean).to(mean.dtype)
+
+
+class MLPInferenceNet(nn.Module):
+    """q(z_v|z) = N(mu(z), diag(softplus(s(z)) + 1e-4)^2): z (n, m) -> mean, std (n, k).
+
+    The last layer starts at zero weights and a softplus^-1(1) bias, i.e. at the model prior N(0, I).
+    """
+
+    def __init__(self, sizes: Sequence[int] = (40, 256), latent: int = 20, seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        self.net = mlp(list(sizes) + [2 * latent], seed, dtype)
+        self.latent = latent
+        last = self.net[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias[:latent].zero_()
+            last.bias[latent:].fill_(0.5413)  # softplus(0.5413) = 1.0
+
+    def forward(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+        mean, raw = self.net(z).split(self.latent, dim=-1)
+        return mean, F.softplus(raw) + 1e-4
+
+
+class MLPLabelDecoder(nn.Module):
+    """q(y|z) = softmax(MLP(z))_y for class labels: z (n, m), y (n,) -> log q (n,)."""
+
+    def __init__(self, sizes: Sequence[int] = (40, 256, 10), seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        self.net = mlp(sizes, seed, dtype)
+
+    def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
+        return torch.log_softmax(self.net(z), dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+
+
+class LatentSampler:
+    """Draws of a teacher's data distribution: z_v ~ N(0, I_k), x = teacher.sample(z_v).
+
+    For benchmarks and the random-weight networks; the MNIST pipeline samples its
+    finite training set instead.
+    """
+
+    def __init__(self, teacher: MLPTeacher, device=None, dtype=torch.float32):
+        self.teacher, self.device, self.dtype = teacher, torch.device(device or "cpu"), dtype
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator):
+        from ibcheck.interface import Batch
+
+        z_v = standard_normal((n, self.teacher.latent_dim), generator, self.device, self.dtype)
+        return Batch(x=self.teacher.sample(z_v, generator), z_v=z_v)

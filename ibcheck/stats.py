@@ -1,0 +1,60 @@
+"""The statistical rules of bounds.md section 5.
+
+An upper bound U fails only if U_hat + q_(1-a) se < T; a lower bound L fails
+only if L_hat - q_(1-a) se > T; an implementation matches its analytic
+expectation E if |U_hat - E| <= q_(1-a/2) se. One family-wise false-failure
+budget is split evenly over all tests (Bonferroni).
+
+Two choices made here, both conservative:
+- q is Student's t quantile with n - 1 degrees of freedom (the normal quantile
+  once n is large): minibatch estimators have only tens of terms, and the
+  normal quantile would under-cover at Bonferroni-sized levels.
+- Where the truth is itself a Monte Carlo value with standard error se_T, the
+  two errors add in quadrature.
+A round-off allowance of sqrt(machine epsilon) * (1 + |T|) covers estimates
+whose terms are all equal (se = 0), e.g. an encoder that ignores x; it is far
+below any statistical scale and is not a tuned tolerance.
+"""
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+
+def quantile(level: float, n: int) -> float:
+    """The one-sided ``level`` quantile of Student's t with n - 1 dof (normal for n > 10^6)."""
+    if n > 1_000_000:
+        return float(stats.norm.ppf(level))
+    return float(stats.t.ppf(level, max(n - 1, 1)))
+
+
+def roundoff(truth: float, eps: float) -> float:
+    """sqrt(eps) (1 + |truth|): the slack for floating-point error in a dtype with machine epsilon eps."""
+    return math.sqrt(eps) * (1.0 + abs(truth))
+
+
+def combined_se(se: float, truth_se: float = 0.0) -> float:
+    return math.sqrt(se * se + truth_se * truth_se)
+
+
+def upper_valid(value: float, se: float, n: int, truth: float, alpha: float, truth_se: float = 0.0,
+                eps: float = 2.0**-52) -> bool:
+    """One-sided validity of an upper bound at level alpha: fails only if U + q se < T."""
+    return bool(value + quantile(1 - alpha, n) * combined_se(se, truth_se) + roundoff(truth, eps) >= truth)
+
+
+def lower_valid(value: float, se: float, n: int, truth: float, alpha: float, truth_se: float = 0.0,
+                eps: float = 2.0**-52) -> bool:
+    """One-sided validity of a lower bound at level alpha: fails only if L - q se > T."""
+    return bool(value - quantile(1 - alpha, n) * combined_se(se, truth_se) - roundoff(truth, eps) <= truth)
+
+
+def matches(value: float, se: float, n: int, expected: float, alpha: float, eps: float = 2.0**-52) -> bool:
+    """Two-sided agreement with an analytic expectation: |U - E| <= q_(1-alpha/2) se."""
+    return bool(abs(value - expected) <= quantile(1 - alpha / 2, n) * se + roundoff(expected, eps))
+
+
+def bonferroni(alpha: float, tests: int) -> float:
+    """The level of each of ``tests`` tests sharing a family-wise budget alpha."""
+    return alpha / max(tests, 1)
