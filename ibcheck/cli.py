@@ -68,6 +68,16 @@ def resolve_device(name: str):
     return device
 
 
+def check_output(option: str, path: str, folder: bool) -> None:
+    """Refuse an output path that cannot be written now, not after the whole run."""
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        raise InputError(f"{option} {path}: {'is not a folder' if folder else 'is a folder, not a file'}")
+    parent = next(p for p in target.absolute().parents if p.exists())
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is not a folder")
+
+
 def _load(cases_path: str):
     from ibcheck.analytic.case import load_cases
 
@@ -102,6 +112,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ibcheck.validate import to_json, total_units, validate
 
     device = resolve_device(args.device)
+    check_output("--out", args.out, folder=True)
+    if args.json:
+        check_output("--json", args.json, folder=False)
     cases = _load(args.cases)
     torch.manual_seed(args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]

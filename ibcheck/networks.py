@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ibcheck.gaussian import standard_normal
+from ibcheck.interface import Batch
 
 Tensor = torch.Tensor
 
@@ -132,8 +133,6 @@ class LatentSampler:
         self.teacher, self.device, self.dtype = teacher, torch.device(device or "cpu"), dtype
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator):
-        from ibcheck.interface import Batch
-
+    def sample(self, n: int, generator: torch.Generator) -> Batch:
         z_v = standard_normal((n, self.teacher.latent_dim), generator, self.device, self.dtype)
         return Batch(x=self.teacher.sample(z_v, generator), z_v=z_v)

@@ -59,6 +59,17 @@ def _grid(count: int, width: float = 5.2, height: float = 3.2):
     return fig, list(axes.flat[:count])
 
 
+def _gap_axis(ax, rows: list[Judged], level: float) -> None:
+    """Symmetric-log x axis whose linear part spans the typical interval, with every bar in view."""
+    widths = sorted(half_width(r, level) for r in rows)
+    positive = [w for w in widths if w > 0] or [1e-3]
+    ax.set_xscale("symlog", linthresh=min(max(positive[len(positive) // 2], 1e-3), 1.0), linscale=1.5)
+    lo = min(min(r.gap - half_width(r, level) for r in rows), 0.0)
+    hi = max(max(r.gap + half_width(r, level) for r in rows), 0.0)
+    pad = 0.15 * max(hi - lo, 1e-3)
+    ax.set_xlim(lo - pad, hi + pad)
+
+
 def plot_estimates(result: ValidationResult):
     """One panel per case: each estimate's gap to the exact value with its test interval."""
     fig, axes = _grid(len(result.cases), height=0.35 * max(len(c.rows) for c in result.cases) + 1.2)
@@ -71,18 +82,18 @@ def plot_estimates(result: ValidationResult):
         ax.axvline(0.0, color="black", lw=1)
         ax.set_yticks(range(len(c.rows)), [label(r) for r in c.rows], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xscale("symlog", linthresh=0.05)
+        _gap_axis(ax, c.rows, result.test_alpha)
         ax.set_title(f"{c.name}  (I(X;Z) = {c.exact.I_XZ:.3f})", fontsize=9)
-        ax.set_xlabel("estimate - exact  [nats]", fontsize=8)
+        ax.set_xlabel("estimate - exact  [nats, symmetric log scale]", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Line2D([], [], color=col, marker="o", ls="", label=f"{kind} bound" if kind != "exact" else kind)
                for kind, col in COLOURS.items()]
     handles.append(plt.Line2D([], [], color="black", marker="X", ls="", label="test failed"))
-    fig.legend(handles=handles, loc="upper center", ncol=4, frameon=False)
     fig.suptitle(f"Estimates against the exact value (bars: two-sided interval at the per-test level "
-                 f"{result.test_alpha:.1e})", y=1.02, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+                 f"{result.test_alpha:.1e})", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=4, frameon=False)
     return fig
 
 
@@ -101,7 +112,7 @@ def iw_rows(result: ValidationResult) -> list[list]:
 
 def plot_iw(result: ValidationResult):
     """teacher_iw gap against K, one line per case; a gap reaching 0 means the bound closed."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
     for c in result.cases:
         rows = _rows_of(c, "teacher_iw")
         if rows:
@@ -114,7 +125,8 @@ def plot_iw(result: ValidationResult):
     ax.set_xlabel("K (importance samples)")
     ax.set_ylabel("teacher_iw - I(X;Z)  [nats]")
     ax.set_title("Importance-weighted teacher bound: gap against K")
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -151,7 +163,8 @@ def plot_batch(result: ValidationResult):
         ax.set_title(c.name, fontsize=9)
         ax.set_xlabel("N", fontsize=8)
         ax.set_ylabel("nats", fontsize=8)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
     fig.suptitle("Batch bounds against N: loo from above, nce from below (capped at ln N)", fontsize=10)
     fig.tight_layout()

@@ -8,6 +8,7 @@ of the run (Bonferroni).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import zlib
 from typing import Callable, Iterable, Optional
@@ -86,10 +87,14 @@ def _teacher_elbo(ctx: CaseContext) -> list[Outcome]:
 
 
 def _teacher_iw(ctx: CaseContext) -> list[Outcome]:
+    """One estimate per K. At K = 1 the importance weight's log is Eq. 5's integrand with the KL
+    estimated by sampling, so its expectation is the closed-form teacher bound at the same q."""
     if ctx.q is None:
         _teacher_elbo(ctx)
+    at_q = exact.teacher_bound(ctx.case, *ctx.q.numpy_params())
     return [Outcome(estimators.teacher_iw(ctx.encoder, ctx.sampler.teacher, ctx.sampler, ctx.q, K=K,
-                                          n=ctx.settings.iw_n, seed=ctx.seed_for("teacher_iw", K)))
+                                          n=ctx.settings.iw_n, seed=ctx.seed_for("teacher_iw", K)),
+                    expected=at_q if K == 1 else None)
             for K in ctx.settings.iw_K]
 
 
@@ -240,8 +245,20 @@ def total_units(cases: list[LinearGaussianCase], runners: Iterable[Runner] = Non
     return sum(r.units(c) for c in cases for r in runners if r.applies(c))
 
 
+def _finite_or_none(value):
+    """JSON has no NaN or infinity: a diverged estimate is written as null (and is never valid)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def to_json(result: ValidationResult) -> dict:
-    """The ``--json`` document of case-file.md, plus each estimate's params and seed."""
+    """The ``--json`` document of case-file.md, plus each estimate's params and seed.
+    Non-finite numbers (a diverged run) become null."""
     cases = []
     for c in result.cases:
         ex = c.exact
@@ -257,6 +274,6 @@ def to_json(result: ValidationResult) -> dict:
                 "valid": r.valid, "matches_expected": r.matches_expected, "seconds": est.seconds,
                 "params": est.params, "seed": est.seed})
         cases.append(entry)
-    return {"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
+    return _finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
             "tests": result.tests, "seed": result.seed, "device": result.device, "dtype": result.dtype,
-            "seconds": result.seconds, "cases": cases}
+            "seconds": result.seconds, "cases": cases})

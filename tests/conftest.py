@@ -28,12 +28,15 @@ CHECKER = budget.Checker()
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
     parser.addoption("--run-gpu", action="store_true", help="run tests marked gpu (needs CUDA)")
+    parser.addoption("--run-bench", action="store_true", help="run the benchmarks (tests marked bench)")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(pytest.mark.skip(reason="slow: opt in with --run-slow"))
+        if "bench" in item.keywords and not config.getoption("--run-bench"):
+            item.add_marker(pytest.mark.skip(reason="bench: opt in with --run-bench (nox -s bench)"))
         if "gpu" in item.keywords:
             if not config.getoption("--run-gpu"):
                 item.add_marker(pytest.mark.skip(reason="gpu: opt in with --run-gpu"))
@@ -41,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason="gpu: no CUDA device here"))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _global_seeds():
     """Only conftest (and the CLI) touch global seeds; library code takes explicit generators."""
     torch.manual_seed(0)

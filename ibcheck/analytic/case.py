@@ -21,6 +21,7 @@ SYMMETRY_RTOL = 1e-9
 PROBS_ATOL = 1e-9
 # Smallest allowed integer settings; counts of independent terms need 2 for a standard error.
 INT_MINIMUM = {"seed": 0, "q_steps": 0, "decoder_steps": 0, "q_batch": 1, "decoder_batch": 1, "empirical_draws": 1}
+INT_LIMIT = 2**63
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -78,7 +79,8 @@ class _Field:
             self.fail(path, f"must be an object, got {type(obj).__name__}")
         unknown = sorted(set(obj) - allowed)
         if unknown:
-            self.fail(f"{path}.{unknown[0]}" if path else unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            key = _key(unknown[0])
+            self.fail(f"{path}.{key}" if path else key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
         for key in sorted(required - set(obj)):
             self.fail(f"{path}.{key}" if path else key, "is required")
         self.obj = obj
@@ -94,9 +96,9 @@ class _Field:
             return default
         value = self.obj[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(self.name(key), f"must be a number, got {json.dumps(value)[:40]}")
+            self.fail(self.name(key), f"must be a number, got {_show(value)}")
         if not _finite(value):
-            self.fail(self.name(key), f"must be a finite float64, got {json.dumps(value)[:40]}")
+            self.fail(self.name(key), f"must be a finite float64, got {_show(value)}")
         if minimum is not None and value < minimum:
             self.fail(self.name(key), f"must be >= {minimum}, got {value}")
         return float(value)
@@ -120,7 +122,7 @@ def _to_array(value: Any, shape: tuple, fail) -> np.ndarray:
     for r in rows:
         for v in r:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                fail(f"must hold only numbers, found {json.dumps(v)[:40]}")
+                fail(f"must hold only numbers, found {_show(v)}")
     if not all(_finite(v) for r in rows for v in r):
         fail("must hold only finite float64 numbers")
     arr = np.array(value, dtype=np.float64)
@@ -129,6 +131,19 @@ def _to_array(value: Any, shape: tuple, fail) -> np.ndarray:
             fail(f"has shape {list(arr.shape)}, expected {[s if s is not None else '*' for s in shape]}")
     arr.setflags(write=False)
     return arr
+
+
+def _show(value: Any) -> str:
+    """A value for a one-line message: JSON (control characters escaped), cut to 40 characters."""
+    try:
+        return json.dumps(value)[:40]
+    except (RecursionError, TypeError, ValueError):
+        return type(value).__name__
+
+
+def _key(key: Any) -> str:
+    """An object key for a message, escaped where it would break the line."""
+    return key if isinstance(key, str) and key.isprintable() else _show(key)
 
 
 def _finite(value: float) -> bool:
@@ -140,7 +155,9 @@ def _finite(value: float) -> bool:
 
 def _check_spd(field: _Field, key: str, cov: np.ndarray) -> None:
     scale = max(float(np.abs(cov).max()), 1e-300)
-    if float(np.abs(cov - cov.T).max()) > SYMMETRY_RTOL * scale:
+    with np.errstate(over="ignore"):
+        asymmetry = float(np.abs(cov - cov.T).max())
+    if asymmetry > SYMMETRY_RTOL * scale:
         field.fail(field.name(key), "must be symmetric")
     try:
         np.linalg.cholesky(cov)
@@ -161,8 +178,10 @@ def _labels(case: str, obj: Any, k: int, prior_cov: np.ndarray) -> Labels:
         f = _Field(case, "labels", obj, {"kind", "B", "noise_std"}, {"B"})
         B = f.array("B", (None, k))
         noise = f.number("noise_std", default=0.0, minimum=0.0)
-        Sy = B @ prior_cov @ B.T + noise**2 * np.eye(B.shape[0])
-        if np.linalg.eigvalsh(Sy).min() <= 1e-12 * max(1.0, float(np.abs(Sy).max())):
+        with np.errstate(over="ignore", invalid="ignore"):
+            Sy = B @ prior_cov @ B.T + np.square(noise) * np.eye(B.shape[0])
+        # an overflowing Sy is left to _check_float64, which names the largest field
+        if np.isfinite(Sy).all() and np.linalg.eigvalsh(Sy).min() <= 1e-12 * max(1.0, float(np.abs(Sy).max())):
             f.fail("labels.noise_std", "is 0 and B S_v B^T is singular: y would be degenerate")
         return Labels(kind="gaussian", B=B, noise_std=noise)
     if kind == "classes":
@@ -173,10 +192,12 @@ def _labels(case: str, obj: Any, k: int, prior_cov: np.ndarray) -> Labels:
             f.fail("labels.means", "needs at least 2 classes")
         if probs.min() < 0:
             f.fail("labels.probs", f"must be non-negative, got {probs.min()}")
-        if abs(probs.sum() - 1.0) > PROBS_ATOL:
-            f.fail("labels.probs", f"must sum to 1, got {probs.sum():.12g}")
+        with np.errstate(over="ignore"):
+            total = float(probs.sum())
+        if abs(total - 1.0) > PROBS_ATOL:
+            f.fail("labels.probs", f"must sum to 1, got {total:.12g}")
         return Labels(kind="classes", means=means, probs=probs)
-    raise InputError(f"case {case}: field 'labels.kind' is unknown: {json.dumps(kind)[:40]} (none, gaussian or classes)")
+    raise InputError(f"case {case}: field 'labels.kind' is unknown: {_show(kind)} (none, gaussian or classes)")
 
 
 def _settings(case: str, obj: Any) -> EstimatorSettings:
@@ -188,14 +209,14 @@ def _settings(case: str, obj: Any) -> EstimatorSettings:
     for key, value in obj.items():
         name = f.name(key)
         if kinds[key] is tuple:
-            ok = isinstance(value, list) and value and all(type(v) is int and v >= 1 for v in value)
+            ok = isinstance(value, list) and value and all(type(v) is int and 1 <= v < INT_LIMIT for v in value)
             if not ok:
-                f.fail(name, "must be a non-empty list of integers >= 1")
+                f.fail(name, "must be a non-empty list of integers in [1, 2^63)")
             values[key] = tuple(value)
         elif kinds[key] is int:
             low = INT_MINIMUM.get(key, 2)
-            if type(value) is not int or not low <= value < 2**63:
-                f.fail(name, f"must be an integer in [{low}, 2^63), got {json.dumps(value)[:40]}")
+            if type(value) is not int or not low <= value < INT_LIMIT:
+                f.fail(name, f"must be an integer in [{low}, 2^63), got {_show(value)}")
             values[key] = value
         else:
             values[key] = f.number(key, minimum=0.0)
@@ -211,11 +232,11 @@ def parse_case(obj: Any, index: int) -> LinearGaussianCase:
     label = f"#{index + 1}"
     if not isinstance(obj, dict):
         raise InputError(f"case {label}: must be an object, got {type(obj).__name__}")
-    if isinstance(obj.get("name"), str) and obj["name"].strip():
+    if _good_name(obj.get("name")):
         label = f"'{obj['name']}'"
     f = _Field(label, "", obj, CASE_KEYS, {"name", "teacher", "encoder"})
-    if not isinstance(obj["name"], str) or not obj["name"].strip():
-        f.fail("name", "must be a non-empty string")
+    if not _good_name(obj["name"]):
+        f.fail("name", f"must be a non-empty string without control characters, got {_show(obj['name'])}")
     t = _Field(label, "teacher", obj["teacher"], {"W", "c", "noise_std"}, {"W"})
     W = t.array("W", (None, None))
     d, k = W.shape
@@ -234,11 +255,58 @@ def parse_case(obj: Any, index: int) -> LinearGaussianCase:
     std = e.array("std", (m,))
     if std.min() <= 0:
         e.fail("encoder.std", f"must be > 0 everywhere, got {std.min():g}")
-    return LinearGaussianCase(
+    case = LinearGaussianCase(
         name=obj["name"], W=W, c=c, noise_std=noise, prior_mean=prior_mean, prior_cov=prior_cov,
         A=A, b=b, std=std, labels=_labels(label, obj.get("labels"), k, prior_cov),
         settings=_settings(label, obj.get("settings")),
     )
+    _check_float64(label, case)
+    return case
+
+
+def _good_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name.strip()) and name.isprintable()
+
+
+def _check_float64(label: str, case: LinearGaussianCase) -> None:
+    """Numbers finite one by one can still overflow together (W = 1e200), or std^2 underflow
+    to 0 (std = 1e-200): the closed forms the validator reports must come out finite.
+    The message names the field whose numbers are farthest from 1."""
+    from ibcheck.analytic import exact  # exact imports this module
+
+    with np.errstate(all="ignore"):
+        try:
+            values = [*np.square(case.std), *(1.0 / np.square(case.std)), *_closed_forms(exact, case)]
+        except (OverflowError, np.linalg.LinAlgError):
+            values = [math.nan]
+        if not np.isfinite(values).all():
+            field, shown = _most_extreme(case)
+            raise InputError(f"case {label}: field '{field}' is out of range for float64 in this model "
+                             f"({shown}): its exact values are not finite")
+
+
+def _most_extreme(case: LinearGaussianCase) -> tuple[str, str]:
+    """The field farthest from 1 in log scale (small values matter only for std), and its range."""
+    low, high = float(np.min(case.std)), float(np.max(case.std))
+    best = ("encoder.std", max(abs(math.log10(low)), abs(math.log10(high))), f"std from {low:.3g} to {high:.3g}")
+    fields = {"teacher.W": case.W, "teacher.c": case.c, "teacher.noise_std": case.noise_std,
+              "data_prior.mean": case.prior_mean, "data_prior.cov": case.prior_cov, "encoder.A": case.A,
+              "encoder.b": case.b, "labels.B": case.labels.B, "labels.noise_std": case.labels.noise_std,
+              "labels.means": case.labels.means}
+    for field, value in fields.items():
+        top = 0.0 if value is None or not np.size(value) else float(np.max(np.abs(value)))
+        if top > 0 and math.log10(top) > best[1]:
+            best = (field, math.log10(top), f"|value| up to {top:.3g}")
+    return best[0], best[2]
+
+
+def _closed_forms(exact, case: LinearGaussianCase) -> list[float]:
+    """The analytic values validate reports without Monte Carlo."""
+    values = [exact.vib_expectation(case), exact.teacher_bound(case, *exact.optimal_q(case))]
+    if case.labels.kind == "classes":
+        return values + [exact.logdet(exact.conditional_z_cov(case)), exact.label_entropy(case)]
+    ex = exact.exact_values(case)
+    return values + [ex.I_XZ] + ([] if ex.I_YZ is None else [ex.I_YZ, exact.label_entropy(case)])
 
 
 def parse_cases(document: Any) -> list[LinearGaussianCase]:
@@ -247,7 +315,7 @@ def parse_cases(document: Any) -> list[LinearGaussianCase]:
         raise InputError("case file: the top level must be an object with a 'cases' list")
     extra = sorted(set(document) - {"cases"})
     if extra:
-        raise InputError(f"case file: unknown top-level key '{extra[0]}' (only 'cases' is allowed)")
+        raise InputError(f"case file: unknown top-level key '{_key(extra[0])}' (only 'cases' is allowed)")
     if not isinstance(document["cases"], list) or not document["cases"]:
         raise InputError("case file: 'cases' must be a non-empty list")
     cases = [parse_case(obj, i) for i, obj in enumerate(document["cases"])]
@@ -265,9 +333,12 @@ def load_cases(path: str | Path) -> list[LinearGaussianCase]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"case file {path}: cannot be read ({err.__class__.__name__}: {err.strerror or err})") from None
+        why = getattr(err, "strerror", None) or err  # UnicodeDecodeError has no strerror
+        raise InputError(f"case file {path}: cannot be read ({err.__class__.__name__}: {why})") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(f"case file {path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise InputError(f"case file {path}: cannot be parsed (JSON nested too deeply)") from None
     return parse_cases(document)

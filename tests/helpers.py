@@ -1,0 +1,95 @@
+"""Shared test helpers: the built-in suite as the one table of named cases, fast
+settings, and independent re-derivations used as references."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from importlib import resources
+
+import numpy as np
+
+from ibcheck.analytic.case import LinearGaussianCase, load_cases, parse_case
+
+# Sizes that keep each estimator run well under a second yet give standard errors
+# small next to the gaps the tests resolve.
+FAST = dict(n_vib=8000, q_steps=400, n_eval=8000, iw_K=(1, 10, 100), iw_n=1500, batch_N=(64, 256),
+            n_batches=32, empirical_N=256, empirical_sets=24, empirical_draws=2, decoder_steps=400,
+            n_exact=200_000)
+
+
+@functools.lru_cache(maxsize=None)
+def suite() -> tuple[LinearGaussianCase, ...]:
+    with resources.as_file(resources.files("ibcheck.baselines") / "suite.json") as path:
+        return tuple(load_cases(path))
+
+
+def suite_case(name: str) -> LinearGaussianCase:
+    return next(c for c in suite() if c.name == name)
+
+
+def fast(case: LinearGaussianCase, **overrides) -> LinearGaussianCase:
+    """The case with FAST settings (case-specific K lists kept where they are shorter)."""
+    values = dict(FAST, **overrides)
+    return dataclasses.replace(case, settings=case.settings.replace(**values))
+
+
+SUITE_NAMES = [c.name for c in suite()]
+
+
+def judge_outcomes(stat, ex, outcomes, prefix: str, expectations: bool = True) -> None:
+    """Every outcome of ``validate.run_case`` through the budgeted checks: upper bounds not
+    below the truth, lower bounds (and empirical I(X;Z)) not above, and agreement with the
+    analytic expectation where one exists (when ``expectations``)."""
+    for o in outcomes:
+        est = o.estimate
+        truth, truth_se = (ex.I_XZ, ex.I_XZ_se) if est.target == "I_XZ" else (ex.I_YZ, ex.I_YZ_se)
+        label = f"{prefix} {est.estimator} {est.params.get('K', est.params.get('N', ''))}"
+        if est.kind == "upper":
+            stat.upper(est, truth, truth_se, label=label)
+        elif est.target == "I_XZ":  # lower bounds, and empirical (a lower bound in expectation)
+            stat.lower(est, truth, truth_se, label=label)
+        if expectations and o.expected is not None:
+            stat.matches(est, o.expected, label=label + " expectation")
+
+
+def joint_factor(case: LinearGaussianCase) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(Jy, my, Jz, mz): y = my + Jy u and z = mz + Jz u for u ~ N(0, I) stacking every
+    independent noise (z_v's, x's, z's, y's). Covariances are J J^T: a derivation
+    independent of ibcheck.analytic.exact, which works with moment formulas.
+    Gaussian data prior only."""
+    d, k, m = case.d, case.k, case.m
+    Lv = np.linalg.cholesky(case.prior_cov)
+    p = case.labels.B.shape[0] if case.labels.kind == "gaussian" else 0
+    width = k + d + m + p
+    Jzv = np.zeros((k, width)); Jzv[:, :k] = Lv
+    Jx = case.W @ Jzv; Jx[:, k:k + d] += case.noise_std * np.eye(d)
+    Jz = case.A @ Jx; Jz[:, k + d:k + d + m] += np.diag(case.std)
+    mz = case.A @ (case.W @ case.prior_mean + case.c) + case.b
+    if not p:
+        return np.zeros((0, width)), np.zeros(0), Jz, mz
+    Jy = case.labels.B @ Jzv; Jy[:, k + d + m:] += case.labels.noise_std * np.eye(p)
+    return Jy, case.labels.B @ case.prior_mean, Jz, mz
+
+
+def random_case(rng: np.random.Generator, labels: str = "any", name: str = "random") -> LinearGaussianCase:
+    """A random valid case across scales (entries spanning about four orders of magnitude)."""
+    d, k, m = (int(v) for v in rng.integers(1, 6, size=3))
+    def scale() -> float:
+        return float(10 ** rng.uniform(-1.5, 1.5))
+    obj = {"name": name,
+           "teacher": {"W": (rng.normal(size=(d, k)) * scale()).tolist(), "c": rng.normal(size=d).tolist(),
+                       "noise_std": 0.0 if rng.random() < 0.4 else scale() * 0.3},
+           "encoder": {"A": (rng.normal(size=(m, d)) * scale()).tolist(), "b": rng.normal(size=m).tolist(),
+                       "std": (10 ** rng.uniform(-1, 0.7, size=m)).tolist()}}
+    if rng.random() < 0.4:
+        G = rng.normal(size=(k, k))
+        obj["data_prior"] = {"mean": rng.normal(size=k).tolist(), "cov": (G @ G.T + 0.2 * np.eye(k)).tolist()}
+    kind = labels if labels != "any" else rng.choice(["none", "gaussian", "classes"])
+    if kind == "gaussian":
+        obj["labels"] = {"kind": "gaussian", "B": rng.normal(size=(int(rng.integers(1, 4)), k)).tolist(),
+                         "noise_std": float(10 ** rng.uniform(-1, 0.5))}
+    elif kind == "classes":
+        K = int(rng.integers(2, 6))
+        obj["labels"] = {"kind": "classes", "means": (rng.normal(size=(K, k)) * 2).tolist(),
+                         "probs": (rng.dirichlet(np.ones(K))).tolist()}
+    return parse_case(obj, 0)

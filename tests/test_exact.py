@@ -1,0 +1,191 @@
+"""Exact values against independent computations: hand values, scipy's Gaussian
+entropies over an independently derived joint covariance, and Monte Carlo with
+exact densities (bounds.md section 2)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from scipy.special import logsumexp
+
+from helpers import joint_factor, random_case, suite, suite_case
+from ibcheck.analytic import exact
+from ibcheck.interface import Estimate
+
+GAUSSIAN_PRIOR_CASES = [c.name for c in suite() if c.labels.kind != "classes"]
+CLASS_CASES = [c.name for c in suite() if c.labels.kind == "classes"]
+
+
+def _draw(case, n: int, rng: np.random.Generator):
+    """numpy draws (y or None, z_v, x, encoder mean, z) of a case, written independently of ibcheck's samplers."""
+    y = None
+    centre = case.prior_mean
+    if case.labels.kind == "classes":
+        y = rng.choice(len(case.labels.probs), size=n, p=case.labels.probs)
+        centre = case.labels.means[y]
+    z_v = centre + rng.standard_normal((n, case.k)) @ np.linalg.cholesky(case.prior_cov).T
+    x = z_v @ case.W.T + case.c + case.noise_std * rng.standard_normal((n, case.d))
+    mean = x @ case.A.T + case.b
+    return y, z_v, x, mean, mean + case.std * rng.standard_normal((n, case.m))
+
+
+def _estimate(terms: np.ndarray, name: str, seed: int) -> Estimate:
+    return Estimate(name, "I_XZ", "exact", float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(len(terms))),
+                    len(terms), seed)
+
+
+def test_hand_1d_values():
+    case = suite_case("hand-1d")
+    ex = exact.exact_values(case)
+    assert ex.I_XZ == pytest.approx(0.5 * math.log(2), abs=1e-15)
+    assert ex.I_YZ == pytest.approx(0.5 * math.log(4 / 3), abs=1e-15)
+    assert exact.vib_expectation(case) == pytest.approx(0.5, abs=1e-15)
+    C, e, Sq = exact.optimal_q(case)
+    np.testing.assert_allclose([C[0, 0], e[0], Sq[0, 0]], [0.5, 0.0, 0.5], atol=1e-15)
+    assert exact.teacher_bound(case, C, e, Sq) == pytest.approx(ex.I_XZ, abs=1e-14)
+    # q = prior (C = 0, Sq = 1): U = -1/2 + E(z - x')^2 / 2 + E|0|^2 / 2 with z ~ N(0, 2), x' ~ N(0, 1): 1.
+    assert exact.teacher_bound(case, np.zeros((1, 1)), np.zeros(1), np.eye(1)) == pytest.approx(1.0, abs=1e-15)
+
+
+def _entropy(cov: np.ndarray) -> float:
+    return float(sps.multivariate_normal(mean=np.zeros(len(cov)), cov=cov, allow_singular=False).entropy())
+
+
+def _check_against_scipy(case):
+    Jy, _, Jz, _ = joint_factor(case)
+    Sz = Jz @ Jz.T
+    ex = exact.exact_values(case)
+    i_xz = _entropy(Sz) - _entropy(np.diag(case.std**2))
+    assert ex.I_XZ == pytest.approx(i_xz, rel=1e-9, abs=1e-9)
+    if case.labels.kind == "gaussian":
+        J = np.vstack([Jy, Jz])
+        i_yz = _entropy(Jy @ Jy.T) + _entropy(Sz) - _entropy(J @ J.T)
+        assert ex.I_YZ == pytest.approx(i_yz, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", GAUSSIAN_PRIOR_CASES)
+def test_gaussian_cases_match_scipy_entropies(name):
+    _check_against_scipy(suite_case(name))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_gaussian_cases_match_scipy_entropies(seed):
+    case = random_case(np.random.default_rng(seed), labels=["none", "gaussian"][seed % 2])
+    _check_against_scipy(case)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["deterministic-teacher", "shifted-data-prior", "hand-1d"])
+def test_gaussian_information_by_monte_carlo(name, stat, seed):
+    """I(X;Z) = E[log p(z|x) - log p(z)] with both densities exact, by plain sampling."""
+    case = suite_case(name)
+    _, _, Jz, mz = joint_factor(case)
+    _, _, _, mean, z = _draw(case, 200_000, np.random.default_rng(seed))
+    log_cond = sps.norm.logpdf(z, mean, case.std).sum(1)
+    log_marg = sps.multivariate_normal(mz, Jz @ Jz.T).logpdf(z)
+    est = _estimate(log_cond - log_marg, "mc", seed)
+    stat.matches(est, exact.exact_values(case).I_XZ, label=f"{name} I(X;Z) by MC")
+
+
+def _mixture_terms(case, n, rng):
+    """Independent MC of class-label information: terms of I(Y;Z) and I(X;Z) with the
+    mixture density p(z) = sum_y pi_y N(z; m_y, S) evaluated exactly by scipy."""
+    lab = case.labels
+    y, _, _, mean, z = _draw(case, n, rng)
+    S = case.A @ (case.W @ case.prior_cov @ case.W.T + case.noise_std**2 * np.eye(case.d)) @ case.A.T
+    S = S + np.diag(case.std**2)
+    centres = (lab.means @ case.W.T + case.c) @ case.A.T + case.b
+    log_each = np.stack([sps.multivariate_normal(c, S).logpdf(z) for c in centres], axis=1)
+    log_marg = logsumexp(log_each + np.log(lab.probs), axis=1)
+    t_y = log_each[np.arange(n), y] - log_marg
+    t_x = sps.norm.logpdf(z, mean, case.std).sum(1) - log_marg
+    return t_y, t_x
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", CLASS_CASES)
+def test_class_information_by_independent_monte_carlo(name, stat, seed):
+    case = suite_case(name)
+    case = dataclasses.replace(case, settings=case.settings.replace(n_exact=400_000))
+    ex = exact.exact_values(case, seed=seed)
+    t_y, t_x = _mixture_terms(case, 100_000, np.random.default_rng(seed + 1))
+    for target, terms, value, se in (("I_YZ", t_y, ex.I_YZ, ex.I_YZ_se), ("I_XZ", t_x, ex.I_XZ, ex.I_XZ_se)):
+        mc = Estimate("mc", target, "exact", terms.mean(), terms.std(ddof=1) / math.sqrt(len(terms)), len(terms), seed)
+        ours = Estimate("exact", target, "exact", value, se, case.settings.n_exact, seed)
+        stat.same_mean(mc, ours, label=f"{name} {target}")
+
+
+def test_zero_information_cases_are_exactly_zero_without_clipping():
+    blind = exact.exact_values(suite_case("encoder-ignores-x"))
+    assert abs(blind.I_XZ) < 1e-12 and abs(blind.I_YZ) < 1e-12
+    indep = exact.exact_values(suite_case("labels-independent"))
+    assert abs(indep.I_YZ) < 1e-12 and indep.I_YZ_se < 1e-12
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["deterministic-teacher", "ten-classes", "shifted-data-prior"])
+def test_vib_expectation_by_monte_carlo(name, stat, seed):
+    """E_x KL(N(Ax + b, D) || N(0, I)) by sampling x and the closed-form KL per x (numpy)."""
+    case = suite_case(name)
+    _, _, _, mu, _ = _draw(case, 100_000, np.random.default_rng(seed))
+    terms = 0.5 * ((case.std**2).sum() + (mu**2).sum(1) - case.m - np.log(case.std**2).sum())
+    stat.matches(_estimate(terms, "vib-mc", seed), exact.vib_expectation(case), label=f"{name} vib expectation")
+
+
+def _random_q(rng, case):
+    G = rng.normal(size=(case.k, case.k)) * 0.5
+    return rng.normal(size=(case.k, case.m)) * 0.3, rng.normal(size=case.k) * 0.3, G @ G.T + 0.3 * np.eye(case.k)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["noisy-teacher", "shifted-data-prior", "ten-classes", "hand-1d"])
+def test_teacher_bound_closed_form_by_monte_carlo(name, stat, seed):
+    """Eq. 5's per-sample term, written out in numpy: -H[p(z|x)] - log p(z|x') + KL(q || N(0, I))."""
+    case = suite_case(name)
+    rng = np.random.default_rng(seed)
+    C, e, Sq = _random_q(rng, case)
+    n = 100_000
+    _, _, _, _, z = _draw(case, n, rng)
+    q_mean = z @ C.T + e
+    z_v2 = q_mean + rng.standard_normal((n, case.k)) @ np.linalg.cholesky(Sq).T
+    x2 = z_v2 @ case.W.T + case.c + case.noise_std * rng.standard_normal((n, case.d))
+    neg_h = -0.5 * (case.m * (1 + math.log(2 * math.pi)) + np.log(case.std**2).sum())
+    rec = sps.norm.logpdf(z, x2 @ case.A.T + case.b, case.std).sum(1)
+    kl = 0.5 * (np.trace(Sq) + (q_mean**2).sum(1) - case.k - np.linalg.slogdet(Sq)[1])
+    stat.matches(_estimate(neg_h - rec + kl, "teacher-mc", seed), exact.teacher_bound(case, C, e, Sq), label=f"{name} teacher closed form")
+
+
+@pytest.mark.parametrize("name", [c.name for c in suite()])
+def test_optimal_q_is_a_minimum_of_the_teacher_bound(name):
+    case = suite_case(name)
+    C, e, Sq = exact.optimal_q(case)
+    best = exact.teacher_bound(case, C, e, Sq)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        dC, de = rng.normal(size=C.shape) * 1e-3, rng.normal(size=e.shape) * 1e-3
+        G = rng.normal(size=Sq.shape) * 1e-3
+        assert exact.teacher_bound(case, C + dC, e + de, Sq + G @ G.T) >= best - 1e-10
+
+
+@pytest.mark.parametrize("name", ["hand-1d", "deterministic-teacher", "high-mi"])
+def test_best_teacher_bound_is_exact_for_deterministic_teacher_and_model_prior(name):
+    case = suite_case(name)
+    if case.noise_std > 0:
+        pytest.skip("noisy teacher")
+    assert exact.teacher_bound(case, *exact.optimal_q(case)) == pytest.approx(exact.exact_values(case).I_XZ,
+                                                                              rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["hand-1d", "deterministic-teacher", "encoder-ignores-x"])
+def test_decoder_expectation_at_the_posterior_is_the_information(name):
+    """q(y|z) = p(y|z) (Gaussian conditioning) turns Barber-Agakov into an equality."""
+    case = suite_case(name)
+    Jy, my, Jz, mz = joint_factor(case)
+    Syz, Sz, Sy = Jy @ Jz.T, Jz @ Jz.T, Jy @ Jy.T
+    F = Syz @ np.linalg.inv(Sz)
+    Sigma = Sy - F @ Syz.T
+    assert exact.decoder_expectation(case, F, my - F @ mz, Sigma) == pytest.approx(
+        exact.exact_values(case).I_YZ, rel=1e-9, abs=1e-9)

@@ -1,0 +1,45 @@
+"""The same checks on a CUDA device (opt in with --run-gpu; skipped where there is none)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import budget
+from helpers import fast, judge_outcomes, suite_case
+from ibcheck import estimators, gaussian, networks
+from ibcheck.validate import run_case
+
+pytestmark = [pytest.mark.gpu, pytest.mark.statistical]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", ["deterministic-teacher", "ten-classes", "mnist-shaped"])
+def test_every_runner_on_cuda(name, dtype, stat):
+    case = fast(suite_case(name))
+    ex, outcomes = run_case(case, seed=budget.seed_for("gpu", name), device="cuda", dtype=dtype)
+    # float32 sums drift by round-off far above the float64 expectations' standard errors
+    judge_outcomes(stat, ex, outcomes, f"cuda {dtype} {name}", expectations=dtype == torch.float64)
+
+
+def test_log_density_matrix_agrees_between_cuda_and_cpu():
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(2000, 40, generator=g, dtype=torch.float64)
+    std = torch.rand(2000, 40, generator=g, dtype=torch.float64) + 0.2
+    z = mean + std * torch.randn(2000, 40, generator=g, dtype=torch.float64)
+    cpu = gaussian.log_density_matrix(z, mean, std)
+    gpu = gaussian.log_density_matrix(z.cuda(), mean.cuda(), std.cuda())
+    atol = 81 * torch.finfo(torch.float64).eps * float(cpu.abs().max())
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=atol)
+
+
+def test_networks_estimators_on_cuda(stat):
+    teacher = networks.MLPTeacher(seed=2).cuda()
+    encoder = networks.MLPEncoder(seed=1).cuda()
+    q = networks.MLPInferenceNet(seed=3).cuda()
+    data = networks.LatentSampler(teacher, device="cuda")
+    upper = estimators.teacher_elbo(encoder, teacher, data, q, steps=50, batch=256, lr=1e-3, n_eval=10_000,
+                                    seed=budget.seed_for("gpu-elbo"))
+    lower = estimators.nce(encoder, data, N=1024, batches=8, seed=budget.seed_for("gpu-nce"))
+    stat.not_below(upper, lower, label="cuda networks: teacher_elbo >= nce")
+    vib = estimators.vib(encoder, data, n=10_000, seed=budget.seed_for("gpu-vib"))
+    stat.not_below(vib, lower, label="cuda networks: vib >= nce")
