@@ -2,7 +2,10 @@
 ``nox -s validate`` are opt-in. Arguments after ``--`` go to pytest / the command.
 
 Virtualenvs see the base interpreter's packages (--system-site-packages) so the
-CPU build of torch installed there is reused instead of a multi-GB download.
+CPU build of torch installed there is reused instead of a multi-GB download. The
+test sessions install ibcheck in editable mode and call pytest through the
+session's own python, so the checkout itself is what gets tested even where pytest
+also lives in the base interpreter.
 """
 from __future__ import annotations
 
@@ -19,21 +22,21 @@ VENV = ["--system-site-packages"]
 @nox.session(venv_params=VENV)
 def tests(session: nox.Session) -> None:
     """The test suite (hypothesis "ci" profile, statistical checks within the declared budget)."""
-    session.install(".[test]")
-    session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
 @nox.session(venv_params=VENV)
 def stats(session: nox.Session) -> None:
     """Rerun the statistical and power tests with fresh seeds; print observed false-failure
     rates beside the nominal levels and the declared budget. ``-- ROUNDS`` (default 3)."""
-    session.install(".[test]")
+    session.install("-e", ".[test]")
     rounds = int(session.posargs[0]) if session.posargs else 3
     log = Path(session.create_tmp()) / "checks.jsonl"
     log.unlink(missing_ok=True)
     base = int.from_bytes(os.urandom(3), "little")
     for r in range(rounds):
-        session.run("pytest", "-q", "-m", "statistical or power", "-p", "no:cacheprovider",
+        session.run("python", "-m", "pytest", "-q", "-m", "statistical or power", "-p", "no:cacheprovider",
                     env={"IBCHECK_SEED": str(base + r), "IBCHECK_STATS_LOG": str(log), "HYPOTHESIS_PROFILE": "stats"})
     session.run("python", "tests/stats_summary.py", str(log))
 
@@ -42,9 +45,9 @@ def stats(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """pytest-benchmark timings of every estimator, the per-sample reference loop and the
     dense-matmul yardstick; JSON and summary.md under reports/bench/."""
-    session.install(".[bench]")
+    session.install("-e", ".[bench]")
     Path("reports/bench").mkdir(parents=True, exist_ok=True)
-    session.run("pytest", "tests/benchmarks", "--run-bench", "--benchmark-only",
+    session.run("python", "-m", "pytest", "tests/benchmarks", "--run-bench", "--benchmark-only",
                 "--benchmark-json=reports/bench/benchmarks.json", *session.posargs)
     session.run("python", "tests/benchmarks/summarize.py", "reports/bench/benchmarks.json", "reports/bench/summary.md")
 

@@ -35,11 +35,16 @@ def seed_for(*words) -> int:
     return zlib.crc32(text.encode())
 
 
-def _standardised(excess: float, se: float) -> float:
-    """excess / se, with se = 0 read as 'within round-off' (0) or certain (+-inf)."""
+EPS = 2.0**-52
+
+
+def _standardised(excess: float, se: float, scale: float) -> float:
+    """(excess - round-off slack) / se: the statistic a check compares with its quantile, with
+    the same slack ``ibcheck.stats`` allows (sqrt(eps) (1 + |scale|)); se = 0 reads as 0 or +inf."""
+    beyond = excess - stats.roundoff(scale, EPS)
     if se > 0:
-        return excess / se
-    return 0.0 if abs(excess) <= 1e-9 else math.copysign(math.inf, excess)
+        return max(beyond, 0.0) / se
+    return 0.0 if beyond <= 0 else math.inf
 
 
 class Checker:
@@ -61,37 +66,37 @@ class Checker:
     def upper(self, est: Estimate, truth: float, truth_se: float = 0.0, label: str = "") -> bool:
         """An upper bound is not significantly below the truth."""
         ok = stats.upper_valid(est.value, est.stderr, est.n, truth, CHECK_ALPHA, truth_se)
-        t = _standardised(truth - est.value, stats.combined_se(est.stderr, truth_se))
+        t = _standardised(truth - est.value, stats.combined_se(est.stderr, truth_se), truth)
         return self._judge(ok, "upper", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {truth:.5g}", t, est.n, 1)
 
     def lower(self, est: Estimate, truth: float, truth_se: float = 0.0, label: str = "") -> bool:
         """A lower bound is not significantly above the truth."""
         ok = stats.lower_valid(est.value, est.stderr, est.n, truth, CHECK_ALPHA, truth_se)
-        t = _standardised(est.value - truth, stats.combined_se(est.stderr, truth_se))
+        t = _standardised(est.value - truth, stats.combined_se(est.stderr, truth_se), truth)
         return self._judge(ok, "lower", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {truth:.5g}", t, est.n, 1)
 
     def matches(self, est: Estimate, expected: float, label: str = "") -> bool:
         """Two-sided agreement with an analytic expectation."""
         ok = stats.matches(est.value, est.stderr, est.n, expected, CHECK_ALPHA)
-        t = abs(_standardised(est.value - expected, est.stderr))
+        t = _standardised(abs(est.value - expected), est.stderr, expected)
         return self._judge(ok, "match", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {expected:.5g}", t, est.n, 2)
 
     def same_mean(self, a: Estimate, b: Estimate, label: str = "") -> bool:
         """Two independent estimates of one quantity agree (two-sided, errors in quadrature)."""
-        se, n = stats.combined_se(a.stderr, b.stderr), min(a.n, b.n)
-        ok = abs(a.value - b.value) <= stats.quantile(1 - CHECK_ALPHA / 2, n) * se + 1e-12
-        t = abs(_standardised(a.value - b.value, se))
+        se, n, scale = stats.combined_se(a.stderr, b.stderr), min(a.n, b.n), max(abs(a.value), abs(b.value))
+        ok = abs(a.value - b.value) <= stats.quantile(1 - CHECK_ALPHA / 2, n) * se + stats.roundoff(scale, EPS)
+        t = _standardised(abs(a.value - b.value), se, scale)
         return self._judge(ok, "same", label, f"{a.value:.5g} ± {a.stderr:.2g} vs {b.value:.5g} ± {b.stderr:.2g}",
                            t, n, 2)
 
     def not_below(self, hi: Estimate, lo: Estimate, label: str = "") -> bool:
         """One-sided: ``hi`` estimates a quantity at least as large as ``lo``'s (independent draws)."""
-        se, n = stats.combined_se(hi.stderr, lo.stderr), min(hi.n, lo.n)
-        ok = hi.value + stats.quantile(1 - CHECK_ALPHA, n) * se + 1e-12 >= lo.value
-        t = _standardised(lo.value - hi.value, se)
+        se, n, scale = stats.combined_se(hi.stderr, lo.stderr), min(hi.n, lo.n), max(abs(hi.value), abs(lo.value))
+        ok = hi.value + stats.quantile(1 - CHECK_ALPHA, n) * se + stats.roundoff(scale, EPS) >= lo.value
+        t = _standardised(lo.value - hi.value, se, scale)
         return self._judge(ok, "order", label, f"{hi.value:.5g} ± {hi.stderr:.2g} vs {lo.value:.5g} ± {lo.stderr:.2g}",
                            t, n, 1)
 
