@@ -1,7 +1,8 @@
 """Run every applicable estimator on linear-Gaussian cases and judge it against the truth.
 
 The table ``RUNNERS`` names each estimator and what it needs; the same table
-drives ``ibcheck validate``, the tests and the benchmarks. Judging follows
+drives ``ibcheck validate`` and the tests (over the built-in suite, the one table
+of named cases that the tests, benchmarks and reports share). Judging follows
 bounds.md section 5 with one family-wise budget ``alpha`` split over every test
 of the run (Bonferroni).
 """
@@ -33,8 +34,8 @@ class CaseContext:
     device: torch.device
     dtype: torch.dtype
     seed: int
-    encoder: torch.nn.Module = None
-    sampler: models.CaseSampler = None
+    encoder: models.LinearEncoder = dataclasses.field(init=False)
+    sampler: models.CaseSampler = dataclasses.field(init=False)
     q: Optional[models.LinearGaussianQ] = None
 
     def __post_init__(self):

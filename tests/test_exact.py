@@ -8,11 +8,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats as sps
 from scipy.special import logsumexp
 
 from helpers import joint_factor, random_case, suite, suite_case
-from ibcheck.analytic import exact
+from ibcheck.analytic import exact, models
 from ibcheck.interface import Estimate
 
 GAUSSIAN_PRIOR_CASES = [c.name for c in suite() if c.labels.kind != "classes"]
@@ -189,3 +190,22 @@ def test_decoder_expectation_at_the_posterior_is_the_information(name):
     Sigma = Sy - F @ Syz.T
     assert exact.decoder_expectation(case, F, my - F @ mz, Sigma) == pytest.approx(
         exact.exact_values(case).I_YZ, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["shifted-data-prior", "ten-classes", "hand-1d"])
+def test_sampler_moments_match_the_model(name, dtype, stat, seed):
+    """ibcheck's torch sampler: a random projection of x and of z has the model's mean and variance."""
+    case = suite_case(name)
+    torch_dtype = getattr(torch, dtype)
+    sampler, encoder = models.CaseSampler(case, dtype=torch_dtype), models.encoder_for(case, dtype=torch_dtype)
+    batch, z = models.sample_joint(sampler, encoder, 100_000, torch.Generator().manual_seed(seed))
+    mo = exact.moments(case)
+    rng = np.random.default_rng(seed)
+    for label, values, mean, cov in (("x", batch.x, mo.mx, mo.Sx), ("z", z, mo.mz, mo.Sz)):
+        u = rng.normal(size=len(mean))
+        proj = values.double().numpy() @ u
+        centred = (proj - u @ mean) ** 2
+        stat.matches(_estimate(proj, f"{label} mean", seed), float(u @ mean), label=f"{name} {dtype} {label}·u mean")
+        stat.matches(_estimate(centred, f"{label} var", seed), float(u @ cov @ u), label=f"{name} {dtype} {label}·u var")

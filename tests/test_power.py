@@ -6,6 +6,7 @@ estimators pass at.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -66,7 +67,7 @@ def test_teacher_iw_with_log_sum_instead_of_log_mean_is_caught(stat, seed):
     estimators.teacher_elbo(enc, smp.teacher, smp, q, steps=400, batch=256, lr=0.01, n_eval=10, seed=seed)
     K = 100
     est = estimators.teacher_iw(enc, smp.teacher, smp, q, K=K, n=2000, seed=seed + 1)
-    planted = type(est)(**{**est.to_dict(), "value": est.value - math.log(K)})
+    planted = dataclasses.replace(est, value=est.value - math.log(K))
     stat.caught("upper", planted, exact.exact_values(case).I_XZ, "teacher_iw forgetting 1/K")
 
 

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ibcheck.analytic import exact
 from ibcheck.config import EstimatorSettings, settings_fields
 from ibcheck.interface import InputError
 
@@ -272,11 +273,9 @@ def _check_float64(label: str, case: LinearGaussianCase) -> None:
     """Numbers finite one by one can still overflow together (W = 1e200), or std^2 underflow
     to 0 (std = 1e-200): the closed forms the validator reports must come out finite.
     The message names the field whose numbers are farthest from 1."""
-    from ibcheck.analytic import exact  # exact imports this module
-
     with np.errstate(all="ignore"):
         try:
-            values = [*np.square(case.std), *(1.0 / np.square(case.std)), *_closed_forms(exact, case)]
+            values = [*np.square(case.std), *(1.0 / np.square(case.std)), *_closed_forms(case)]
         except (OverflowError, np.linalg.LinAlgError):
             values = [math.nan]
         if not np.isfinite(values).all():
@@ -300,7 +299,7 @@ def _most_extreme(case: LinearGaussianCase) -> tuple[str, str]:
     return best[0], best[2]
 
 
-def _closed_forms(exact, case: LinearGaussianCase) -> list[float]:
+def _closed_forms(case: LinearGaussianCase) -> list[float]:
     """The analytic values validate reports without Monte Carlo."""
     values = [exact.vib_expectation(case), exact.teacher_bound(case, *exact.optimal_q(case))]
     if case.labels.kind == "classes":

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ibcheck.analytic.case import LinearGaussianCase
-from ibcheck.gaussian import log_prob, standard_normal
+from ibcheck.gaussian import log_prob, rsample, standard_normal
 from ibcheck.interface import Batch
 
 Tensor = torch.Tensor
@@ -155,6 +155,14 @@ class CaseSampler:
             if self.case.labels.noise_std > 0:
                 y = y + self.case.labels.noise_std * self._normal(n, self.B.shape[0], generator=generator)
         return Batch(x=x, z_v=z_v, y=y)
+
+
+def sample_joint(sampler: CaseSampler, encoder: LinearEncoder, n: int,
+                 generator: torch.Generator) -> tuple[Batch, Tensor]:
+    """The whole chain of bounds.md section 1: (z_v, x, y) from the case and z ~ p(z|x): (n, m)."""
+    batch = sampler.sample(n, generator)
+    mean, std = encoder(batch.x)
+    return batch, rsample(mean, std, generator)
 
 
 def encoder_for(case: LinearGaussianCase, device=None, dtype=torch.float64) -> LinearEncoder:
