@@ -71,18 +71,24 @@ def joint_factor(case: LinearGaussianCase) -> tuple[np.ndarray, np.ndarray, np.n
     return Jy, case.labels.B @ case.prior_mean, Jz, mz
 
 
-def random_case(rng: np.random.Generator, labels: str = "any", name: str = "random") -> LinearGaussianCase:
-    """A random valid case across scales (entries spanning about four orders of magnitude)."""
+def random_case_dict(rng: np.random.Generator, labels: str = "any", name: str = "random",
+                     spread: float = 1.5) -> dict:
+    """A random valid case object (case-file.md): d, k, m in 1..5, scales of W, A and the
+    noise spanning 10^-spread..10^spread, sometimes a noiseless teacher or a data prior;
+    ``labels`` is none, gaussian, classes or any."""
     d, k, m = (int(v) for v in rng.integers(1, 6, size=3))
+
     def scale() -> float:
-        return float(10 ** rng.uniform(-1.5, 1.5))
+        return float(10 ** rng.uniform(-spread, spread))
+
     obj = {"name": name,
-           "teacher": {"W": (rng.normal(size=(d, k)) * scale()).tolist(), "c": rng.normal(size=d).tolist(),
+           "teacher": {"W": (rng.normal(size=(d, k)) * scale() / np.sqrt(k)).tolist(),
+                       "c": rng.normal(size=d).tolist(),
                        "noise_std": 0.0 if rng.random() < 0.4 else scale() * 0.3},
-           "encoder": {"A": (rng.normal(size=(m, d)) * scale()).tolist(), "b": rng.normal(size=m).tolist(),
-                       "std": (10 ** rng.uniform(-1, 0.7, size=m)).tolist()}}
+           "encoder": {"A": (rng.normal(size=(m, d)) * scale() / np.sqrt(d)).tolist(), "b": rng.normal(size=m).tolist(),
+                       "std": (10 ** rng.uniform(-min(spread, 1.0), 0.7 * min(spread, 1.0), size=m)).tolist()}}
     if rng.random() < 0.4:
-        G = rng.normal(size=(k, k))
+        G = rng.normal(size=(k, k)) / np.sqrt(k)
         obj["data_prior"] = {"mean": rng.normal(size=k).tolist(), "cov": (G @ G.T + 0.2 * np.eye(k)).tolist()}
     kind = labels if labels != "any" else rng.choice(["none", "gaussian", "classes"])
     if kind == "gaussian":
@@ -92,4 +98,9 @@ def random_case(rng: np.random.Generator, labels: str = "any", name: str = "rand
         K = int(rng.integers(2, 6))
         obj["labels"] = {"kind": "classes", "means": (rng.normal(size=(K, k)) * 2).tolist(),
                          "probs": (rng.dirichlet(np.ones(K))).tolist()}
-    return parse_case(obj, 0)
+    return obj
+
+
+def random_case(rng: np.random.Generator, labels: str = "any", name: str = "random") -> LinearGaussianCase:
+    """A parsed random case across scales (entries spanning about three orders of magnitude)."""
+    return parse_case(random_case_dict(rng, labels, name), 0)

@@ -15,6 +15,7 @@ import torch
 
 from ibcheck import estimators, validate
 from ibcheck.analytic import exact
+from helpers import random_case_dict
 from ibcheck.cli import main
 
 FAST = {"n_vib": 4000, "q_steps": 200, "n_eval": 4000, "iw_K": [1, 10], "iw_n": 1000, "batch_N": [32, 128],
@@ -196,27 +197,8 @@ def test_bad_case_file_as_a_real_process(tmp_path):
 
 
 def random_case(rng: np.random.Generator, name: str, labels: str) -> dict:
-    """A small valid case: d, k, m in 1..5, sometimes a noiseless teacher or a data prior."""
-    d, k, m = (int(v) for v in rng.integers(1, 6, size=3))
-    case = {"name": name,
-            "teacher": {"W": (rng.normal(size=(d, k)) / math.sqrt(k)).tolist(),
-                        "c": (0.5 * rng.normal(size=d)).tolist(),
-                        "noise_std": 0.0 if rng.random() < 0.3 else float(rng.uniform(0.1, 0.6))},
-            "encoder": {"A": (rng.normal(size=(m, d)) * rng.uniform(0.5, 2.0) / math.sqrt(d)).tolist(),
-                        "b": (0.3 * rng.normal(size=m)).tolist(), "std": rng.uniform(0.3, 1.0, size=m).tolist()},
-            "settings": dict(FAST, seed=int(rng.integers(0, 2**31)))}
-    if rng.random() < 0.5:
-        G = rng.normal(size=(k, k)) / math.sqrt(k)
-        case["data_prior"] = {"mean": (0.5 * rng.normal(size=k)).tolist(),
-                              "cov": (G @ G.T + 0.3 * np.eye(k)).tolist()}
-    if labels == "gaussian":
-        case["labels"] = {"kind": "gaussian", "B": rng.normal(size=(int(rng.integers(1, 4)), k)).tolist(),
-                          "noise_std": float(rng.uniform(0.2, 1.0))}
-    elif labels == "classes":
-        K = int(rng.integers(2, 6))
-        probs = rng.dirichlet(np.full(K, 2.0))
-        case["labels"] = {"kind": "classes", "means": rng.normal(size=(K, k)).tolist(), "probs": probs.tolist()}
-    return case
+    """A small valid case at moderate scales (so the FAST settings' short training stays stable)."""
+    return dict(random_case_dict(rng, labels, name, spread=0.3), settings=dict(FAST, seed=int(rng.integers(0, 2**31))))
 
 
 def _check_document(data: dict, cases: list[dict], alpha: float) -> None:

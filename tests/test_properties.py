@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings, strategies as st
 
 import budget
