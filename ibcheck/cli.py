@@ -10,8 +10,19 @@ from typing import Optional, Sequence
 from ibcheck.interface import InputError
 
 DESCRIPTION = """\
-ibcheck checks mutual-information bounds where the answer is known exactly, and
-(later) tracks a VIB network in the information plane. All values are in nats."""
+ibcheck checks mutual-information bounds where the answer is known exactly
+(validate), and tracks a VIB network trained on a teacher VAE's images in the
+information plane (teacher, train, plot). All values are in nats."""
+
+TRAIN_HELP = """\
+Train the paper's experiment into --out: a teacher VAE (into OUT/teacher, unless
+--teacher names a finished one), the student's data (the teacher's mean
+reconstructions of the training images, original labels), and a VIB student.
+After every epoch, metrics.jsonl gets one record: I(X;Z) by vib, teacher_elbo,
+teacher_iw, empirical (exact for the training set), nce and loo, with standard
+errors; I(Y;Z) by decoder and empirical; accuracies; the encoder's mean
+log-determinant; the mean gradient norm; seconds training and estimating.
+--resume continues a killed run with no lost or repeated epoch."""
 
 VALIDATE_HELP = """\
 Run every applicable estimator (vib, teacher_elbo, teacher_iw, loo, nce,
@@ -133,6 +144,100 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _progress_bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="epoch", disable=quiet, file=sys.stderr, leave=False)
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from ibcheck import experiment
+
+    device = resolve_device(args.device)
+    overrides = experiment.load_config_file(args.config) if args.config else {}
+    if args.epochs is not None:
+        overrides = dict(overrides, teacher=dict(overrides.get("teacher", {}), epochs=args.epochs))
+    config = experiment.build_config("paper", overrides, seed=args.seed, data=args.data, data_dir=args.data_dir)
+    train, test = experiment.load_images(config)
+    with _progress_bar(config.teacher.epochs, "teacher", args.quiet) as bar:
+        def progress(epoch: int, record: dict) -> None:
+            bar.n = epoch
+            bar.set_postfix(test_neg_elbo=f"{record['test_neg_elbo']:.1f}")
+
+        experiment.fit_teacher(config, Path(args.out), args.resume, train, test, device, progress)
+    print(f"teacher: {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ibcheck import experiment, training
+
+    device = resolve_device(args.device)
+    config = experiment.build_config(args.preset, experiment.load_config_file(args.config) if args.config else None,
+                                     seed=args.seed, data=args.data, data_dir=args.data_dir,
+                                     zero_info=args.zero_info, teacher_run=args.teacher)
+    with _progress_bar(config.teacher.epochs + config.epochs, "train", args.quiet) as bar:
+        def progress(stage: str, done: int, total: int, record: dict) -> None:
+            bar.n = done if stage == "teacher" else config.teacher.epochs + done
+            if stage == "student":
+                bar.set_postfix(I_XZ_emp=f"{record['I_XZ']['empirical']['value']:.2f}",
+                                acc=f"{record['accuracy']['test']:.3f}", refresh=False)
+            bar.refresh()
+
+        records = training.train(config, args.out, device, args.resume, progress)
+    last = records[-1]
+    print(f"{args.out}: epoch {last['epoch']}, I(X;Z) empirical {last['I_XZ']['empirical']['value']:.3f}, "
+          f"vib {last['I_XZ']['vib']['value']:.3f}, I(Y;Z) decoder {last['I_YZ']['decoder']['value']:.3f}, "
+          f"test accuracy {last['accuracy']['test']:.4f}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ibcheck import plots
+
+    out = args.out or str(Path(args.runs[0]) / "plots")
+    check_output("--out", out, folder=True)
+    for path in plots.write_plots(args.runs, out):
+        print(path)
+    return 0
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, choices=("mnist10k", "fashion"),
+                   help="built-in MNIST subset (default) or Debian's Fashion-MNIST")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="a folder of MNIST-format IDX files instead")
+    p.add_argument("--config", metavar="FILE", help="JSON overriding settings, by section (teacher, student, track)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="seed of every random draw (default 0)")
+    p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--resume", action="store_true", help="continue the run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_experiment_commands(sub) -> None:
+    t = sub.add_parser("teacher", help="train the teacher VAE alone",
+                       description="Train the teacher VAE (784-400-20, Bernoulli pixels, Adam 1e-3, batch 128, "
+                                   "100 epochs) into --out, with per-epoch train and test negative ELBO.")
+    t.add_argument("--out", required=True, metavar="DIR", help="run folder (refused if another run is there)")
+    t.add_argument("--epochs", type=int, default=None, help="epochs (default 100, the paper's)")
+    _data_options(t)
+    t.set_defaults(func=cmd_teacher)
+    r = sub.add_parser("train", help="train and track a VIB student", description=TRAIN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME")
+    r.add_argument("--preset", default="paper", choices=("smoke", "paper"),
+                   help="paper: the paper's settings; smoke: a one-minute check (default: paper)")
+    r.add_argument("--teacher", default=None, metavar="DIR", help="a finished `ibcheck teacher` run to use")
+    r.add_argument("--zero-info", default=None, choices=("redraw", "fixed"),
+                   help="labels independent of the images: redrawn every epoch, or one fixed relabelling")
+    _data_options(r)
+    r.set_defaults(func=cmd_train)
+    p = sub.add_parser("plot", help="plot training runs", description="Information plane, estimators over epochs "
+                       "(95% bands, ln N), log-determinant and gradient norm; PNG and plot_data.csv.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by ibcheck train")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: FIRST_RUN/plots)")
+    p.set_defaults(func=cmd_plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ibcheck", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precision of the estimators (default: float64; exact values are always float64)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_validate)
+    _add_experiment_commands(sub)
     return parser
 
 

@@ -9,7 +9,6 @@ of the run (Bonferroni).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import zlib
 from typing import Callable, Iterable, Optional
@@ -17,7 +16,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import torch
 
-from ibcheck import estimators, stats
+from ibcheck import estimators, io, stats
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.config import EstimatorSettings
@@ -246,17 +245,6 @@ def total_units(cases: list[LinearGaussianCase], runners: Iterable[Runner] = Non
     return sum(r.units(c) for c in cases for r in runners if r.applies(c))
 
 
-def _finite_or_none(value):
-    """JSON has no NaN or infinity: a diverged estimate is written as null (and is never valid)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 def to_json(result: ValidationResult) -> dict:
     """The ``--json`` document of case-file.md, plus each estimate's params and seed.
     Non-finite numbers (a diverged run) become null."""
@@ -275,6 +263,6 @@ def to_json(result: ValidationResult) -> dict:
                 "valid": r.valid, "matches_expected": r.matches_expected, "seconds": est.seconds,
                 "params": est.params, "seed": est.seed})
         cases.append(entry)
-    return _finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
+    return io.finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
             "tests": result.tests, "seed": result.seed, "device": result.device, "dtype": result.dtype,
             "seconds": result.seconds, "cases": cases})

@@ -20,22 +20,32 @@ KINDS = {"nce": "lower", "loo": "upper"}
 
 
 @torch.no_grad()
-def batch_bound(name: str, encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int,
-                device=None) -> Estimate:
-    """``name`` is "nce" or "loo"; returns the mean over ``batches`` batches of N pairs."""
-    if name not in KINDS:
-        raise ValueError(f"unknown batch bound {name!r}")
+def sandwich(encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int, device=None,
+             names: tuple[str, ...] = ("nce", "loo")) -> list[Estimate]:
+    """nce and loo from the same ``batches`` batches of N pairs (one encoding pass serves both):
+    one Estimate per name, each the mean of its per-batch terms."""
+    for name in names:
+        if name not in KINDS:
+            raise ValueError(f"unknown batch bound {name!r}")
     started = time.perf_counter()
     generator = generator_for(seed, device or module_device(encoder))
-    terms = []
+    terms = {name: [] for name in names}
     for _ in range(batches):
         mean, std = encoder(data.sample(N, generator).x)
         z = rsample(mean, std, generator)
         own_logp = diag_log_prob(z, mean, std)
         own = torch.arange(N, device=z.device)
-        mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=(name == "loo"))
-        terms.append((own_logp - mixture).mean())
-    return summarize(name, "I_XZ", KINDS[name], torch.stack(terms), seed, {"N": N, "batches": batches}, started)
+        for name in names:
+            mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=(name == "loo"))
+            terms[name].append((own_logp - mixture).mean())
+    params = {"N": N, "batches": batches}
+    return [summarize(name, "I_XZ", KINDS[name], torch.stack(terms[name]), seed, params, started) for name in names]
+
+
+def batch_bound(name: str, encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int,
+                device=None) -> Estimate:
+    """``name`` is "nce" or "loo"; returns the mean over ``batches`` batches of N pairs."""
+    return sandwich(encoder, data, N=N, batches=batches, seed=seed, device=device, names=(name,))[0]
 
 
 def nce(encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int, device=None) -> Estimate:

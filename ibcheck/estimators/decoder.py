@@ -24,10 +24,11 @@ def _labelled_z(encoder: Encoder, data: DataSampler, n: int, generator: torch.Ge
         return rsample(mean, std, generator), batch.y
 
 
-def decoder(encoder: Encoder, data: DataSampler, q_y: LabelDecoder, *, h_y: float, steps: int, batch: int,
-            lr: float, n_eval: int, seed: int, device=None) -> Estimate:
-    """Train ``q_y`` in place (maximum likelihood on fresh (z, y) draws), then return
-    H(Y) + mean log q(y|z) over n_eval fresh draws, in nats. Never clipped at 0."""
+def decoder(encoder: Encoder, data: DataSampler, q_y: LabelDecoder, *, h_y: float, n_eval: int, seed: int,
+            steps: int = 0, batch: int = 256, lr: float = 1e-3, device=None) -> Estimate:
+    """Train ``q_y`` in place for ``steps`` Adam steps (maximum likelihood on fresh (z, y) draws;
+    none by default, e.g. for a classifier's own decoder), then return H(Y) + mean log q(y|z)
+    over n_eval fresh draws, in nats. Never clipped at 0."""
     started = time.perf_counter()
     generator = generator_for(seed, device or module_device(encoder))
 

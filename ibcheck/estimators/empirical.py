@@ -28,19 +28,23 @@ def _encode_all(encoder: Encoder, x: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def empirical_terms(encoder: Encoder, x: Tensor, y: Optional[Tensor], draws: int,
-                    generator: torch.Generator) -> tuple[Tensor, Optional[Tensor]]:
+def empirical_terms(encoder: Encoder, x: Tensor, y: Optional[Tensor], draws: int, generator: torch.Generator,
+                    query: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
     """Per-(point, draw) terms of I_emp(X;Z) and, for class labels y: (N,) int64, of I_emp(Y;Z).
 
-    x: (N, d) -> two (N * draws,) tensors (the second None without labels).
+    x: (N, d), all N points being the mixture's components. z is drawn for the points
+    ``query`` (indices, default all N; a uniform random subset keeps the estimate unbiased).
+    Returns two (len(query) * draws,) tensors (the second None without labels).
     """
     n_points = x.shape[0]
+    query = torch.arange(n_points, device=x.device) if query is None else query
     mean, std = _encode_all(encoder, x)
     if y is not None:
         order = torch.argsort(y, stable=True)
         mean, std, y = mean[order], std[order], y[order]
-    z = rsample(mean, std, generator, draws=draws).reshape(n_points * draws, -1)
-    own = torch.arange(n_points, device=x.device).repeat_interleave(draws)
+        query = torch.argsort(order)[query]  # where each queried point went
+    own = query.repeat_interleave(draws)
+    z = rsample(mean[query], std[query], generator, draws=draws).reshape(len(own), -1)
     own_logp = diag_log_prob(z, mean[own], std[own])
     bounds = _class_ranges(y) if y is not None else None
     marg, cond = [], []
@@ -68,16 +72,18 @@ def _class_ranges(sorted_labels: Tensor) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def empirical(encoder: Encoder, x: Tensor, y: Optional[Tensor] = None, *, draws: int, seed: int) -> list[Estimate]:
+def empirical(encoder: Encoder, x: Tensor, y: Optional[Tensor] = None, *, draws: int, seed: int,
+              query: Optional[Tensor] = None) -> list[Estimate]:
     """I_emp(X;Z) (and I_emp(Y;Z) with class labels) of the fixed points x: (N, d).
 
-    The standard error is that of the Monte Carlo over z given the data set:
-    terms for different (point, draw) pairs are independent given the points.
+    All N points are mixture components; z is drawn ``draws`` times for each point of
+    ``query`` (default all). The standard error is that of the Monte Carlo given the data
+    set: terms for different (point, draw) pairs are independent given the points.
     """
     started = time.perf_counter()
     generator = generator_for(seed, x.device)
-    t_x, t_y = empirical_terms(encoder, x, y, draws, generator)
-    params = {"N": x.shape[0], "draws": draws}
+    t_x, t_y = empirical_terms(encoder, x, y, draws, generator, query)
+    params = {"N": x.shape[0], "draws": draws, "points": x.shape[0] if query is None else len(query)}
     out = [summarize("empirical", "I_XZ", "exact", t_x, seed, params, started)]
     if t_y is not None:
         out.append(summarize("empirical", "I_YZ", "exact", t_y, seed, params, started))

@@ -48,8 +48,8 @@ def train_inference_net(encoder: Encoder, teacher: Teacher, data: DataSampler, q
         return fit(q.parameters(), loss, steps, lr)
 
 
-def teacher_elbo(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceNet, *,
-                 steps: int, batch: int, lr: float, n_eval: int, seed: int, device=None) -> Estimate:
+def teacher_elbo(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceNet, *, n_eval: int, seed: int,
+                 steps: int = 0, batch: int = 256, lr: float = 1e-3, device=None) -> Estimate:
     """The teacher inference-network bound of Herwana & Kadian Eq. 5.
 
     Trains ``q`` in place for ``steps`` Adam steps (warm start: whatever q holds),

@@ -1,0 +1,1 @@
+"""Data shipped with ibcheck: the built-in MNIST subset (see mnist10k.json for its provenance)."""

@@ -1,0 +1,139 @@
+"""``ibcheck plot``: a run's information-plane trajectory, its estimators over epochs with
+confidence bands and the ln N line, and the encoder's log-determinant and gradient norm.
+Each figure comes with the numbers it shows, as CSV."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ibcheck import io, runs  # noqa: E402
+from ibcheck.interface import InputError  # noqa: E402
+
+X_ESTIMATORS = ("vib", "teacher_elbo", "teacher_iw", "loo", "nce", "empirical", "min_vib_teacher")
+Y_ESTIMATORS = ("decoder", "empirical")
+STYLE = {"vib": "#c0392b", "teacher_elbo": "#e67e22", "teacher_iw": "#d4ac0d", "loo": "#8e44ad",
+         "nce": "#2471a3", "empirical": "#2c3e50", "min_vib_teacher": "#16a085"}
+Z95 = 1.959964  # two-sided 95% normal quantile for the bands
+
+
+def read_run(folder: str | Path) -> list[dict]:
+    path = Path(folder) / runs.METRICS
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        raise InputError(f"{folder}: not a training run (no readable {runs.METRICS})") from None
+    try:
+        records = [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {err.lineno} is not JSON") from None
+    if not records or "I_XZ" not in records[0]:
+        raise InputError(f"{path}: holds no information-plane records (is it a teacher run?)")
+    return records
+
+
+def _value(record: dict, target: str, name: str, key: str = "value"):
+    entry = (record.get(target) or {}).get(name)
+    return None if entry is None else entry.get(key)
+
+
+def rows(name: str, records: list[dict]) -> list[list]:
+    """One CSV row per record: run, epoch, step, every estimator's value and stderr, and the rest."""
+    out = []
+    for r in records:
+        row = [name, r["epoch"], r["step"], bool(r.get("partial", False))]
+        row += [_value(r, "I_XZ", e, k) for e in X_ESTIMATORS for k in ("value", "stderr")]
+        row += [_value(r, "I_YZ", e, k) for e in Y_ESTIMATORS for k in ("value", "stderr")]
+        row += [r["accuracy"]["train"], r["accuracy"]["test"], r["logdet_cov"], r.get("grad_norm"), r["ln_N"]]
+        out.append(row)
+    return out
+
+
+HEADER = (["run", "epoch", "step", "partial"] + [f"I_XZ_{e}_{k}" for e in X_ESTIMATORS for k in ("value", "stderr")]
+          + [f"I_YZ_{e}_{k}" for e in Y_ESTIMATORS for k in ("value", "stderr")]
+          + ["accuracy_train", "accuracy_test", "logdet_cov", "grad_norm", "ln_N"])
+
+
+def plot_plane(named: dict[str, list[dict]]):
+    """I(Y;Z) (decoder) against I(X;Z) by empirical (exact) and by min(vib, teacher) (the paper's), coloured by epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    markers = "osD^v<>"
+    for ax, x_name, title in ((axes[0], "empirical", "exact I(X;Z) of the training set"),
+                              (axes[1], "min_vib_teacher", "min(vib, teacher_elbo), as in the paper")):
+        for i, (name, records) in enumerate(named.items()):
+            xs = [_value(r, "I_XZ", x_name) for r in records]
+            ys = [_value(r, "I_YZ", "decoder") for r in records]
+            ax.plot(xs, ys, "-", color="gray", lw=0.6, alpha=0.6)
+            sc = ax.scatter(xs, ys, c=[r["epoch"] for r in records], cmap="viridis", marker=markers[i % 7], s=18,
+                            label=name)
+        ax.set_xlabel(f"I(X;Z) [nats]: {title}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("I(Y;Z) [nats]: decoder (lower bound)")
+    axes[0].legend(fontsize=8)
+    fig.colorbar(sc, ax=axes, label="epoch")
+    fig.suptitle("Information plane")
+    return fig
+
+
+def plot_estimators(named: dict[str, list[dict]]):
+    """Each I(X;Z) estimator over epochs with a 95% band, and ln N, one panel per run."""
+    fig, axes = plt.subplots(len(named), 1, figsize=(9, 3.6 * len(named)), squeeze=False)
+    for ax, (name, records) in zip(axes[:, 0], named.items()):
+        epochs = [r["epoch"] for r in records]
+        for est in X_ESTIMATORS[:-1]:
+            v = [_value(r, "I_XZ", est) for r in records]
+            se = [_value(r, "I_XZ", est, "stderr") for r in records]
+            if any(x is None for x in v):
+                continue
+            ax.plot(epochs, v, color=STYLE[est], label=est, lw=1.4 if est == "empirical" else 1.0)
+            ax.fill_between(epochs, [a - Z95 * b for a, b in zip(v, se)], [a + Z95 * b for a, b in zip(v, se)],
+                            color=STYLE[est], alpha=0.2)
+        ax.axhline(records[0]["ln_N"], color="black", ls=":", lw=1, label="ln N")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("I(X;Z) [nats]")
+        ax.set_title(f"{name}: bounds on the training set (upper: vib, teacher, loo; lower: nce; exact: empirical)",
+                     fontsize=9)
+        ax.legend(fontsize=7, ncol=4)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_encoder(named: dict[str, list[dict]]):
+    """Mean log-determinant of the encoder covariance and mean gradient norm over epochs."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, records in named.items():
+        axes[0].plot([r["epoch"] for r in records], [r["logdet_cov"] for r in records], label=name)
+        done = [r for r in records if r.get("grad_norm") is not None]
+        axes[1].plot([r["epoch"] for r in done], [r["grad_norm"] for r in done], label=name)
+    axes[0].set_ylabel("mean log det Cov[p(z|x)] [nats]")
+    axes[1].set_ylabel("mean gradient norm")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_plots(folders: list[str], out: str | Path) -> list[Path]:
+    """The three figures of the runs in ``folders`` and plot_data.csv, into ``out``."""
+    named = {}
+    for folder in folders:
+        name = Path(folder).resolve().name
+        named[name if name not in named else f"{name}#{len(named) + 1}"] = read_run(folder)
+    out = Path(out)
+    written = [out / "plot_data.csv"]
+    io.write_csv(written[0], HEADER, [row for name, recs in named.items() for row in rows(name, recs)])
+    for file, plot in (("info_plane.png", plot_plane), ("estimators.png", plot_estimators),
+                       ("encoder.png", plot_encoder)):
+        fig = plot(named)
+        io.save_figure(fig, out / file)
+        plt.close(fig)
+        written.append(out / file)
+    return written

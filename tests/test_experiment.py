@@ -1,0 +1,172 @@
+"""The paper's pipeline: models, the smoke run end to end, its records, resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import budget
+from ibcheck import experiment, networks, student, teacher
+from ibcheck.cli import main
+from ibcheck.gaussian import diag_log_prob, kl_diag_to_standard
+from ibcheck.interface import Estimate
+
+RECORD_KEYS = {"epoch", "step", "I_XZ", "I_YZ", "accuracy", "logdet_cov", "grad_norm", "seconds", "ln_N", "loss"}
+UPPER = ("vib", "teacher_elbo", "teacher_iw", "loo")
+
+
+def test_model_shapes():
+    x = torch.rand(5, 784)
+    vae = teacher.VAE(seed=0)
+    mean, std = vae.encode(x)
+    assert mean.shape == std.shape == (5, 20) and bool((std > 0).all())
+    assert vae.reconstruct(x).shape == (5, 784) and vae.neg_elbo(x, torch.Generator().manual_seed(0)).shape == (5,)
+    for kind in ("mlp", "cnn"):
+        s = student.VIBStudent(student.StudentConfig(encoder=kind), seed=0)
+        m, sd = s.encoder(x)
+        assert m.shape == sd.shape == (5, 40) and bool((sd > 0).all())
+        probs = s.predict(x, 12, torch.Generator().manual_seed(0))
+        assert probs.shape == (5, 10) and torch.allclose(probs.sum(1), torch.ones(5))
+    q_mean, q_std = networks.MLPInferenceNet(seed=0)(torch.randn(5, 40))
+    assert q_mean.shape == q_std.shape == (5, 20)
+
+
+@pytest.mark.statistical
+def test_closed_form_kl_matches_monte_carlo(stat, seed):
+    """KL(N(mu, diag s^2) || N(0, I)) against the mean of log p(z|x) - log N(z; 0, I), z ~ p(z|x)."""
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.randn(1, 40, generator=g, dtype=torch.float64)
+    std = torch.rand(1, 40, generator=g, dtype=torch.float64) + 0.05
+    z = mean + std * torch.randn(200_000, 40, generator=g, dtype=torch.float64)
+    terms = diag_log_prob(z, mean, std) - diag_log_prob(z, torch.zeros(1), torch.ones(1))
+    est = Estimate("kl-mc", "I_XZ", "exact", float(terms.mean()), float(terms.std() / math.sqrt(len(terms))),
+                   len(terms), seed)
+    stat.matches(est, float(kl_diag_to_standard(mean, std)), label="closed-form KL")
+
+
+def _records(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+SMOKE_SEED = str(budget.seed_for("smoke") % 1000)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    assert main(["train", "--out", str(out), "--preset", "smoke", "--device", "cpu", "--quiet",
+                 "--seed", SMOKE_SEED]) == 0
+    return out
+
+
+def test_smoke_run_writes_documented_records(smoke):
+    records = _records(smoke)
+    config = experiment.PRESETS["smoke"]
+    finals = [r for r in records if not r.get("partial")]
+    assert [r["epoch"] for r in finals] == list(range(config.epochs + 1))
+    assert any(r.get("partial") for r in records)  # log-spaced points inside epoch 1
+    for r in records:
+        assert RECORD_KEYS <= set(r)
+        assert set(r["I_XZ"]) >= {"vib", "teacher_elbo", "teacher_iw", "empirical", "nce", "loo"}
+        assert set(r["I_YZ"]) == {"decoder", "empirical"}
+        assert all(set(v) >= {"value", "stderr"} for v in list(r["I_XZ"].values()) + list(r["I_YZ"].values()))
+        assert r["ln_N"] == pytest.approx(math.log(config.train_points))
+        assert r["I_XZ"]["nce"]["value"] <= math.log(config.track.batch_N) + 1e-6
+        assert 0 <= r["accuracy"]["train"] <= 1 and 0 <= r["accuracy"]["test"] <= 1
+    assert all(r["seconds"]["train"] > 0 and r["grad_norm"] > 0 for r in finals[1:])
+    assert (smoke / "teacher" / "metrics.jsonl").read_text().count("\n") == config.teacher.epochs
+
+
+def _estimate(entry: dict, name: str) -> Estimate:
+    return Estimate(name, "I_XZ", "upper", entry["value"], entry["stderr"], entry["n"], 0)
+
+
+@pytest.mark.statistical
+def test_every_upper_bound_sits_above_the_exact_training_set_information(smoke, stat):
+    """bounds.md section 4: on the set the student trains on, empirical is I(X;Z) exactly."""
+    for r in _records(smoke):
+        exact = _estimate(r["I_XZ"]["empirical"], "empirical")
+        assert exact.value <= r["ln_N"] + 6 * exact.stderr
+        for name in UPPER:
+            stat.not_below(_estimate(r["I_XZ"][name], name), exact, label=f"epoch {r['epoch']}: {name} >= empirical")
+
+
+def test_plot_writes_figures_and_their_numbers(smoke, tmp_path):
+    out = tmp_path / "plots"
+    assert main(["plot", str(smoke), str(smoke), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"plot_data.csv", "info_plane.png", "estimators.png", "encoder.png"}
+    rows = (out / "plot_data.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * len(_records(smoke))
+
+
+def test_a_run_folder_is_not_reused_by_mistake(smoke, capsys):
+    assert main(["train", "--out", str(smoke), "--preset", "smoke", "--seed", SMOKE_SEED, "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--out", str(smoke), "--preset", "paper", "--seed", SMOKE_SEED, "--resume", "--quiet"]) == 2
+    assert "another run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"student": {"latent": "forty"}}, "student.latent"),
+    ({"nonsense": 1}, "unknown key 'nonsense'"),
+    ({"track": {"nope": 1}}, "track.nope"),
+    ({"zero_info": "sometimes"}, "zero_info"),
+])
+def test_bad_train_config_is_refused(tmp_path, capsys, config, words):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", "--out", str(tmp_path / "run"), "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def _strip(records: list[dict]) -> list[dict]:
+    """Records without their wall-clock seconds, which differ between runs."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    """Kill -9 mid-run, resume, and compare every record with an uninterrupted run of the same seed."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"epochs": 6}))
+    argv = ["train", "--preset", "smoke", "--config", str(config), "--device", "cpu", "--quiet"]
+    killed = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    proc = subprocess.Popen([sys.executable, "-m", "ibcheck", *argv, "--out", str(killed)], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (killed / "metrics.jsonl").exists() and sum(1 for r in _records(killed) if not r.get("partial")) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert main([*argv, "--out", str(killed), "--resume"]) == 0
+    whole = tmp_path / "whole"
+    assert main([*argv, "--out", str(whole)]) == 0
+    assert _strip(_records(killed)) == _strip(_records(whole))
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_zero_information_run(tmp_path, stat):
+    """Labels redrawn independently every epoch: the decoder's I(Y;Z) bound stays at or below 0
+    (statistically), and the encoder sheds information: the last epoch's vib is below its peak."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"epochs": 12, "train_points": 2000, "teacher": {"epochs": 20}}))
+    out = tmp_path / "zero"
+    assert main(["train", "--out", str(out), "--config", str(config), "--zero-info", "redraw", "--device", "cpu",
+                 "--quiet"]) == 0
+    finals = [r for r in _records(out) if not r.get("partial")]
+    for r in finals[1:]:
+        dec = r["I_YZ"]["decoder"]
+        stat.lower(Estimate("decoder", "I_YZ", "lower", dec["value"], dec["stderr"], dec["n"], 0), 0.0,
+                   label=f"zero-info epoch {r['epoch']}: decoder")
+    vib = [r["I_XZ"]["vib"]["value"] for r in finals]
+    assert vib[-1] < max(vib)
