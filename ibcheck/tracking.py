@@ -28,7 +28,7 @@ class TrackConfig:
 
     subset: int = 1000  # fixed training points for vib, empirical's z draws, decoder, train accuracy
     test_subset: int = 1000  # test points for test accuracy
-    q_steps: int = 20  # Adam steps of q(z_v|z) per epoch, warm-started (the paper's steps 1-8)
+    q_steps: int = 15  # Adam steps of q(z_v|z) per epoch, warm-started (the paper's steps 1-8)
     q_batch: int = 128
     q_lr: float = 1e-3
     n_eval: int = 1000  # fresh samples evaluating teacher_elbo
