@@ -176,9 +176,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = experiment.build_config(args.preset, experiment.load_config_file(args.config) if args.config else None,
                                      seed=args.seed, data=args.data, data_dir=args.data_dir,
                                      zero_info=args.zero_info, teacher_run=args.teacher)
-    with _progress_bar(config.teacher.epochs + config.epochs, "train", args.quiet) as bar:
+    teacher_epochs = 0 if config.teacher_run else config.teacher.epochs
+    with _progress_bar(teacher_epochs + config.epochs, "train", args.quiet) as bar:
         def progress(stage: str, done: int, total: int, record: dict) -> None:
-            bar.n = done if stage == "teacher" else config.teacher.epochs + done
+            bar.n = done if stage == "teacher" else teacher_epochs + done
             if stage == "student":
                 bar.set_postfix(I_XZ_emp=f"{record['I_XZ']['empirical']['value']:.2f}",
                                 acc=f"{record['accuracy']['test']:.3f}", refresh=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -121,7 +121,7 @@ def grad_norm(module: nn.Module) -> float:
 
 
 def train_epoch(student: VIBStudent, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, config: StudentConfig,
-                generator: torch.Generator, on_step: Optional[callable] = None) -> dict:
+                generator: torch.Generator, on_step: Optional[Callable[[int], None]] = None) -> dict:
     """One pass over (x: (n, 784), y: (n,)) in shuffled batches; returns the epoch's mean loss terms
     and mean gradient norm. ``on_step(step_in_epoch)`` is called after each step (for log-spaced tracking)."""
     order = torch.randperm(len(x), generator=generator, device=x.device)

@@ -37,6 +37,7 @@ class TrackConfig:
     batch_N: int = 500  # nce / loo batch size
     n_batches: int = 8
     early_points: int = 0  # extra log-spaced tracking steps inside the first epoch (0: none)
+    subset_seed: int = 0  # which training and test points form the fixed subsets
 
 
 class FiniteSampler:
@@ -78,7 +79,7 @@ class Tracker:
     test_subset: Tensor = dataclasses.field(init=False)
 
     def __post_init__(self):
-        rng = np.random.default_rng(0)  # the subsets are part of the run's definition, not of its randomness
+        rng = np.random.default_rng(self.config.subset_seed)
         n, m = len(self.train_x), len(self.test_x)
         device = self.train_x.device
         self.subset = torch.as_tensor(np.sort(rng.permutation(n)[:min(self.config.subset, n)]), device=device)
