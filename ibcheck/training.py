@@ -55,7 +55,7 @@ def new_session(config: TrainConfig, device: torch.device) -> Session:
     return Session(student, optimiser, schedule, q, generators, [])
 
 
-def epoch_labels(config: TrainConfig, labels: Tensor, epoch: int, session: Session) -> Tensor:
+def epoch_labels(config: TrainConfig, labels: Tensor, session: Session) -> Tensor:
     """The labels of an epoch: the originals, or for zero-info runs independent ones with the same
     frequencies (a fresh permutation every epoch, or one fixed permutation)."""
     if config.zero_info is None:
@@ -130,12 +130,12 @@ def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bo
     if state is not None:
         session.restore(state)
     else:
-        session.records.append(_record(tracker.measure(session.student, epoch_labels(config, train_y, 0, session),
+        session.records.append(_record(tracker.measure(session.student, epoch_labels(config, train_y, session),
                                                        session.generators["track"]), 0, 0, None, 0.0, False))
         run.save(session.state())
     steps_per_epoch = -(-len(train_x) // config.student.batch)
     for epoch in range(session.epochs_done + 1, config.epochs + 1):
-        labels = epoch_labels(config, train_y, epoch, session)
+        labels = epoch_labels(config, train_y, session)
         run_epoch(config, session, tracker, labels, epoch, steps_per_epoch)
         run.save(session.state())
         progress("student", epoch, config.epochs, session.records[-1])

@@ -15,6 +15,7 @@ import torch
 import budget
 from ibcheck import experiment, networks, student, teacher
 from ibcheck.cli import main
+from ibcheck.estimators._common import summarize
 from ibcheck.gaussian import diag_log_prob, kl_diag_to_standard
 from ibcheck.interface import Estimate
 
@@ -46,8 +47,7 @@ def test_closed_form_kl_matches_monte_carlo(stat, seed):
     std = torch.rand(1, 40, generator=g, dtype=torch.float64) + 0.05
     z = mean + std * torch.randn(200_000, 40, generator=g, dtype=torch.float64)
     terms = diag_log_prob(z, mean, std) - diag_log_prob(z, torch.zeros(1), torch.ones(1))
-    est = Estimate("kl-mc", "I_XZ", "exact", float(terms.mean()), float(terms.std() / math.sqrt(len(terms))),
-                   len(terms), seed)
+    est = summarize("kl-mc", "I_XZ", "exact", terms, seed, {}, time.perf_counter())
     stat.matches(est, float(kl_diag_to_standard(mean, std)), label="closed-form KL")
 
 
