@@ -1,4 +1,5 @@
-"""nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s stats``, ``nox -s bench`` and
+"""nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff) and ``nox -s types``
+(mypy) are the static checks CI runs beside them; ``nox -s stats``, ``nox -s bench`` and
 ``nox -s validate`` are opt-in. Arguments after ``--`` go to pytest / the command.
 
 Virtualenvs see the base interpreter's packages (--system-site-packages) so the
@@ -57,3 +58,17 @@ def validate(session: nox.Session) -> None:
     """``ibcheck validate`` on the built-in suite (arguments after -- are passed on)."""
     session.install(".")
     session.run("ibcheck", "validate", *session.posargs)
+
+
+@nox.session(venv_params=VENV)
+def lint(session: nox.Session) -> None:
+    """ruff on the package, the tests and the noxfile (settings in pyproject.toml)."""
+    session.install("ruff>=0.5")
+    session.run("python", "-m", "ruff", "check", ".", *session.posargs)
+
+
+@nox.session(venv_params=VENV)
+def types(session: nox.Session) -> None:
+    """mypy on the package (settings in pyproject.toml)."""
+    session.install("-e", ".", "mypy>=1.10")
+    session.run("python", "-m", "mypy", *session.posargs)

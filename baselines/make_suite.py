@@ -51,7 +51,7 @@ def cases() -> list[dict]:
     out.append(det)
     # why: the same student behind a noisy decoder: teacher_elbo keeps a gap; teacher_iw closes it as K grows.
     noisy = _random_case("noisy-teacher", 11, d=6, k=3, m=4, noise=0.5, enc_scale=2.0, std_range=(0.3, 0.8))
-    noisy["settings"] = {"iw_K": [1, 10, 100, 1000], "iw_n": 2000}
+    noisy["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100, 1000], "n": 2000}}}
     out.append(noisy)
     # why: data prior != model prior N(0, I): every teacher bound loosens but stays valid.
     shifted = _random_case("shifted-data-prior", 21, d=6, k=3, m=4, noise=0.2, enc_scale=2.0, std_range=(0.3, 0.8))
@@ -67,7 +67,7 @@ def cases() -> list[dict]:
     mnist["data_prior"] = {"mean": [0.0] * 20, "cov": (np.eye(20) * 0.5).tolist()}
     mnist["labels"] = {"kind": "classes", "means": _r(rng.normal(size=(10, 20)) * 0.5),
                        "probs": _r(np.array(MNIST_COUNTS) / 10000)}
-    mnist["settings"] = {"iw_K": [1, 10, 100], "iw_n": 2000}
+    mnist["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100], "n": 2000}}}
     out.append(mnist)
     # why: ten classes in a small space: the numerically exact I(Y;Z) and the linear-softmax decoder.
     ten = _random_case("ten-classes", 41, d=8, k=4, m=3, noise=0.3, enc_scale=2.0, std_range=(0.4, 0.8))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ibcheck.interface import InputError
 
@@ -20,13 +20,16 @@ Train the paper's experiment into --out: a teacher VAE (into OUT/teacher, unless
 reconstructions of the training images, original labels), and a VIB student.
 After every epoch, metrics.jsonl gets one record: I(X;Z) by vib, teacher_elbo,
 teacher_iw, empirical (exact for the training set), nce and loo, with standard
-errors; I(Y;Z) by decoder and empirical; accuracies; the encoder's mean
-log-determinant; the mean gradient norm; seconds training and estimating.
---resume continues a killed run with no lost or repeated epoch."""
+errors; I(Y;Z) by barber_agakov (the student's own classifier) and empirical;
+accuracies; the encoder's mean log-determinant; the mean gradient norm; seconds
+training and estimating. --seed seeds the student, its tracking and its label
+draws; the data and the teacher come from the teacher's seed (--teacher T, or
+--seed for a teacher trained here). --resume continues a killed run with no
+lost or repeated epoch."""
 
 VALIDATE_HELP = """\
 Run every applicable estimator (vib, teacher_elbo, teacher_iw, loo, nce,
-empirical, decoder) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
+empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
 exactly, and test each estimate: an upper bound must not sit significantly below
 the truth, a lower bound not above it, and where the estimator's expectation is
 known in closed form the estimate must match it (two-sided). One false-failure
@@ -98,29 +101,12 @@ def _load(cases_path: str):
     return load_cases(cases_path)
 
 
-def _table(result) -> str:
-    from ibcheck.report import label
-
-    head = f"{'case':<22} {'estimator':<24} {'value':>10} {'± se':>8} {'exact':>9} {'gap':>9}  valid  match"
-    lines = [head, "-" * len(head)]
-    for c in result.cases:
-        for r in c.rows:
-            est = r.outcome.estimate
-            flag = {None: "  -  ", True: " yes ", False: " NO  "}
-            lines.append(f"{c.name[:22]:<22} {label(r)[:24]:<24} {est.value:>10.4f} {est.stderr:>8.4f} "
-                         f"{r.truth:>9.4f} {r.gap:>+9.4f}  {flag[r.valid]}  {flag[r.matches_expected]}")
-    status = "PASSED" if result.passed else "FAILED"
-    lines.append(f"{status}: {result.tests} tests at family-wise alpha {result.alpha:g} "
-                 f"({result.test_alpha:.2e} each), {result.seconds:.1f} s on {result.device}")
-    return "\n".join(lines)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ibcheck import io, report
-    from ibcheck.validate import to_json, total_units, validate
+    from ibcheck import fileio, report
+    from ibcheck.validate import total_runs, validate
 
     device = resolve_device(args.device)
     check_output("--out", args.out, folder=True)
@@ -129,17 +115,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cases = _load(args.cases)
     torch.manual_seed(args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
-    with tqdm(total=total_units(cases), desc="validate", unit="est", disable=args.quiet, file=sys.stderr,
+    with tqdm(total=total_runs(cases), desc="validate", unit="run", disable=args.quiet, file=sys.stderr,
               leave=False) as bar:
-        def progress(label: str, units: int) -> None:
+        def progress(label: str) -> None:
             bar.set_postfix_str(label, refresh=False)
-            bar.update(units)
+            bar.update(1)
 
         result = validate(cases, alpha=args.alpha, seed=args.seed, device=device, dtype=dtype, progress=progress)
-    print(_table(result))
+    table = report.rows(result)
+    print(report.terminal_table(result, table))
     if args.json:
-        io.write_json(args.json, to_json(result))
-    written = report.write_report(result, args.out)
+        fileio.write_json(args.json, report.to_json(result, table))
+    written = report.write_report(result, args.out, table)
     print(f"report: {written[-1]}", file=sys.stderr)
     return 0 if result.passed else 1
 
@@ -151,50 +138,51 @@ def _progress_bar(total: int, desc: str, quiet: bool):
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from ibcheck import experiment
+    from ibcheck.pipeline import configure, data, teacher_run
 
     device = resolve_device(args.device)
-    overrides = experiment.load_config_file(args.config) if args.config else {}
-    if args.epochs is not None:
-        overrides = dict(overrides, teacher=dict(overrides.get("teacher", {}), epochs=args.epochs))
-    config = experiment.build_config("paper", overrides, seed=args.seed, data=args.data, data_dir=args.data_dir)
-    train, test = experiment.load_images(config)
+    config = configure.teacher_config(configure.load_config_file(args.config), seed=args.seed, data=args.data,
+                                      data_dir=args.data_dir, epochs=args.epochs)
+    train, test = data.load_images(config.data, config.teacher.seed)
     with _progress_bar(config.teacher.epochs, "teacher", args.quiet) as bar:
         def progress(epoch: int, record: dict) -> None:
             bar.n = epoch
             bar.set_postfix(test_neg_elbo=f"{record['test_neg_elbo']:.1f}")
 
-        experiment.fit_teacher(config, Path(args.out), args.resume, train, test, device, progress)
+        teacher_run.fit_teacher(config, Path(args.out), args.resume, train.as_float(), test.as_float(), device,
+                                progress)
     print(f"teacher: {args.out}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ibcheck import experiment, training
+    from ibcheck.estimators.registry import BARBER_AGAKOV, EMPIRICAL, VIB
+    from ibcheck.pipeline import configure, training
 
     device = resolve_device(args.device)
-    config = experiment.build_config(args.preset, experiment.load_config_file(args.config) if args.config else None,
-                                     seed=args.seed, data=args.data, data_dir=args.data_dir,
-                                     zero_info=args.zero_info, teacher_run=args.teacher)
+    config = configure.train_config(args.preset, configure.load_config_file(args.config), seed=args.seed,
+                                    data=args.data, data_dir=args.data_dir, zero_info=args.zero_info,
+                                    teacher=args.teacher)
     teacher_epochs = 0 if config.teacher_run else config.teacher.epochs
     with _progress_bar(teacher_epochs + config.epochs, "train", args.quiet) as bar:
         def progress(stage: str, done: int, total: int, record: dict) -> None:
             bar.n = done if stage == "teacher" else teacher_epochs + done
             if stage == "student":
-                bar.set_postfix(I_XZ_emp=f"{record['I_XZ']['empirical']['value']:.2f}",
+                bar.set_postfix(I_XZ_emp=f"{record['I_XZ'][EMPIRICAL.name]['value']:.2f}",
                                 acc=f"{record['accuracy']['test']:.3f}", refresh=False)
             bar.refresh()
 
         records = training.train(config, args.out, device, args.resume, progress)
     last = records[-1]
-    print(f"{args.out}: epoch {last['epoch']}, I(X;Z) empirical {last['I_XZ']['empirical']['value']:.3f}, "
-          f"vib {last['I_XZ']['vib']['value']:.3f}, I(Y;Z) decoder {last['I_YZ']['decoder']['value']:.3f}, "
+    xz, yz = last["I_XZ"], last["I_YZ"]
+    print(f"{args.out}: epoch {last['epoch']}, I(X;Z) {EMPIRICAL.name} {xz[EMPIRICAL.name]['value']:.3f}, "
+          f"{VIB.name} {xz[VIB.name]['value']:.3f}, I(Y;Z) {BARBER_AGAKOV.name} {yz[BARBER_AGAKOV.name]['value']:.3f}, "
           f"test accuracy {last['accuracy']['test']:.4f}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ibcheck import plots
+    from ibcheck.pipeline import plots
 
     out = args.out or str(Path(args.runs[0]) / "plots")
     check_output("--out", out, folder=True)
@@ -207,8 +195,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, choices=("mnist10k", "fashion"),
                    help="built-in MNIST subset (default) or Debian's Fashion-MNIST")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="a folder of MNIST-format IDX files instead")
-    p.add_argument("--config", metavar="FILE", help="JSON overriding settings, by section (teacher, student, track)")
-    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="seed of every random draw (default 0)")
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON overriding settings, by section (data, teacher, student, track; see the README)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S",
+                   help="root of the seed tree of every random draw of this command (default 0)")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -217,7 +207,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 def _add_experiment_commands(sub) -> None:
     t = sub.add_parser("teacher", help="train the teacher VAE alone",
                        description="Train the teacher VAE (784-400-20, Bernoulli pixels, Adam 1e-3, batch 128, "
-                                   "100 epochs) into --out, with per-epoch train and test negative ELBO.")
+                                   "100 epochs) into --out, with per-epoch train and test negative ELBO. --seed "
+                                   "seeds its data split, weights and shuffling; students of any seed can then "
+                                   "share it (ibcheck train --teacher).")
     t.add_argument("--out", required=True, metavar="DIR", help="run folder (refused if another run is there)")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default 100, the paper's)")
     _data_options(t)
@@ -227,7 +219,8 @@ def _add_experiment_commands(sub) -> None:
     r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME")
     r.add_argument("--preset", default="paper", choices=("smoke", "paper"),
                    help="paper: the paper's settings; smoke: a one-minute check (default: paper)")
-    r.add_argument("--teacher", default=None, metavar="DIR", help="a finished `ibcheck teacher` run to use")
+    r.add_argument("--teacher", default=None, metavar="DIR",
+                   help="a finished `ibcheck teacher` run to use: its data and teacher settings apply")
     r.add_argument("--zero-info", default=None, choices=("redraw", "fixed"),
                    help="labels independent of the images: redrawn every epoch, or one fixed relabelling")
     _data_options(r)
@@ -263,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns the exit status (argparse itself exits 2 on bad options)."""
     args = build_parser().parse_args(argv)
     try:

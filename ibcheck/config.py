@@ -1,57 +1,192 @@
-"""Frozen settings with named defaults (the nanoGPT ``GPTConfig`` habit).
+"""Every setting of ibcheck: frozen dataclasses with named defaults, and the presets.
 
-Every number an estimator run depends on lives here, so a run is described by
-its settings plus its seed. A case file's ``"settings"`` object overrides any
-of these fields by name (``case-file.md``).
+Two trees, both read from JSON by the one validator of ``ibcheck.schema``:
+
+- ``EstimatorSettings``: a linear-Gaussian case's ``"settings"`` (``ibcheck validate``);
+- ``TrainConfig``: the paper's pipeline (``ibcheck train``; its ``data`` and ``teacher``
+  sections form ``TeacherRunConfig``, what ``ibcheck teacher`` records).
+
+Every number the pipeline uses is a field here; a run's ``config.json`` is
+``schema.to_json`` of what it used, and reads back through the same validator.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from collections.abc import Mapping
+from typing import Any
+
+from ibcheck.estimators import QFitParams, default_params
+from ibcheck.estimators.barber_agakov import BarberAgakovParams
+from ibcheck.estimators.batch import BatchParams
+from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWParams
+from ibcheck.estimators.vib import VibParams
+
+
+def _field(default: Any, **meta: Any) -> Any:
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _sections(default: Mapping[str, Any]) -> Any:
+    """A mapping field of estimator parameters, one section per registered estimator."""
+    return dataclasses.field(default_factory=lambda: dict(default), metadata={"sections": default_params})
+
+
+# ---------------------------------------------------------------- validate
 
 
 @dataclasses.dataclass(frozen=True)
 class EstimatorSettings:
-    """Sample sizes, training budgets and seeds of one validation run.
+    """Sample sizes, training budgets and seeds of one validation run of a case.
 
-    Defaults are sized so that the built-in suite runs in well under two
-    minutes on two CPU cores while every standard error stays small next to
-    the gaps it has to resolve.
+    seed: added to the case's seed path; n_exact: Monte Carlo draws behind a
+    "numerically exact" value (class labels); q: training of the teacher bounds'
+    q(z_v|z); estimators: each registered estimator's parameters. Defaults keep the
+    built-in suite well under two minutes on two CPU cores while every standard error
+    stays small next to the gaps it has to resolve.
     """
 
-    seed: int = 0
-    # vib: closed-form KL per x, averaged over this many fresh x.
-    n_vib: int = 20_000
-    # teacher_elbo: Adam steps and batch size for q(z_v|z), then fresh samples to evaluate.
-    q_steps: int = 1_500
-    q_batch: int = 256
-    q_lr: float = 0.01
-    n_eval: int = 20_000
-    # teacher_iw: importance samples per z (one estimate per K) and number of z.
-    iw_K: Tuple[int, ...] = (1, 10, 100)
-    iw_n: int = 4_000
-    # loo / nce: batch sizes N (one estimate per N), each over this many independent batches.
-    batch_N: Tuple[int, ...] = (64, 256, 1024)
-    n_batches: int = 64
-    # empirical: independent data sets of N points, z draws per point.
-    empirical_N: int = 1024
-    empirical_sets: int = 32
-    empirical_draws: int = 4
-    # decoder (Barber-Agakov): Adam steps for q(y|z), batch, learning rate; evaluated on n_eval.
-    decoder_steps: int = 1_000
-    decoder_batch: int = 256
-    decoder_lr: float = 0.01
-    # Monte Carlo samples behind a "numerically exact" value (class labels).
-    n_exact: int = 1_000_000
+    seed: int = _field(0)
+    n_exact: int = _field(1_000_000, min=2)
+    q: QFitParams = QFitParams()
+    estimators: Mapping[str, Any] = _sections(default_params())
 
-    def replace(self, **changes) -> "EstimatorSettings":
+    def params(self, name: str) -> Any:
+        return self.estimators[name]
+
+    def replace(self, **changes: Any) -> EstimatorSettings:
+        """A copy with fields changed; ``estimators`` changes are merged by name."""
+        if "estimators" in changes:
+            changes["estimators"] = {**self.estimators, **changes["estimators"]}
         return dataclasses.replace(self, **changes)
 
 
-def settings_fields() -> dict[str, type]:
-    """Field name -> the type a case file's value must have (int, float or tuple of int)."""
-    kinds = {}
-    for f in dataclasses.fields(EstimatorSettings):
-        default = f.default
-        kinds[f.name] = tuple if isinstance(default, tuple) else type(default)
-    return kinds
+# ---------------------------------------------------------------- the paper's pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The images: ``source`` mnist10k (built in), fashion (Debian's package) or idx (the
+    MNIST-format folder ``dir``). ``test_fraction`` splits the built-in subset, which has no
+    test file (null for the other sources); ``train_points`` keeps a seeded random subset."""
+
+    source: str = _field("mnist10k", choices=("mnist10k", "fashion", "idx"))
+    dir: str | None = None
+    test_fraction: float | None = _field(0.2, positive=True, below=1.0)
+    train_points: int | None = _field(None, min=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    """The teacher VAE: MLP 784-hidden-2·latent and latent-hidden-784, Bernoulli pixels,
+    Adam(lr), ``batch``, ``epochs`` (Herwana & Kadian, section 4). ``seed`` roots the
+    teacher run's seed tree: its data split, initial weights and shuffling."""
+
+    seed: int = _field(0)
+    latent: int = _field(20, min=1)
+    hidden: int = _field(400, min=1)
+    epochs: int = _field(100, min=1)
+    batch: int = _field(128, min=1)
+    lr: float = _field(1e-3, positive=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherRunConfig:
+    """What a teacher run depends on, and what its ``config.json`` records."""
+
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+    """The VIB student. Defaults are vib_demo's (Alemi et al.): encoder 784-hidden-hidden-2·latent,
+    beta 1e-3, Adam(1e-4, betas (0.5, 0.999)), x ``decay`` every ``decay_epochs`` epochs, batch
+    100. The classifier q(y|z) is latent-``classifier_hidden``-10 (the paper gives no width).
+    SGD's lr 0.01 and momentum 0.9 have no source; they are settings."""
+
+    encoder: str = _field("mlp", choices=("mlp", "cnn"))
+    latent: int = _field(40, min=1)
+    hidden: int = _field(1024, min=1)
+    classifier_hidden: int = _field(256, min=1)
+    beta: float = _field(1e-3, at_least=0.0)
+    optimizer: str = _field("adam", choices=("adam", "sgd"))
+    lr: float = _field(1e-4, positive=True)
+    adam_beta1: float = _field(0.5, at_least=0.0, below=1.0)
+    adam_beta2: float = _field(0.999, at_least=0.0, below=1.0)
+    decay: float = _field(0.97, positive=True)
+    decay_epochs: int = _field(2, min=1)
+    sgd_lr: float = _field(0.01, positive=True)
+    sgd_momentum: float = _field(0.9, at_least=0.0, below=1.0)
+    batch: int = _field(100, min=1)
+
+
+# Per-record estimator sizes, chosen so that estimating costs about as much as an epoch of
+# training on two CPU cores; none of them comes from the paper.
+TRACK_ESTIMATORS: dict[str, Any] = {
+    "vib": VibParams(n=1000),
+    "teacher_elbo": TeacherElboParams(n=1000),
+    "teacher_iw": TeacherIWParams(K=(16,), n=256),
+    "loo": BatchParams(N=(500,), batches=8),
+    "nce": BatchParams(N=(500,), batches=8),
+    "empirical": EmpiricalParams(N=None, sets=None, draws=1, points=1000),
+    "barber_agakov": BarberAgakovParams(steps=0, n=1000),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackConfig:
+    """What each metrics record measures, on the student's training distribution.
+
+    subset / test_subset: fixed points for the accuracies and the log-determinant;
+    accuracy_draws: z draws averaged per prediction (vib_demo's 12); q_hidden: width of
+    q(z_v|z), an MLP latent-q_hidden-2·k; q: its warm-started training per record (the
+    paper's steps 1-8); early_points: extra log-spaced records inside epoch 1;
+    estimators: each estimator's parameters (``empirical`` with N null: the training set)."""
+
+    subset: int = _field(1000, min=1)
+    test_subset: int = _field(1000, min=1)
+    accuracy_draws: int = _field(12, min=1)
+    q_hidden: int = _field(256, min=1)
+    early_points: int = _field(0, min=0)
+    q: QFitParams = QFitParams(steps=15, batch=128, lr=1e-3)
+    estimators: Mapping[str, Any] = _sections(TRACK_ESTIMATORS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (its ``config.json``).
+
+    seed roots the student's seed tree (its weights, shuffling, tracking and label
+    draws); the data and the teacher come from ``teacher.seed``'s tree, so students of
+    several seeds can share one teacher run (``teacher_run``)."""
+
+    preset: str = _field("paper", choices=("paper", "smoke"))
+    seed: int = _field(0)
+    epochs: int = _field(200, min=1)
+    zero_info: str | None = _field(None, choices=("redraw", "fixed"))
+    teacher_run: str | None = None
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    track: TrackConfig = TrackConfig()
+
+    @property
+    def teacher_run_config(self) -> TeacherRunConfig:
+        return TeacherRunConfig(self.data, self.teacher)
+
+
+SMOKE_TRACK = TrackConfig(
+    subset=300, test_subset=300, early_points=3, q=QFitParams(steps=10, batch=128, lr=1e-3),
+    estimators={**TRACK_ESTIMATORS, "vib": VibParams(n=300), "teacher_elbo": TeacherElboParams(n=300),
+                "teacher_iw": TeacherIWParams(K=(16,), n=64), "loo": BatchParams(N=(128,), batches=4),
+                "nce": BatchParams(N=(128,), batches=4),
+                "empirical": EmpiricalParams(N=None, sets=None, draws=1, points=300),
+                "barber_agakov": BarberAgakovParams(steps=0, n=300)})
+
+PRESETS: dict[str, TrainConfig] = {
+    "paper": TrainConfig(),
+    # a few seconds on two CPU cores, teacher included: small data, few epochs, small estimates
+    "smoke": TrainConfig(preset="smoke", epochs=3, data=DataConfig(train_points=2000),
+                         teacher=TeacherConfig(epochs=3), student=StudentConfig(hidden=256), track=SMOKE_TRACK),
+}

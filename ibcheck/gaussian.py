@@ -8,7 +8,7 @@ dimension (full covariance). Everything is in nats.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import torch
 
@@ -75,7 +75,7 @@ def kl_to_standard(mean: Tensor, scale: Tensor) -> Tensor:
     return 0.5 * (trace + (mean * mean).sum(-1) - mean.shape[-1] - log_det)
 
 
-def rsample(mean: Tensor, scale: Tensor, generator: torch.Generator, draws: Optional[int] = None) -> Tensor:
+def rsample(mean: Tensor, scale: Tensor, generator: torch.Generator, draws: int | None = None) -> Tensor:
     """Reparameterised draws mean + scale @ eps, eps ~ N(0, I) from ``generator``.
 
     mean: (n, k) -> (n, k), or (n, draws, k) when ``draws`` is given.
@@ -125,8 +125,8 @@ def log_density_blocks(
     z: Tensor,
     mean: Tensor,
     std: Tensor,
-    own: Optional[Tensor] = None,
-    own_logp: Optional[Tensor] = None,
+    own: Tensor | None = None,
+    own_logp: Tensor | None = None,
     exclude_own: bool = False,
 ) -> Iterator[tuple[int, Tensor]]:
     """Row blocks (start, L[start:start + r]) of the log-density matrix L[i, j] = log p(z_i | x_j).
@@ -145,6 +145,7 @@ def log_density_blocks(
             if exclude_own:
                 fill = torch.full(idx.shape, float("-inf"), device=block.device, dtype=block.dtype)
             else:
+                assert own_logp is not None, "own_logp is needed unless exclude_own"
                 fill = own_logp[start:start + rows].unsqueeze(1).to(block.dtype)
             block.scatter_(1, idx, fill)
         yield start, block
@@ -154,8 +155,8 @@ def pairwise_logmeanexp(
     z: Tensor,
     mean: Tensor,
     std: Tensor,
-    own: Optional[Tensor] = None,
-    own_logp: Optional[Tensor] = None,
+    own: Tensor | None = None,
+    own_logp: Tensor | None = None,
     exclude_own: bool = False,
 ) -> Tensor:
     """log (1/N') sum_j p(z_i | x_j) for every row i: (N_z,).

@@ -11,13 +11,17 @@ information quantity is in nats.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
 Tensor = torch.Tensor
-BoundKind = Literal["upper", "lower", "exact"]
+# "estimate": reported, with no one-sided relation to the truth it is compared with.
+BoundKind = Literal["upper", "lower", "exact", "estimate"]
 Target = Literal["I_XZ", "I_YZ"]
+# What an estimate is judged against: the population the data are drawn from, or the
+# finite data set itself (the uniform distribution over its points, bounds.md section 4).
+Reference = Literal["population", "finite"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +34,8 @@ class Batch:
     """
 
     x: Tensor
-    z_v: Optional[Tensor] = None
-    y: Optional[Tensor] = None
+    z_v: Tensor | None = None
+    y: Tensor | None = None
 
 
 @runtime_checkable
@@ -41,7 +45,7 @@ class Encoder(Protocol):
     ``encoder(x)`` with x: (n, d) returns (mean, std), both (n, m), std > 0.
     """
 
-    def __call__(self, x: Tensor) -> Tuple[Tensor, Tensor]: ...
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 @runtime_checkable
@@ -67,16 +71,16 @@ class InferenceNet(Protocol):
     factors with a positive diagonal (an expanded view where q shares one).
     """
 
-    def __call__(self, z: Tensor) -> Tuple[Tensor, Tensor]: ...
+    def __call__(self, z: Tensor) -> tuple[Tensor, Tensor]: ...
 
     def parameters(self): ...
 
 
 @runtime_checkable
-class LabelDecoder(Protocol):
-    """A variational decoder q(y|z) for the Barber-Agakov bound.
+class LabelModel(Protocol):
+    """A variational label model q(y|z) for the Barber-Agakov bound.
 
-    ``decoder.log_prob(z, y)`` with z: (n, m) returns log q(y|z): (n,), in nats.
+    ``model.log_prob(z, y)`` with z: (n, m) returns log q(y|z): (n,), in nats.
     """
 
     def log_prob(self, z: Tensor, y: Tensor) -> Tensor: ...
@@ -93,6 +97,39 @@ class DataSampler(Protocol):
     """
 
     def sample(self, n: int, generator: torch.Generator) -> Batch: ...
+
+
+@runtime_checkable
+class FiniteData(DataSampler, Protocol):
+    """A finite data set, sampled uniformly: ``points`` holds all N rows (x: (N, d), y or None)."""
+
+    points: Batch
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What some estimators need beside the encoder and the data.
+
+    teacher: p(x|z_v) (teacher bounds); q: the inference network q(z_v|z), already
+    trained; q_fit: how it was trained (recorded with the teacher bounds' params);
+    label_model: q(y|z) (Barber-Agakov); h_y: H(Y) in nats.
+    """
+
+    teacher: Teacher | None = None
+    q: InferenceNet | None = None
+    q_fit: dict | None = None
+    label_model: LabelModel | None = None
+    h_y: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """What an estimator function returns before it is summarised: independent terms
+    (n,) of one target, in nats, and the parameters that tell this estimate apart (K, N)."""
+
+    target: Target
+    terms: Tensor
+    params: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +164,8 @@ class Exact:
 
     I_XZ: float
     I_XZ_se: float = 0.0
-    I_YZ: Optional[float] = None
-    I_YZ_se: Optional[float] = None
+    I_YZ: float | None = None
+    I_YZ_se: float | None = None
 
 
 class InputError(ValueError):

@@ -4,6 +4,7 @@ whatever makes it raise anything else (hypothesis fuzz)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -14,7 +15,10 @@ from hypothesis import strategies as st
 
 from ibcheck.analytic import exact
 from ibcheck.analytic.case import LinearGaussianCase, load_cases, parse_case, parse_cases
-from ibcheck.config import EstimatorSettings, settings_fields
+from ibcheck.config import EstimatorSettings
+from ibcheck.estimators import registry
+from ibcheck.estimators.teacher_bounds import QFitParams, TeacherIWParams
+from ibcheck.estimators.vib import VibParams
 from ibcheck.interface import InputError
 
 NAN, INF = json.loads("NaN"), json.loads("Infinity")
@@ -27,7 +31,7 @@ GAUSSIAN = {
     "data_prior": {"mean": [0.1, -0.2], "cov": [[1.0, 0.2], [0.2, 0.5]]},
     "encoder": {"A": [[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]], "b": [0.0, 0.1], "std": [0.5, 0.7]},
     "labels": {"kind": "gaussian", "B": [[1.0, 0.0]], "noise_std": 0.3},
-    "settings": {"n_vib": 1000, "iw_K": [1, 10], "q_lr": 0.02},
+    "settings": {"q": {"lr": 0.02}, "estimators": {"vib": {"n": 1000}, "teacher_iw": {"K": [1, 10]}}},
 }
 CLASSES = dict(copy.deepcopy(GAUSSIAN), labels={"kind": "classes", "means": [[0.0, 0.0], [1.0, -1.0], [0.5, 2.0]],
                                                 "probs": [0.2, 0.3, 0.5]})
@@ -41,8 +45,9 @@ def document(*cases: dict) -> dict:
 
 
 def _walk(obj, path):
+    """The container of the last key of ``path``, creating missing objects on the way."""
     for key in path[:-1]:
-        obj = obj[key]
+        obj = obj.setdefault(key, {}) if isinstance(obj, dict) else obj[key]
     return obj
 
 
@@ -103,8 +108,8 @@ BAD = [
     ("B-huge-int", put("labels.B.0.1", HUGE_INT), "labels.B", "finite"),
     ("probs-NaN", put("labels.probs.0", NAN, "classes"), "labels.probs", "finite"),
     ("means-Infinity", put("labels.means.1.1", INF, "classes"), "labels.means", "finite"),
-    ("settings-lr-NaN", put("settings.q_lr", NAN), "settings.q_lr", "finite"),
-    ("settings-lr-huge-int", put("settings.q_lr", HUGE_INT), "settings.q_lr", "finite"),
+    ("settings-lr-NaN", put("settings.q.lr", NAN), "settings.q.lr", "finite"),
+    ("settings-lr-huge-int", put("settings.q.lr", HUGE_INT), "settings.q.lr", "finite"),
     # finite one by one, but the model overflows float64 (or std^2 underflows to 0)
     ("W-1e200", put("teacher.W.0.0", 1e200), "teacher.W", "float64"),
     ("c-1e300", put("teacher.c.0", 1e300), "teacher.c", "float64"),
@@ -148,6 +153,11 @@ BAD = [
     ("unknown-classes-key", put("labels.B", [[1.0, 0.0]], "classes"), "labels.B", "unknown key"),
     ("unknown-none-labels-key", put("labels", {"kind": "none", "B": [[1.0, 0.0]]}), "labels.B", "unknown key"),
     ("unknown-settings-key", put("settings.n_steps", 10), "settings.n_steps", "unknown key"),
+    ("unknown-estimator", put("settings.estimators.ksg", {}), "settings.estimators.ksg", "unknown key"),
+    ("unknown-estimator-key", put("settings.estimators.vib.N", 10), "settings.estimators.vib.N", "unknown key"),
+    ("estimator-section-list", put("settings.estimators.vib", [10]), "settings.estimators.vib", "must be an object"),
+    ("empirical-N-without-sets", put("settings.estimators.empirical", {"N": None}), "settings.estimators.empirical",
+     "inconsistent"),
     ("unknown-key-newline", put("teacher.W\nx", 1), "teacher.", "unknown key"),
     # labels kind
     ("unknown-label-kind", put("labels.kind", "poisson"), "labels.kind", "poisson"),
@@ -188,30 +198,31 @@ BAD = [
     ("missing-means", drop("labels.means", "classes"), "labels.means", "required"),
     ("missing-probs", drop("labels.probs", "classes"), "labels.probs", "required"),
     # bad settings values
-    ("n_vib-negative", put("settings.n_vib", -5), "settings.n_vib", "integer"),
-    ("n_vib-zero", put("settings.n_vib", 0), "settings.n_vib", "integer"),
-    ("n_vib-one", put("settings.n_vib", 1), "settings.n_vib", "integer"),
-    ("n_vib-fraction", put("settings.n_vib", 1000.5), "settings.n_vib", "integer"),
-    ("n_vib-float", put("settings.n_vib", 1000.0), "settings.n_vib", "integer"),
-    ("n_vib-string", put("settings.n_vib", "1000"), "settings.n_vib", "integer"),
-    ("n_vib-boolean", put("settings.n_vib", True), "settings.n_vib", "integer"),
-    ("n_vib-2^63", put("settings.n_vib", 2**63), "settings.n_vib", "integer"),
+    ("vib-n-negative", put("settings.estimators.vib.n", -5), "settings.estimators.vib.n", "integer"),
+    ("vib-n-zero", put("settings.estimators.vib.n", 0), "settings.estimators.vib.n", "integer"),
+    ("vib-n-one", put("settings.estimators.vib.n", 1), "settings.estimators.vib.n", "integer"),
+    ("vib-n-fraction", put("settings.estimators.vib.n", 1000.5), "settings.estimators.vib.n", "integer"),
+    ("vib-n-float", put("settings.estimators.vib.n", 1000.0), "settings.estimators.vib.n", "integer"),
+    ("vib-n-string", put("settings.estimators.vib.n", "1000"), "settings.estimators.vib.n", "integer"),
+    ("vib-n-boolean", put("settings.estimators.vib.n", True), "settings.estimators.vib.n", "integer"),
+    ("vib-n-2^63", put("settings.estimators.vib.n", 2**63), "settings.estimators.vib.n", "integer"),
     ("seed-negative", put("settings.seed", -1), "settings.seed", "integer"),
-    ("q_steps-negative", put("settings.q_steps", -1), "settings.q_steps", "integer"),
-    ("q_batch-zero", put("settings.q_batch", 0), "settings.q_batch", "integer"),
-    ("n_batches-one", put("settings.n_batches", 1), "settings.n_batches", "integer"),
-    ("empirical_N-one", put("settings.empirical_N", 1), "settings.empirical_N", ""),
-    ("iw_K-empty", put("settings.iw_K", []), "settings.iw_K", "non-empty list"),
-    ("iw_K-zero", put("settings.iw_K", [0, 10]), "settings.iw_K", "integers"),
-    ("iw_K-fraction", put("settings.iw_K", [1.5]), "settings.iw_K", "integers"),
-    ("iw_K-boolean", put("settings.iw_K", [True]), "settings.iw_K", "integers"),
-    ("iw_K-scalar", put("settings.iw_K", 10), "settings.iw_K", "list"),
-    ("iw_K-10^30", put("settings.iw_K", [10**30]), "settings.iw_K", "integers"),
-    ("batch_N-one", put("settings.batch_N", [1, 64]), "settings.batch_N", "N >= 2"),
-    ("batch_N-empty", put("settings.batch_N", []), "settings.batch_N", "non-empty list"),
-    ("q_lr-zero", put("settings.q_lr", 0.0), "settings.q_lr", ""),
-    ("q_lr-negative", put("settings.q_lr", -0.01), "settings.q_lr", ""),
-    ("q_lr-string", put("settings.q_lr", "fast"), "settings.q_lr", "must be a number"),
+    ("q-steps-negative", put("settings.q.steps", -1), "settings.q.steps", "integer"),
+    ("q-batch-zero", put("settings.q.batch", 0), "settings.q.batch", "integer"),
+    ("batches-one", put("settings.estimators.loo.batches", 1), "settings.estimators.loo.batches", "integer"),
+    ("empirical-N-one", put("settings.estimators.empirical.N", 1), "settings.estimators.empirical.N", "integer"),
+    ("K-empty", put("settings.estimators.teacher_iw.K", []), "settings.estimators.teacher_iw.K", "non-empty list"),
+    ("K-zero", put("settings.estimators.teacher_iw.K", [0, 10]), "settings.estimators.teacher_iw.K", "integers"),
+    ("K-fraction", put("settings.estimators.teacher_iw.K", [1.5]), "settings.estimators.teacher_iw.K", "integers"),
+    ("K-boolean", put("settings.estimators.teacher_iw.K", [True]), "settings.estimators.teacher_iw.K", "integers"),
+    ("K-scalar", put("settings.estimators.teacher_iw.K", 10), "settings.estimators.teacher_iw.K", "list"),
+    ("K-10^30", put("settings.estimators.teacher_iw.K", [10**30]), "settings.estimators.teacher_iw.K", "integers"),
+    ("N-one", put("settings.estimators.nce.N", [1, 64]), "settings.estimators.nce.N", "integers in [2"),
+    ("N-empty", put("settings.estimators.loo.N", []), "settings.estimators.loo.N", "non-empty list"),
+    ("q-lr-zero", put("settings.q.lr", 0.0), "settings.q.lr", "> 0"),
+    ("q-lr-negative", put("settings.q.lr", -0.01), "settings.q.lr", "> 0"),
+    ("q-lr-string", put("settings.q.lr", "fast"), "settings.q.lr", "must be a number"),
+    ("q-string", put("settings.q", "fast"), "settings.q", "must be an object"),
 ]
 
 
@@ -332,7 +343,8 @@ def test_good_case_round_trips(tmp_path):
     np.testing.assert_array_equal(gauss.std, GAUSSIAN["encoder"]["std"])
     assert gauss.noise_std == 0.5 and gauss.labels.kind == "gaussian" and gauss.labels.noise_std == 0.3
     assert all(a.dtype == np.float64 for a in (gauss.W, gauss.c, gauss.A, gauss.b, gauss.std, gauss.labels.B))
-    assert gauss.settings == EstimatorSettings(n_vib=1000, iw_K=(1, 10), q_lr=0.02)
+    assert gauss.settings == EstimatorSettings().replace(
+        q=QFitParams(lr=0.02), estimators={"vib": VibParams(n=1000), "teacher_iw": TeacherIWParams(K=(1, 10))})
     assert classes.labels.kind == "classes" and classes.labels.probs.tolist() == [0.2, 0.3, 0.5]
     # defaults: data prior N(0, I), c = b = 0, noiseless teacher, no labels, default settings
     np.testing.assert_array_equal(minimal.prior_mean, np.zeros(2))
@@ -356,8 +368,8 @@ def test_good_case_round_trips(tmp_path):
     pytest.param(put("encoder.A", [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), id="encoder-ignores-x"),
     pytest.param(put("encoder.std", [1e-3, 1e3]), id="std-wide-range"),
     pytest.param(put("name", "naïve case – ünïcode"), id="unicode-name"),
-    pytest.param(put("settings", {"iw_K": [1], "batch_N": [2], "empirical_N": 2, "q_steps": 0, "seed": 2**63 - 1}),
-                 id="smallest-settings"),
+    pytest.param(put("settings", {"estimators": {"teacher_iw": {"K": [1]}, "loo": {"N": [2]}, "empirical": {"N": 2}},
+                                  "q": {"steps": 0}, "seed": 2**63 - 1}), id="smallest-settings"),
 ])
 def test_good_variants_are_accepted(mutate):
     (case,) = parse_cases({"cases": [mutate()]})
@@ -376,7 +388,24 @@ def test_builtin_suite_parses():
 
 # ---- fuzz ------------------------------------------------------------------------------
 
-SETTINGS_KINDS = settings_fields()
+SETTINGS_KEYS = sorted(f.name for f in dataclasses.fields(EstimatorSettings))
+PARAM_KEYS = sorted({f.name for spec in registry.SPECS.values() for f in dataclasses.fields(spec.params)}
+                    | {f.name for f in dataclasses.fields(QFitParams)})
+
+
+def _check_params(params) -> None:
+    """Parameters as the validator promises: ints in [0, 2^63), counts of terms >= 2, non-empty
+    tuples of positive ints, finite positive floats."""
+    for f in dataclasses.fields(params):
+        value, low = getattr(params, f.name), f.metadata.get("min", 0)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            assert value and all(type(v) is int and low <= v < 2**63 for v in value), f.name
+        elif isinstance(value, float):
+            assert math.isfinite(value) and value > 0, f.name
+        else:
+            assert type(value) is int and low <= value < 2**63, f.name
 
 
 def _check_invariants(case: LinearGaussianCase) -> None:
@@ -405,16 +434,13 @@ def _check_invariants(case: LinearGaussianCase) -> None:
         assert np.isfinite(labels.means).all() and (labels.probs >= 0).all()
         assert abs(math.fsum(labels.probs) - 1.0) <= 2e-9
     s = case.settings
-    assert isinstance(s, EstimatorSettings)
-    for key, kind in SETTINGS_KINDS.items():
-        value = getattr(s, key)
-        if kind is tuple:
-            assert isinstance(value, tuple) and value and all(type(v) is int and v >= 1 for v in value)
-        elif kind is int:
-            assert type(value) is int and 0 <= value < 2**63
-        else:
-            assert isinstance(value, float) and math.isfinite(value) and value > 0
-    assert min(s.batch_N) >= 2 and s.empirical_N >= 2 and s.n_vib >= 2
+    assert isinstance(s, EstimatorSettings) and set(s.estimators) == set(registry.names())
+    assert type(s.seed) is int and 0 <= s.seed < 2**63 and type(s.n_exact) is int and s.n_exact >= 2
+    _check_params(s.q)
+    for name, params in s.estimators.items():
+        assert type(params) is type(registry.get(name).params), name
+        _check_params(params)
+    assert min(s.params("loo").N) >= 2 and s.params("empirical").N >= 2 and s.params("vib").n >= 2
     if labels.kind != "classes":
         ex = exact.exact_values(case)
         assert math.isfinite(ex.I_XZ) and (ex.I_YZ is None or math.isfinite(ex.I_YZ))
@@ -427,7 +453,8 @@ _scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(
 json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
 KNOWN_KEYS = sorted({"name", "teacher", "data_prior", "encoder", "labels", "settings", "W", "c", "noise_std",
-                     "mean", "cov", "A", "b", "std", "kind", "B", "means", "probs", "cases", *SETTINGS_KINDS})
+                     "mean", "cov", "A", "b", "std", "kind", "B", "means", "probs", "cases", *SETTINGS_KEYS,
+                     *registry.names(), *PARAM_KEYS})
 keys = st.sampled_from(KNOWN_KEYS) | st.text(max_size=6)
 
 
@@ -508,9 +535,16 @@ def test_fuzz_any_json_value(doc):
 
 
 @settings(max_examples=200)
-@given(st.dictionaries(st.sampled_from(sorted(SETTINGS_KINDS)) | st.text(max_size=6), json_values, max_size=4))
+@given(st.dictionaries(st.sampled_from(SETTINGS_KEYS) | st.text(max_size=6), json_values, max_size=4))
 def test_fuzz_settings(overrides):
     _parse_or_input_error({"cases": [dict(copy.deepcopy(GAUSSIAN), settings=overrides)]})
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(registry.names()),
+       st.dictionaries(st.sampled_from(PARAM_KEYS) | st.text(max_size=4), json_values, max_size=4))
+def test_fuzz_estimator_settings(name, section):
+    _parse_or_input_error({"cases": [dict(copy.deepcopy(GAUSSIAN), settings={"estimators": {name: section}})]})
 
 
 @settings(max_examples=200)

@@ -4,6 +4,7 @@ the suite's statistical budget), and exit status 1 when a planted wrong bound is
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import subprocess
@@ -13,14 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from ibcheck import estimators, validate
-from ibcheck.analytic import exact
-from helpers import random_case_dict
 from ibcheck.cli import main
+from ibcheck.estimators import registry, vib
 
-FAST = {"n_vib": 4000, "q_steps": 200, "n_eval": 4000, "iw_K": [1, 10], "iw_n": 1000, "batch_N": [32, 128],
-        "n_batches": 24, "empirical_N": 128, "empirical_sets": 12, "empirical_draws": 2, "decoder_steps": 200,
-        "n_exact": 200000}
+from helpers import random_case_dict
+
+FAST = {"n_exact": 200000, "q": {"steps": 200},
+        "estimators": {"vib": {"n": 4000}, "teacher_elbo": {"n": 4000}, "teacher_iw": {"K": [1, 10], "n": 1000},
+                       "loo": {"N": [32, 128], "batches": 24}, "nce": {"N": [32, 128], "batches": 24},
+                       "empirical": {"N": 128, "sets": 12, "draws": 2},
+                       "barber_agakov": {"steps": 200, "n": 4000}}}
 GOOD = {"name": "good", "teacher": {"W": [[1.0, 0.5], [0.2, 1.0], [0.0, 0.3]], "noise_std": 0.5},
         "encoder": {"A": [[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]], "std": [0.5, 0.7]}, "settings": FAST}
 BAD = dict(GOOD, name="bad", encoder={"A": [[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]], "std": [0.5, 0.0]})
@@ -31,8 +34,8 @@ ESTIMATE_FIELDS = {"estimator", "target", "kind", "value", "stderr", "n", "expec
 EXTRA_FIELDS = {"params", "seed"}
 # bounds.md section 3: what each estimator bounds, and how.
 KINDS = {"vib": {("upper", "I_XZ")}, "teacher_elbo": {("upper", "I_XZ")}, "teacher_iw": {("upper", "I_XZ")},
-         "loo": {("upper", "I_XZ")}, "nce": {("lower", "I_XZ")}, "decoder": {("lower", "I_YZ")},
-         "empirical": {("exact", "I_XZ"), ("exact", "I_YZ")}}
+         "loo": {("upper", "I_XZ")}, "nce": {("lower", "I_XZ")}, "barber_agakov": {("lower", "I_YZ")},
+         "empirical": {("lower", "I_XZ"), ("estimate", "I_YZ")}}
 REPORT_FILES = ["report.md", "results.json", "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "estimates.csv",
                 "iw_vs_K.csv", "batch_vs_N.csv"]
 
@@ -217,24 +220,23 @@ def _check_document(data: dict, cases: list[dict], alpha: float) -> None:
             assert set(est) == ESTIMATE_FIELDS | EXTRA_FIELDS, set(est) ^ (ESTIMATE_FIELDS | EXTRA_FIELDS)
             name = est["estimator"]
             seen.setdefault(name, []).append(est)
-            assert (est["kind"], est["target"]) in KINDS[name] and est["kind"] in ("upper", "lower", "exact")
+            assert (est["kind"], est["target"]) in KINDS[name]
             assert math.isfinite(est["value"]) and est["stderr"] >= 0 and est["seconds"] >= 0
             assert type(est["n"]) is int and est["n"] >= 2 and isinstance(est["params"], dict)
             assert type(est["seed"]) is int
             assert est["gap"] == est["value"] - ex[est["target"]]
             assert (est["expected"] is not None) == (name in ("vib", "teacher_elbo") or
-                                                    (name == "decoder" and labels == "gaussian") or
+                                                    (name == "barber_agakov" and labels == "gaussian") or
                                                     (name == "teacher_iw" and est["params"]["K"] == 1))
             assert (est["best"] is not None) == (name == "teacher_elbo")
             assert (est["matches_expected"] is None) == (est["expected"] is None)
-            assert (est["valid"] is None) == (name == "empirical" and est["target"] == "I_YZ")
+            assert (est["valid"] is None) == (est["kind"] == "estimate")
             flags += [f for f in (est["valid"], est["matches_expected"]) if f is not None]
             assert all(isinstance(f, bool) for f in flags)
-        applies = {"vib", "teacher_elbo", "teacher_iw", "loo", "nce", "empirical"} | ({"decoder"} if labels != "none"
-                                                                                       else set())
+        applies = set(registry.names()) - ({"barber_agakov"} if labels == "none" else set())
         assert set(seen) == applies
-        assert [e["params"]["K"] for e in seen["teacher_iw"]] == FAST["iw_K"]
-        assert [e["params"]["N"] for e in seen["loo"]] == [e["params"]["N"] for e in seen["nce"]] == FAST["batch_N"]
+        assert [e["params"]["K"] for e in seen["teacher_iw"]] == FAST["estimators"]["teacher_iw"]["K"]
+        assert [e["params"]["N"] for e in seen["loo"]] == [e["params"]["N"] for e in seen["nce"]] == [32, 128]
         # empirical I(Y;Z) needs the class-y points of a finite data set: class labels only
         assert [e["target"] for e in seen["empirical"]] == ["I_XZ"] + (["I_YZ"] if labels == "classes" else [])
     assert flags and data["passed"] == all(flags)
@@ -303,13 +305,12 @@ def test_validate_on_a_new_case_file(capsys, tmp_path, stat, seed, labels):
 # ---- a failed test: exit status 1 ------------------------------------------------------
 
 
-def _vib_without_mean(ctx: validate.CaseContext) -> list[validate.Outcome]:
+def _vib_without_mean(encoder, data, params, generator, context):
     """The planted bug of bounds.md section 5: the VIB KL with the mean of p(z|x) set to zero."""
-    def encoder(x):
-        mean, std = ctx.encoder(x)
+    def zero_mean(x):
+        mean, std = encoder(x)
         return torch.zeros_like(mean), std
-    est = estimators.vib(encoder, ctx.sampler, n=ctx.settings.n_vib, seed=ctx.seed_for("vib"), device=ctx.device)
-    return [validate.Outcome(est, expected=exact.vib_expectation(ctx.case))]
+    return vib.vib_terms(zero_mean, data, params, generator, context)
 
 
 @pytest.mark.power
@@ -319,9 +320,8 @@ def test_planted_wrong_bound_exits_1(capsys, tmp_path, monkeypatch):
     case = {"name": "mean-matters", "teacher": {"W": [[1.0, 0.0], [0.0, 1.0]], "c": [2.0, -2.0], "noise_std": 0.2},
             "encoder": {"A": [[2.0, 0.0], [0.0, 2.0]], "b": [3.0, -3.0], "std": [0.5, 0.5]}, "settings": FAST}
     path = write_cases(tmp_path / "cases.json", case)
-    planted = [validate.Runner("vib", _vib_without_mean) if r.name == "vib" else r for r in validate.RUNNERS]
-    assert [r.name for r in planted] == [r.name for r in validate.RUNNERS] and "vib" in [r.name for r in planted]
-    monkeypatch.setattr(validate, "RUNNERS", planted)
+    planted = dict(registry.SPECS, vib=dataclasses.replace(registry.VIB, terms=_vib_without_mean))
+    monkeypatch.setattr(registry, "SPECS", planted)
     out_json = tmp_path / "result.json"
     code, out, err = run(capsys, "validate", "--cases", path, "--json", str(out_json), "--out", str(tmp_path / "rep"),
                          "--alpha", "0.001", "--quiet", "--device", "cpu")

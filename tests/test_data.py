@@ -10,8 +10,11 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from ibcheck import data
+from ibcheck.config import DataConfig
 from ibcheck.interface import InputError
+from ibcheck.pipeline import data
+
+from helpers import write_idx
 
 COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
 
@@ -21,7 +24,7 @@ def test_idx_round_trip(tmp_path, compress):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
     path = tmp_path / "x.idx"
-    data.write_idx(path, images, compress=compress)
+    write_idx(path, images, compress=compress)
     np.testing.assert_array_equal(data.read_idx(path), images)
 
 
@@ -50,13 +53,13 @@ def test_idx_folder_pairs_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     for split, n in (("train", 5), ("test", 3)):
         images_name, labels_name = data.FILE_NAMES[split]
-        data.write_idx(tmp_path / f"{images_name}.gz", rng.integers(0, 256, (n, 28, 28)), compress=True)
-        data.write_idx(tmp_path / labels_name, rng.integers(0, 10, n))
-    train, test = data.load("mnist10k", data_dir=str(tmp_path))
+        write_idx(tmp_path / f"{images_name}.gz", rng.integers(0, 256, (n, 28, 28)), compress=True)
+        write_idx(tmp_path / labels_name, rng.integers(0, 10, n))
+    train, test = data.load_images(DataConfig(source="idx", dir=str(tmp_path), test_fraction=None), 0)
     assert train.images.shape == (5, 784) and test.images.shape == (3, 784)
-    data.write_idx(tmp_path / data.FILE_NAMES["test"][1], rng.integers(0, 10, 4))
+    write_idx(tmp_path / data.FILE_NAMES["test"][1], rng.integers(0, 10, 4))
     with pytest.raises(InputError, match="4 labels for 3 images"):
-        data.load("mnist10k", data_dir=str(tmp_path))
+        data.load_images(DataConfig(source="idx", dir=str(tmp_path), test_fraction=None), 0)
     with pytest.raises(InputError, match="not a folder"):
         data.load_idx_folder(tmp_path / "absent", "test")
     (tmp_path / data.FILE_NAMES["test"][0]).with_suffix(".gz").unlink()
@@ -66,7 +69,7 @@ def test_idx_folder_pairs_and_checks(tmp_path):
 
 def test_builtin_subset_matches_its_provenance():
     full = data.load_builtin()
-    record = json.loads(resources.files("ibcheck.datasets").joinpath("mnist10k.json").read_text())
+    record = json.loads(resources.files("ibcheck.pipeline.datasets").joinpath("mnist10k.json").read_text())
     assert hashlib.sha256(full.images.tobytes()).hexdigest() == record["images_sha256"]
     assert hashlib.sha256(full.labels.astype(np.uint8).tobytes()).hexdigest() == record["labels_sha256"]
     assert np.bincount(full.labels).tolist() == COUNTS == record["class_counts"]
@@ -85,11 +88,11 @@ def test_split_is_seeded_and_disjoint():
 def test_fashion_without_the_package_names_it(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "FASHION_DIR", tmp_path / "absent")
     with pytest.raises(InputError, match=data.FASHION_PACKAGE):
-        data.load("fashion")
+        data.load_images(DataConfig(source="fashion", test_fraction=None), 0)
 
 
 def test_pixels_load_as_floats_in_unit_interval():
-    train, _ = data.load("mnist10k")
+    train, _ = data.load_images(DataConfig(), 0)
     x = train.as_float()
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
     assert math.isclose(float(x.mean()), float(train.images.mean()) / 255, rel_tol=1e-5)

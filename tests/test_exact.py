@@ -12,9 +12,10 @@ import torch
 from scipy import stats as sps
 from scipy.special import logsumexp
 
-from helpers import joint_factor, random_case, suite, suite_case
 from ibcheck.analytic import exact, models
 from ibcheck.interface import Estimate
+
+from helpers import joint_factor, random_case, sample_joint, suite, suite_case
 
 GAUSSIAN_PRIOR_CASES = [c.name for c in suite() if c.labels.kind != "classes"]
 CLASS_CASES = [c.name for c in suite() if c.labels.kind == "classes"]
@@ -181,14 +182,14 @@ def test_best_teacher_bound_is_exact_for_deterministic_teacher_and_model_prior(n
 
 
 @pytest.mark.parametrize("name", ["hand-1d", "deterministic-teacher", "encoder-ignores-x"])
-def test_decoder_expectation_at_the_posterior_is_the_information(name):
+def test_barber_agakov_expectation_at_the_posterior_is_the_information(name):
     """q(y|z) = p(y|z) (Gaussian conditioning) turns Barber-Agakov into an equality."""
     case = suite_case(name)
     Jy, my, Jz, mz = joint_factor(case)
     Syz, Sz, Sy = Jy @ Jz.T, Jz @ Jz.T, Jy @ Jy.T
     F = Syz @ np.linalg.inv(Sz)
     Sigma = Sy - F @ Syz.T
-    assert exact.decoder_expectation(case, F, my - F @ mz, Sigma) == pytest.approx(
+    assert exact.barber_agakov_expectation(case, F, my - F @ mz, Sigma) == pytest.approx(
         exact.exact_values(case).I_YZ, rel=1e-9, abs=1e-9)
 
 
@@ -200,7 +201,7 @@ def test_sampler_moments_match_the_model(name, dtype, stat, seed):
     case = suite_case(name)
     torch_dtype = getattr(torch, dtype)
     sampler, encoder = models.CaseSampler(case, dtype=torch_dtype), models.encoder_for(case, dtype=torch_dtype)
-    batch, z = models.sample_joint(sampler, encoder, 100_000, torch.Generator().manual_seed(seed))
+    batch, z = sample_joint(sampler, encoder, 100_000, torch.Generator().manual_seed(seed))
     mo = exact.moments(case)
     rng = np.random.default_rng(seed)
     for label, values, mean, cov in (("x", batch.x, mo.mx, mo.Sx), ("z", z, mo.mz, mo.Sz)):

@@ -12,12 +12,14 @@ import time
 import pytest
 import torch
 
-import budget
-from ibcheck import experiment, networks, student, teacher
 from ibcheck.cli import main
-from ibcheck.estimators._common import summarize
+from ibcheck.config import PRESETS, StudentConfig
+from ibcheck.estimators.common import summarize
 from ibcheck.gaussian import diag_log_prob, kl_diag_to_standard
 from ibcheck.interface import Estimate
+from ibcheck.pipeline import networks, student, vae
+
+import budget
 
 RECORD_KEYS = {"epoch", "step", "I_XZ", "I_YZ", "accuracy", "logdet_cov", "grad_norm", "seconds", "ln_N", "loss"}
 UPPER = ("vib", "teacher_elbo", "teacher_iw", "loo")
@@ -25,12 +27,13 @@ UPPER = ("vib", "teacher_elbo", "teacher_iw", "loo")
 
 def test_model_shapes():
     x = torch.rand(5, 784)
-    vae = teacher.VAE(seed=0)
-    mean, std = vae.encode(x)
+    model = vae.VAE(seed=0)
+    mean, std = model.encode(x)
     assert mean.shape == std.shape == (5, 20) and bool((std > 0).all())
-    assert vae.reconstruct(x).shape == (5, 784) and vae.neg_elbo(x, torch.Generator().manual_seed(0)).shape == (5,)
+    assert model.reconstruct(x).shape == (5, 784)
+    assert model.neg_elbo(x, torch.Generator().manual_seed(0)).shape == (5,)
     for kind in ("mlp", "cnn"):
-        s = student.VIBStudent(student.StudentConfig(encoder=kind), seed=0)
+        s = student.VIBStudent(StudentConfig(encoder=kind), seed=0)
         m, sd = s.encoder(x)
         assert m.shape == sd.shape == (5, 40) and bool((sd > 0).all())
         probs = s.predict(x, 12, torch.Generator().manual_seed(0))
@@ -68,17 +71,17 @@ def smoke(tmp_path_factory):
 
 def test_smoke_run_writes_documented_records(smoke):
     records = _records(smoke)
-    config = experiment.PRESETS["smoke"]
+    config = PRESETS["smoke"]
     finals = [r for r in records if not r.get("partial")]
     assert [r["epoch"] for r in finals] == list(range(config.epochs + 1))
     assert any(r.get("partial") for r in records)  # log-spaced points inside epoch 1
     for r in records:
         assert RECORD_KEYS <= set(r)
         assert set(r["I_XZ"]) >= {"vib", "teacher_elbo", "teacher_iw", "empirical", "nce", "loo"}
-        assert set(r["I_YZ"]) == {"decoder", "empirical"}
+        assert set(r["I_YZ"]) == {"barber_agakov", "empirical"}
         assert all(set(v) >= {"value", "stderr"} for v in list(r["I_XZ"].values()) + list(r["I_YZ"].values()))
-        assert r["ln_N"] == pytest.approx(math.log(config.train_points))
-        assert r["I_XZ"]["nce"]["value"] <= math.log(config.track.batch_N) + 1e-6
+        assert r["ln_N"] == pytest.approx(math.log(config.data.train_points))
+        assert r["I_XZ"]["nce"]["value"] <= math.log(config.track.estimators["nce"].N[0]) + 1e-6
         assert 0 <= r["accuracy"]["train"] <= 1 and 0 <= r["accuracy"]["test"] <= 1
     assert all(r["seconds"]["train"] > 0 and r["grad_norm"] > 0 for r in finals[1:])
     assert (smoke / "teacher" / "metrics.jsonl").read_text().count("\n") == config.teacher.epochs
@@ -114,10 +117,15 @@ def test_a_run_folder_is_not_reused_by_mistake(smoke, capsys):
 
 
 @pytest.mark.parametrize("config, words", [
-    ({"student": {"latent": "forty"}}, "student.latent"),
-    ({"nonsense": 1}, "unknown key 'nonsense'"),
+    ({"student": {"latent": "forty"}}, 'student.latent must be an integer in [1, 2^63), got "forty"'),
+    ({"student": {"beta": "x"}}, 'student.beta must be a number, got "x"'),
+    ({"nonsense": 1}, "nonsense unknown key"),
     ({"track": {"nope": 1}}, "track.nope"),
+    ({"track": {"estimators": {"teacher_iw": {"K": [0]}}}}, "track.estimators.teacher_iw.K"),
     ({"zero_info": "sometimes"}, "zero_info"),
+    ({"data": {"source": "fashion", "test_fraction": 0.5}}, "data.test_fraction"),
+    ({"data": {"dir": "/tmp"}}, "data.dir"),
+    ({"preset": "paper"}, "--preset"),
 ])
 def test_bad_train_config_is_refused(tmp_path, capsys, config, words):
     path = tmp_path / "c.json"
@@ -156,17 +164,17 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.statistical
 def test_zero_information_run(tmp_path, stat):
-    """Labels redrawn independently every epoch: the decoder's I(Y;Z) bound stays at or below 0
+    """Labels redrawn independently every epoch: the Barber-Agakov I(Y;Z) bound stays at or below 0
     (statistically), and the encoder sheds information: the last epoch's vib is below its peak."""
     config = tmp_path / "c.json"
-    config.write_text(json.dumps({"epochs": 12, "train_points": 2000, "teacher": {"epochs": 20}}))
+    config.write_text(json.dumps({"epochs": 12, "data": {"train_points": 2000}, "teacher": {"epochs": 20}}))
     out = tmp_path / "zero"
     assert main(["train", "--out", str(out), "--config", str(config), "--zero-info", "redraw", "--device", "cpu",
                  "--quiet"]) == 0
     finals = [r for r in _records(out) if not r.get("partial")]
     for r in finals[1:]:
-        dec = r["I_YZ"]["decoder"]
-        stat.lower(Estimate("decoder", "I_YZ", "lower", dec["value"], dec["stderr"], dec["n"], 0), 0.0,
-                   label=f"zero-info epoch {r['epoch']}: decoder")
+        ba = r["I_YZ"]["barber_agakov"]
+        stat.lower(Estimate("barber_agakov", "I_YZ", "lower", ba["value"], ba["stderr"], ba["n"], 0), 0.0,
+                   label=f"zero-info epoch {r['epoch']}: barber_agakov")
     vib = [r["I_XZ"]["vib"]["value"] for r in finals]
     assert vib[-1] < max(vib)

@@ -4,17 +4,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-import budget
-from helpers import fast, judge_outcomes, suite_case
-from ibcheck import estimators, gaussian, networks
+from ibcheck import estimators, gaussian
+from ibcheck.estimators.batch import BatchParams
+from ibcheck.estimators.teacher_bounds import QFitParams, TeacherElboParams
+from ibcheck.estimators.vib import VibParams
+from ibcheck.interface import Context
+from ibcheck.pipeline import networks
 from ibcheck.validate import run_case
+
+import budget
+from helpers import LatentSampler, fast, judge_outcomes, suite_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.statistical]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("name", ["deterministic-teacher", "ten-classes", "mnist-shaped"])
-def test_every_runner_on_cuda(name, dtype, stat):
+def test_every_estimator_on_cuda(name, dtype, stat):
     case = fast(suite_case(name))
     ex, outcomes = run_case(case, seed=budget.seed_for("gpu", name), device="cuda", dtype=dtype)
     # float32 sums drift by round-off far above the float64 expectations' standard errors
@@ -36,10 +42,12 @@ def test_networks_estimators_on_cuda(stat):
     teacher = networks.MLPTeacher(seed=2).cuda()
     encoder = networks.MLPEncoder(seed=1).cuda()
     q = networks.MLPInferenceNet(seed=3).cuda()
-    data = networks.LatentSampler(teacher, device="cuda")
-    upper = estimators.teacher_elbo(encoder, teacher, data, q, steps=50, batch=256, lr=1e-3, n_eval=10_000,
-                                    seed=budget.seed_for("gpu-elbo"))
-    lower = estimators.nce(encoder, data, N=1024, batches=8, seed=budget.seed_for("gpu-nce"))
+    data = LatentSampler(teacher, device="cuda")
+    fit = estimators.train_q(encoder, teacher, data, q, QFitParams(steps=50, batch=256, lr=1e-3),
+                             torch.Generator(device="cuda").manual_seed(budget.seed_for("gpu-q")))
+    upper = estimators.run_one("teacher_elbo", encoder, data, TeacherElboParams(n=10_000),
+                               seed=budget.seed_for("gpu-elbo"), context=Context(teacher=teacher, q=q, q_fit=fit))
+    lower = estimators.run_one("nce", encoder, data, BatchParams(N=(1024,), batches=8), seed=budget.seed_for("gpu-nce"))
     stat.not_below(upper, lower, label="cuda networks: teacher_elbo >= nce")
-    vib = estimators.vib(encoder, data, n=10_000, seed=budget.seed_for("gpu-vib"))
+    vib = estimators.run_one("vib", encoder, data, VibParams(n=10_000), seed=budget.seed_for("gpu-vib"))
     stat.not_below(vib, lower, label="cuda networks: vib >= nce")

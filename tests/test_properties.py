@@ -12,13 +12,20 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ibcheck import estimators
+from ibcheck.analytic import exact
+from ibcheck.estimators.barber_agakov import BarberAgakovParams
+from ibcheck.estimators.batch import BatchParams
+from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWParams
+from ibcheck.estimators.vib import VibParams
+from ibcheck.stats import roundoff
 
 import budget
-from helpers import random_case
-from ibcheck import estimators
-from ibcheck.analytic import exact, models
-from ibcheck.stats import roundoff
+from helpers import linear, random_case, trained_context
 
 EXAMPLES = 50
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
@@ -61,16 +68,19 @@ def test_information_is_non_negative_and_labels_carry_no_more_than_x(case_seed):
         assert ex.I_YZ <= ex.I_XZ + slack
 
 
+SMALL = {"vib": VibParams(n=2000), "teacher_elbo": TeacherElboParams(n=2000),
+         "teacher_iw": TeacherIWParams(K=(10,), n=1000), "loo": BatchParams(N=(64,), batches=16),
+         "nce": BatchParams(N=(64,), batches=16), "empirical": EmpiricalParams(N=64, sets=16, draws=1)}
+
+
 def _estimates(case, seed: int):
     """Small-sample runs of every I(X;Z) estimator; q trained briefly (any q gives a bound)."""
-    enc, smp = models.encoder_for(case), models.CaseSampler(case)
-    q = models.LinearGaussianQ(case.m, case.k)
-    yield estimators.vib(enc, smp, n=2000, seed=seed)
-    yield estimators.teacher_elbo(enc, smp.teacher, smp, q, steps=60, batch=128, lr=0.02, n_eval=2000, seed=seed + 1)
-    yield estimators.teacher_iw(enc, smp.teacher, smp, q, K=10, n=1000, seed=seed + 2)
-    yield estimators.loo(enc, smp, N=64, batches=16, seed=seed + 3)
-    yield estimators.nce(enc, smp, N=64, batches=16, seed=seed + 4)
-    yield from estimators.empirical_over_datasets(enc, smp, N=64, sets=16, draws=1, seed=seed + 5)[:1]
+    enc, smp = linear(case)
+    context = trained_context(case, enc, smp, seed, steps=60, lr=0.02, batch=128)
+    for i, (name, params) in enumerate(SMALL.items()):
+        for est in estimators.run(name, enc, smp, params, seed=seed + 1 + i, context=context):
+            if est.target == "I_XZ":
+                yield est
 
 
 @pytest.mark.statistical
@@ -89,15 +99,12 @@ def test_monte_carlo_bounds_sit_on_the_right_side_of_the_truth(case_seed, stat):
 @pytest.mark.statistical
 @settings(max_examples=EXAMPLES)
 @given(case_seed=SEEDS)
-def test_decoder_bound_sits_below_the_label_information(case_seed, stat):
+def test_barber_agakov_bound_sits_below_the_label_information(case_seed, stat):
     case = _case(case_seed, labels=["gaussian", "classes"][case_seed % 2])
     ex = exact.exact_values(case)
-    enc, smp = models.encoder_for(case), models.CaseSampler(case)
-    if case.labels.kind == "classes":
-        q_y = models.SoftmaxLabelQ(case.m, len(case.labels.probs))
-    else:
-        q_y = models.LinearGaussianLabelQ(case.m, case.labels.B.shape[0])
-    est = estimators.decoder(enc, smp, q_y, h_y=exact.label_entropy(case), steps=80, batch=128, lr=0.02,
-                             n_eval=2000, seed=budget.seed_for("decoder", case_seed))
+    enc, smp = linear(case)
+    context = trained_context(case, enc, smp, 0, steps=0)
+    est = estimators.run_one("barber_agakov", enc, smp, BarberAgakovParams(steps=80, batch=128, lr=0.02, n=2000),
+                             seed=budget.seed_for("barber_agakov", case_seed), context=context)
     assert math.isfinite(est.value)
-    stat.lower(est, ex.I_YZ, ex.I_YZ_se, label=f"random case {case_seed}: decoder")
+    stat.lower(est, ex.I_YZ, ex.I_YZ_se, label=f"random case {case_seed}: barber_agakov")

@@ -7,9 +7,10 @@ from importlib import resources
 
 import pytest
 
-from helpers import SUITE_NAMES, suite_case
 from ibcheck.analytic import exact
 from ibcheck.interface import Estimate
+
+from helpers import SUITE_NAMES, suite_case
 
 
 @pytest.fixture(scope="module")

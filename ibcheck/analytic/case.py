@@ -9,32 +9,31 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn
 
 import numpy as np
 
+from ibcheck import schema
 from ibcheck.analytic import exact
-from ibcheck.config import EstimatorSettings, settings_fields
+from ibcheck.config import EstimatorSettings
 from ibcheck.interface import InputError
 
 CASE_KEYS = {"name", "teacher", "data_prior", "encoder", "labels", "settings"}
 SYMMETRY_RTOL = 1e-9
 PROBS_ATOL = 1e-9
-# Smallest allowed integer settings; counts of independent terms need 2 for a standard error.
-INT_MINIMUM = {"seed": 0, "q_steps": 0, "decoder_steps": 0, "q_batch": 1, "decoder_batch": 1, "empirical_draws": 1}
-INT_LIMIT = 2**63
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Labels:
     """Labels of a case. kind "none"; "gaussian": y = B z_v + noise_std eps, B: (p, k);
-    "classes": y ~ Cat(probs), z_v | y ~ N(means[y], prior_cov), means: (K, k)."""
+    "classes": y ~ Cat(probs), z_v | y ~ N(means[y], prior_cov), means: (K, k).
+    The arrays a kind does not use are empty."""
 
     kind: str = "none"
-    B: Optional[np.ndarray] = None
+    B: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
     noise_std: float = 0.0
-    means: Optional[np.ndarray] = None
-    probs: Optional[np.ndarray] = None
+    means: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+    probs: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -80,31 +79,31 @@ class _Field:
             self.fail(path, f"must be an object, got {type(obj).__name__}")
         unknown = sorted(set(obj) - allowed)
         if unknown:
-            key = _key(unknown[0])
+            key = schema.key_text(unknown[0])
             self.fail(f"{path}.{key}" if path else key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
         for key in sorted(required - set(obj)):
             self.fail(f"{path}.{key}" if path else key, "is required")
         self.obj = obj
 
-    def fail(self, field: str, why: str):
+    def fail(self, field: str, why: str) -> NoReturn:
         raise InputError(f"case {self.case}: field '{field}' {why}")
 
     def name(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def number(self, key: str, default: Optional[float] = None, minimum: Optional[float] = None) -> float:
+    def number(self, key: str, default: float = 0.0, minimum: float | None = None) -> float:
         if key not in self.obj:
             return default
         value = self.obj[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(self.name(key), f"must be a number, got {_show(value)}")
-        if not _finite(value):
-            self.fail(self.name(key), f"must be a finite float64, got {_show(value)}")
+            self.fail(self.name(key), f"must be a number, got {schema.show(value)}")
+        if not schema.finite(value):
+            self.fail(self.name(key), f"must be a finite float64, got {schema.show(value)}")
         if minimum is not None and value < minimum:
             self.fail(self.name(key), f"must be >= {minimum}, got {value}")
         return float(value)
 
-    def array(self, key: str, shape: tuple, default: Optional[np.ndarray] = None) -> np.ndarray:
+    def array(self, key: str, shape: tuple, default: np.ndarray | None = None) -> np.ndarray:
         """A vector (shape (n,)) or matrix (shape (r, c)); None in shape means any size >= 1."""
         if key not in self.obj:
             if default is None:
@@ -123,8 +122,8 @@ def _to_array(value: Any, shape: tuple, fail) -> np.ndarray:
     for r in rows:
         for v in r:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                fail(f"must hold only numbers, found {_show(v)}")
-    if not all(_finite(v) for r in rows for v in r):
+                fail(f"must hold only numbers, found {schema.show(v)}")
+    if not all(schema.finite(v) for r in rows for v in r):
         fail("must hold only finite float64 numbers")
     arr = np.array(value, dtype=np.float64)
     for want, got in zip(shape, arr.shape):
@@ -132,26 +131,6 @@ def _to_array(value: Any, shape: tuple, fail) -> np.ndarray:
             fail(f"has shape {list(arr.shape)}, expected {[s if s is not None else '*' for s in shape]}")
     arr.setflags(write=False)
     return arr
-
-
-def _show(value: Any) -> str:
-    """A value for a one-line message: JSON (control characters escaped), cut to 40 characters."""
-    try:
-        return json.dumps(value)[:40]
-    except (RecursionError, TypeError, ValueError):
-        return type(value).__name__
-
-
-def _key(key: Any) -> str:
-    """An object key for a message, escaped where it would break the line."""
-    return key if isinstance(key, str) and key.isprintable() else _show(key)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
 
 
 def _check_spd(field: _Field, key: str, cov: np.ndarray) -> None:
@@ -198,34 +177,17 @@ def _labels(case: str, obj: Any, k: int, prior_cov: np.ndarray) -> Labels:
         if abs(total - 1.0) > PROBS_ATOL:
             f.fail("labels.probs", f"must sum to 1, got {total:.12g}")
         return Labels(kind="classes", means=means, probs=probs)
-    raise InputError(f"case {case}: field 'labels.kind' is unknown: {_show(kind)} (none, gaussian or classes)")
+    raise InputError(f"case {case}: field 'labels.kind' is unknown: {schema.show(kind)} (none, gaussian or classes)")
 
 
 def _settings(case: str, obj: Any) -> EstimatorSettings:
     if obj is None:
         return EstimatorSettings()
-    kinds = settings_fields()
-    f = _Field(case, "settings", obj, set(kinds), set())
-    values = {}
-    for key, value in obj.items():
-        name = f.name(key)
-        if kinds[key] is tuple:
-            ok = isinstance(value, list) and value and all(type(v) is int and 1 <= v < INT_LIMIT for v in value)
-            if not ok:
-                f.fail(name, "must be a non-empty list of integers in [1, 2^63)")
-            values[key] = tuple(value)
-        elif kinds[key] is int:
-            low = INT_MINIMUM.get(key, 2)
-            if type(value) is not int or not low <= value < INT_LIMIT:
-                f.fail(name, f"must be an integer in [{low}, 2^63), got {_show(value)}")
-            values[key] = value
-        else:
-            values[key] = f.number(key, minimum=0.0)
-            if values[key] <= 0:
-                f.fail(name, "must be > 0")
-    if any(n < 2 for n in values.get("batch_N", (2,))) or values.get("empirical_N", 2) < 2:
-        f.fail("settings.batch_N" if "batch_N" in values else "settings.empirical_N", "needs N >= 2")
-    return EstimatorSettings(**values)
+
+    def fail(key: str, why: str):
+        raise InputError(f"case {case}: field '{key}' {why}")
+
+    return schema.from_json(EstimatorSettings, obj, "settings", fail)
 
 
 def parse_case(obj: Any, index: int) -> LinearGaussianCase:
@@ -237,7 +199,7 @@ def parse_case(obj: Any, index: int) -> LinearGaussianCase:
         label = f"'{obj['name']}'"
     f = _Field(label, "", obj, CASE_KEYS, {"name", "teacher", "encoder"})
     if not _good_name(obj["name"]):
-        f.fail("name", f"must be a non-empty string without control characters, got {_show(obj['name'])}")
+        f.fail("name", f"must be a non-empty string without control characters, got {schema.show(obj['name'])}")
     t = _Field(label, "teacher", obj["teacher"], {"W", "c", "noise_std"}, {"W"})
     W = t.array("W", (None, None))
     d, k = W.shape
@@ -288,12 +250,12 @@ def _most_extreme(case: LinearGaussianCase) -> tuple[str, str]:
     """The field farthest from 1 in log scale (small values matter only for std), and its range."""
     low, high = float(np.min(case.std)), float(np.max(case.std))
     best = ("encoder.std", max(abs(math.log10(low)), abs(math.log10(high))), f"std from {low:.3g} to {high:.3g}")
-    fields = {"teacher.W": case.W, "teacher.c": case.c, "teacher.noise_std": case.noise_std,
+    fields: dict[str, Any] = {"teacher.W": case.W, "teacher.c": case.c, "teacher.noise_std": case.noise_std,
               "data_prior.mean": case.prior_mean, "data_prior.cov": case.prior_cov, "encoder.A": case.A,
               "encoder.b": case.b, "labels.B": case.labels.B, "labels.noise_std": case.labels.noise_std,
               "labels.means": case.labels.means}
     for field, value in fields.items():
-        top = 0.0 if value is None or not np.size(value) else float(np.max(np.abs(value)))
+        top = 0.0 if not np.size(value) else float(np.max(np.abs(value)))
         if top > 0 and math.log10(top) > best[1]:
             best = (field, math.log10(top), f"|value| up to {top:.3g}")
     return best[0], best[2]
@@ -314,7 +276,7 @@ def parse_cases(document: Any) -> list[LinearGaussianCase]:
         raise InputError("case file: the top level must be an object with a 'cases' list")
     extra = sorted(set(document) - {"cases"})
     if extra:
-        raise InputError(f"case file: unknown top-level key '{_key(extra[0])}' (only 'cases' is allowed)")
+        raise InputError(f"case file: unknown top-level key '{schema.key_text(extra[0])}' (only 'cases' is allowed)")
     if not isinstance(document["cases"], list) or not document["cases"]:
         raise InputError("case file: 'cases' must be a non-empty list")
     cases = [parse_case(obj, i) for i, obj in enumerate(document["cases"])]
@@ -337,7 +299,8 @@ def load_cases(path: str | Path) -> list[LinearGaussianCase]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"case file {path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        where = f"line {err.lineno} column {err.colno}"
+        raise InputError(f"case file {path}: not valid JSON ({err.msg} at {where})") from None
     except RecursionError:
         raise InputError(f"case file {path}: cannot be parsed (JSON nested too deeply)") from None
     return parse_cases(document)

@@ -176,7 +176,7 @@ def optimal_q(case: LinearGaussianCase) -> tuple[np.ndarray, np.ndarray, np.ndar
     return C, -C @ (case.A @ case.c + case.b), Sq
 
 
-def decoder_expectation(case: LinearGaussianCase, F: np.ndarray, g: np.ndarray, Sigma: np.ndarray) -> float:
+def barber_agakov_expectation(case: LinearGaussianCase, F: np.ndarray, g: np.ndarray, Sigma: np.ndarray) -> float:
     """H(Y) + E log q(y|z) at q(y|z) = N(F z + g, Sigma), Gaussian labels (Barber & Agakov 2003).
 
     E log q = -1/2 [p log 2 pi + logdet Sigma + tr(Sigma^-1 E[r r^T])] with

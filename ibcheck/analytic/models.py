@@ -7,14 +7,12 @@ closed forms of ``exact.py`` can evaluate the bound at exactly the trained q.
 """
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import torch
 from torch import nn
 
 from ibcheck.analytic.case import LinearGaussianCase
-from ibcheck.gaussian import log_prob, rsample, standard_normal
+from ibcheck.gaussian import log_prob, standard_normal
 from ibcheck.interface import Batch
 
 Tensor = torch.Tensor
@@ -27,18 +25,25 @@ def _t(a: np.ndarray, device, dtype) -> Tensor:
 class LinearEncoder(nn.Module):
     """p(z|x) = N(A x + b, diag(std^2)): x (n, d) -> mean (n, m), std (n, m)."""
 
+    A: Tensor
+    b: Tensor
+    std: Tensor
+
     def __init__(self, A: Tensor, b: Tensor, std: Tensor):
         super().__init__()
         self.register_buffer("A", A)
         self.register_buffer("b", b)
         self.register_buffer("std", std)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return x @ self.A.T + self.b, self.std.expand(x.shape[0], -1)
 
 
 class LinearTeacher(nn.Module):
     """p(x|z_v) = N(W z_v + c, noise_std^2 I): z_v (n, k) -> x (n, d)."""
+
+    W: Tensor
+    c: Tensor
 
     def __init__(self, W: Tensor, c: Tensor, noise_std: float):
         super().__init__()
@@ -75,7 +80,7 @@ class LinearGaussianQ(nn.Module):
         self.e = nn.Parameter(torch.zeros(k, device=device, dtype=dtype))
         self.chol = _Cholesky(k, device, dtype)
 
-    def forward(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z @ self.C.T + self.e, self.chol().expand(z.shape[0], -1, -1)
 
     def numpy_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,14 +160,6 @@ class CaseSampler:
             if self.case.labels.noise_std > 0:
                 y = y + self.case.labels.noise_std * self._normal(n, self.B.shape[0], generator=generator)
         return Batch(x=x, z_v=z_v, y=y)
-
-
-def sample_joint(sampler: CaseSampler, encoder: LinearEncoder, n: int,
-                 generator: torch.Generator) -> tuple[Batch, Tensor]:
-    """The whole chain of bounds.md section 1: (z_v, x, y) from the case and z ~ p(z|x): (n, m)."""
-    batch = sampler.sample(n, generator)
-    mean, std = encoder(batch.x)
-    return batch, rsample(mean, std, generator)
 
 
 def encoder_for(case: LinearGaussianCase, device=None, dtype=torch.float64) -> LinearEncoder:

@@ -3,11 +3,9 @@
 They see only the protocols of ``ibcheck.interface`` (an encoder returning mean
 and std, a teacher sampling p(x|z_v), inference networks and data samplers),
 so the same functions serve the linear-Gaussian harness and neural networks.
+``registry`` lists them and runs them under one calling convention.
 """
-from ibcheck.estimators.batch import loo, nce, sandwich
-from ibcheck.estimators.decoder import decoder
-from ibcheck.estimators.empirical import empirical, empirical_over_datasets
-from ibcheck.estimators.teacher import teacher_elbo, teacher_iw
-from ibcheck.estimators.vib import vib
+from ibcheck.estimators.registry import SPECS, Spec, default_params, get, names, run, run_one
+from ibcheck.estimators.teacher_bounds import QFitParams, train_q
 
-__all__ = ["vib", "teacher_elbo", "teacher_iw", "loo", "nce", "sandwich", "decoder", "empirical", "empirical_over_datasets"]
+__all__ = ["SPECS", "Spec", "default_params", "get", "names", "run", "run_one", "QFitParams", "train_q"]

@@ -8,51 +8,46 @@ the standard error is taken across independent batches (bounds.md section 3).
 """
 from __future__ import annotations
 
-import time
+import dataclasses
 
 import torch
 
-from ibcheck.estimators._common import generator_for, module_device, summarize
 from ibcheck.gaussian import diag_log_prob, pairwise_logmeanexp, rsample
-from ibcheck.interface import DataSampler, Encoder, Estimate
+from ibcheck.interface import Context, DataSampler, Encoder, Measured
 
-KINDS = {"nce": "lower", "loo": "upper"}
+
+@dataclasses.dataclass(frozen=True)
+class BatchParams:
+    """N: batch sizes (one estimate each); batches: independent batches per estimate."""
+
+    N: tuple[int, ...] = dataclasses.field(default=(64, 256, 1024), metadata={"min": 2})
+    batches: int = dataclasses.field(default=64, metadata={"min": 2})
 
 
 @torch.no_grad()
-def sandwich(encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int, device=None,
-             names: tuple[str, ...] = ("nce", "loo")) -> list[Estimate]:
-    """nce and loo from the same ``batches`` batches of N pairs (one encoding pass serves both):
-    one Estimate per name, each the mean of its per-batch terms."""
-    for name in names:
-        if name not in KINDS:
-            raise ValueError(f"unknown batch bound {name!r}")
-    started = time.perf_counter()
-    generator = generator_for(seed, device or module_device(encoder))
-    terms = {name: [] for name in names}
-    for _ in range(batches):
-        mean, std = encoder(data.sample(N, generator).x)
-        z = rsample(mean, std, generator)
-        own_logp = diag_log_prob(z, mean, std)
-        own = torch.arange(N, device=z.device)
-        for name in names:
-            mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=(name == "loo"))
-            terms[name].append((own_logp - mixture).mean())
-    params = {"N": N, "batches": batches}
-    return [summarize(name, "I_XZ", KINDS[name], torch.stack(terms[name]), seed, params, started) for name in names]
+def _batch_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
+                 leave_one_out: bool) -> list[Measured]:
+    out = []
+    for N in params.N:
+        terms = []
+        for _ in range(params.batches):
+            mean, std = encoder(data.sample(N, generator).x)
+            z = rsample(mean, std, generator)
+            own_logp = diag_log_prob(z, mean, std)
+            own = torch.arange(N, device=z.device)
+            mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=leave_one_out)
+            terms.append((own_logp - mixture).mean())
+        out.append(Measured("I_XZ", torch.stack(terms), {"N": N}))
+    return out
 
 
-def batch_bound(name: str, encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int,
-                device=None) -> Estimate:
-    """``name`` is "nce" or "loo"; returns the mean over ``batches`` batches of N pairs."""
-    return sandwich(encoder, data, N=N, batches=batches, seed=seed, device=device, names=(name,))[0]
+def nce_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
+              context: Context) -> list[Measured]:
+    """InfoNCE with batch size N, one term per batch (van den Oord et al. 2018; Poole et al. 2019 Eq. 12)."""
+    return _batch_terms(encoder, data, params, generator, leave_one_out=False)
 
 
-def nce(encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int, device=None) -> Estimate:
-    """InfoNCE lower bound on I(X;Z) with batch size N (van den Oord et al. 2018; Poole et al. 2019 Eq. 12)."""
-    return batch_bound("nce", encoder, data, N=N, batches=batches, seed=seed, device=device)
-
-
-def loo(encoder: Encoder, data: DataSampler, *, N: int, batches: int, seed: int, device=None) -> Estimate:
-    """Leave-one-out upper bound on I(X;Z) with batch size N (Poole et al. 2019 Eq. 13)."""
-    return batch_bound("loo", encoder, data, N=N, batches=batches, seed=seed, device=device)
+def loo_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
+              context: Context) -> list[Measured]:
+    """Leave-one-out bound with batch size N, one term per batch (Poole et al. 2019 Eq. 13)."""
+    return _batch_terms(encoder, data, params, generator, leave_one_out=True)

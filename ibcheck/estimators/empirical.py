@@ -10,15 +10,14 @@ chunked by rows, never as an N x N x m tensor.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
-from typing import Optional
 
 import torch
 
-from ibcheck.estimators._common import EVAL_ROWS, generator_for, module_device, summarize
+from ibcheck.estimators.common import EVAL_ROWS
 from ibcheck.gaussian import diag_log_prob, log_density_blocks, rsample
-from ibcheck.interface import DataSampler, Encoder, Estimate
+from ibcheck.interface import Context, DataSampler, Encoder, FiniteData, Measured
 
 Tensor = torch.Tensor
 
@@ -28,8 +27,8 @@ def _encode_all(encoder: Encoder, x: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def empirical_terms(encoder: Encoder, x: Tensor, y: Optional[Tensor], draws: int, generator: torch.Generator,
-                    query: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+def point_terms(encoder: Encoder, x: Tensor, y: Tensor | None, draws: int, generator: torch.Generator,
+                    query: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """Per-(point, draw) terms of I_emp(X;Z) and, for class labels y: (N,) int64, of I_emp(Y;Z).
 
     x: (N, d), all N points being the mixture's components. z is drawn for the points
@@ -50,13 +49,13 @@ def empirical_terms(encoder: Encoder, x: Tensor, y: Optional[Tensor], draws: int
     marg, cond = [], []
     for start, block in log_density_blocks(z, mean, std, own, own_logp):
         marg.append(torch.logsumexp(block, dim=1))
-        if bounds is not None:
+        if y is not None and bounds is not None:
             rows_class = y[own[start:start + block.shape[0]]]
             per_class = torch.stack([torch.logsumexp(block[:, s:e], dim=1) for s, e in bounds], dim=1)
             cond.append(per_class.gather(1, rows_class.unsqueeze(1)).squeeze(1))
     log_marginal = torch.cat(marg) - math.log(n_points)
     t_x = own_logp - log_marginal
-    if bounds is None:
+    if y is None or bounds is None:
         return t_x, None
     counts = torch.tensor([e - s for s, e in bounds], device=x.device, dtype=z.dtype)
     log_conditional = torch.cat(cond) - counts.log()[y[own]]
@@ -66,51 +65,61 @@ def empirical_terms(encoder: Encoder, x: Tensor, y: Optional[Tensor], draws: int
 def _class_ranges(sorted_labels: Tensor) -> list[tuple[int, int]]:
     """[start, end) column ranges of each class 0..C-1 in labels sorted ascending (empty for absent ones)."""
     classes = int(sorted_labels.max()) + 1
-    edges = torch.searchsorted(sorted_labels, torch.arange(classes + 1, device=sorted_labels.device))
-    edges = edges.tolist()
+    edges = torch.searchsorted(sorted_labels, torch.arange(classes + 1, device=sorted_labels.device)).tolist()
     return [(edges[c], edges[c + 1]) for c in range(classes)]
 
 
+@dataclasses.dataclass(frozen=True)
+class EmpiricalParams:
+    """Either data sets drawn from the data: ``sets`` independent sets of ``N`` points each;
+    or (N and sets null) the data's own finite set, all of its points as mixture components,
+    z drawn for ``points`` of them (a uniform random subset; null: all). draws: z per point."""
+
+    N: int | None = dataclasses.field(default=1024, metadata={"min": 2})
+    sets: int | None = dataclasses.field(default=32, metadata={"min": 2})
+    draws: int = dataclasses.field(default=4, metadata={"min": 1})
+    points: int | None = dataclasses.field(default=None, metadata={"min": 1})
+
+    def __post_init__(self):
+        if (self.N is None) != (self.sets is None):
+            raise ValueError("N and sets are both numbers (data sets) or both null (the finite set)")
+        if self.N is not None and self.points is not None:
+            raise ValueError("points applies only to the finite set (N and sets null)")
+
+
+def _class_labels(y: Tensor | None) -> Tensor | None:
+    return y if y is not None and y.dim() == 1 else None
+
+
 @torch.no_grad()
-def empirical(encoder: Encoder, x: Tensor, y: Optional[Tensor] = None, *, draws: int, seed: int,
-              query: Optional[Tensor] = None) -> list[Estimate]:
-    """I_emp(X;Z) (and I_emp(Y;Z) with class labels) of the fixed points x: (N, d).
+def empirical_terms(encoder: Encoder, data: DataSampler, params: EmpiricalParams, generator: torch.Generator,
+                       context: Context) -> list[Measured]:
+    """I_emp(X;Z), and I_emp(Y;Z) with class labels.
 
-    All N points are mixture components; z is drawn ``draws`` times for each point of
-    ``query`` (default all). The standard error is that of the Monte Carlo given the data
-    set: terms for different (point, draw) pairs are independent given the points.
+    With ``N`` None, of the data's own finite set (``FiniteData``): terms are the
+    (point, draw) pairs, independent given the set, so the standard error is the Monte
+    Carlo's. Otherwise the mean over ``sets`` independent data sets of N points: one term
+    per set, whose expectation equals InfoNCE's at batch N, a lower bound on the
+    population I(X;Z) that tends to it as N grows.
     """
-    started = time.perf_counter()
-    generator = generator_for(seed, x.device)
-    t_x, t_y = empirical_terms(encoder, x, y, draws, generator, query)
-    params = {"N": x.shape[0], "draws": draws, "points": x.shape[0] if query is None else len(query)}
-    out = [summarize("empirical", "I_XZ", "exact", t_x, seed, params, started)]
-    if t_y is not None:
-        out.append(summarize("empirical", "I_YZ", "exact", t_y, seed, params, started))
-    return out
-
-
-@torch.no_grad()
-def empirical_over_datasets(encoder: Encoder, data: DataSampler, *, N: int, sets: int, draws: int,
-                            seed: int, device=None) -> list[Estimate]:
-    """Mean of I_emp over ``sets`` independent data sets of N points drawn from ``data``.
-
-    One term per data set, so the standard error includes the data sets' own
-    variation. Its expectation over data sets equals InfoNCE's with batch N, a
-    lower bound on the population I(X;Z) that tends to it as N grows.
-    """
-    started = time.perf_counter()
-    generator = generator_for(seed, device or module_device(encoder))
+    if params.N is None:
+        if not isinstance(data, FiniteData):
+            raise ValueError("empirical with N = None needs a finite data set")
+        points = data.points
+        n_points = points.x.shape[0]
+        query = None
+        if params.points is not None and params.points < n_points:
+            query = torch.randperm(n_points, generator=generator, device=generator.device)[:params.points]
+            query = query.to(points.x.device)
+        t_x, t_y = point_terms(encoder, points.x, _class_labels(points.y), params.draws, generator, query)
+        extra = {"N": n_points, "points": n_points if query is None else len(query)}
+        return [Measured("I_XZ", t_x, extra)] + ([] if t_y is None else [Measured("I_YZ", t_y, extra)])
     x_terms, y_terms = [], []
-    for _ in range(sets):
-        batch = data.sample(N, generator)
-        labels = batch.y if batch.y is not None and batch.y.dim() == 1 else None
-        t_x, t_y = empirical_terms(encoder, batch.x, labels, draws, generator)
+    for _ in range(params.sets or 0):
+        batch = data.sample(params.N, generator)
+        t_x, t_y = point_terms(encoder, batch.x, _class_labels(batch.y), params.draws, generator)
         x_terms.append(t_x.mean())
         if t_y is not None:
             y_terms.append(t_y.mean())
-    params = {"N": N, "sets": sets, "draws": draws}
-    out = [summarize("empirical", "I_XZ", "exact", torch.stack(x_terms), seed, params, started)]
-    if y_terms:
-        out.append(summarize("empirical", "I_YZ", "exact", torch.stack(y_terms), seed, params, started))
-    return out
+    out = [Measured("I_XZ", torch.stack(x_terms))]
+    return out + ([Measured("I_YZ", torch.stack(y_terms))] if y_terms else [])

@@ -1,25 +1,30 @@
 """The VIB rate: an upper bound on I(X;Z) (Alemi et al. 2016, Eq. 13 and 18)."""
 from __future__ import annotations
 
-import time
+import dataclasses
 
 import torch
 
-from ibcheck.estimators._common import EVAL_ROWS, chunks, generator_for, module_device, summarize
+from ibcheck.estimators.common import EVAL_ROWS, chunks
 from ibcheck.gaussian import kl_diag_to_standard
-from ibcheck.interface import DataSampler, Encoder, Estimate
+from ibcheck.interface import Context, DataSampler, Encoder, Measured
+
+
+@dataclasses.dataclass(frozen=True)
+class VibParams:
+    """n: fresh x, one closed-form KL each."""
+
+    n: int = dataclasses.field(default=20_000, metadata={"min": 2})
 
 
 @torch.no_grad()
-def vib(encoder: Encoder, data: DataSampler, *, n: int, seed: int, device=None) -> Estimate:
-    """E_x KL(p(z|x) || r(z)) with r = N(0, I_m), one closed-form KL per fresh x.
+def vib_terms(encoder: Encoder, data: DataSampler, params: VibParams, generator: torch.Generator,
+              context: Context) -> list[Measured]:
+    """KL(p(z|x) || r(z)) with r = N(0, I_m) for n fresh x: (n,) terms, in nats.
 
-    Its gap to I(X;Z) is KL(p(z) || r(z)). Terms: n independent x, in nats.
-    """
-    started = time.perf_counter()
-    generator = generator_for(seed, device or module_device(encoder))
+    Their mean is E_x KL(p(z|x) || r), whose gap to I(X;Z) is KL(p(z) || r(z))."""
     terms = []
-    for size in chunks(n, EVAL_ROWS):
+    for size in chunks(params.n, EVAL_ROWS):
         mean, std = encoder(data.sample(size, generator).x)
         terms.append(kl_diag_to_standard(mean, std))
-    return summarize("vib", "I_XZ", "upper", torch.cat(terms), seed, {"n": n}, started)
+    return [Measured("I_XZ", torch.cat(terms))]

@@ -18,10 +18,19 @@ import time
 import torch
 from torch import nn
 
-from ibcheck.estimators._common import generator_for
-from ibcheck.estimators.teacher import elbo_evaluate
-from ibcheck.interface import Estimate
-from ibcheck.networks import linear_flops
+from ibcheck.estimators.common import generator_for
+from ibcheck.estimators.teacher_bounds import elbo_evaluate
+from ibcheck.interface import Context, Estimate
+
+
+def linear_flops(module: nn.Module, rows: int) -> int:
+    """2 * rows * in * out summed over the module's Linear layers: one forward pass's matmul FLOPs."""
+    return sum(2 * rows * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
+
+
+def q_context(teacher, q) -> Context:
+    """The context of the teacher bounds with an already trained q."""
+    return Context(teacher=teacher, q=q)
 
 
 def timed(benchmark, fn, rounds: int, setup=None, **info):

@@ -19,13 +19,17 @@ import torch
 # The helpers beside this file (benchutil, reference_loop) then import under any --import-mode;
 # budget lives in tests/, which tests/conftest.py puts on sys.path the same way.
 sys.path.insert(0, str(Path(__file__).parent))
-import budget  # noqa: E402
-from ibcheck import estimators, networks  # noqa: E402
+from ibcheck import estimators  # noqa: E402
 from ibcheck.analytic import exact, models  # noqa: E402
 from ibcheck.analytic.case import LinearGaussianCase, load_cases  # noqa: E402
-from ibcheck.estimators._common import generator_for  # noqa: E402
-from ibcheck.estimators.teacher import train_inference_net  # noqa: E402
+from ibcheck.estimators.batch import BatchParams  # noqa: E402
+from ibcheck.estimators.common import generator_for  # noqa: E402
+from ibcheck.estimators.teacher_bounds import QFitParams, train_q  # noqa: E402
 from ibcheck.interface import Estimate, Exact  # noqa: E402
+from ibcheck.pipeline import networks  # noqa: E402
+
+import budget  # noqa: E402
+from helpers import LatentSampler  # noqa: E402
 
 LINEAR_CASE = "mnist-shaped"
 # q of the linear case is trained only briefly: the closed form of the teacher
@@ -60,7 +64,7 @@ class Networks:
     teacher: networks.MLPTeacher
     encoder: networks.MLPEncoder
     q: networks.MLPInferenceNet
-    sampler: networks.LatentSampler
+    sampler: LatentSampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Encoded:
     std: torch.Tensor
     z: torch.Tensor
 
-    def head(self, n: int) -> "Encoded":
+    def head(self, n: int) -> Encoded:
         """The first n rows (iid draws, so a prefix is itself an iid set)."""
         return Encoded(self.x[:n], self.mean[:n], self.std[:n], self.z[:n])
 
@@ -90,8 +94,8 @@ def linear() -> LinearSetup:
 def linear_q(linear) -> models.LinearGaussianQ:
     """A LinearGaussianQ trained for Q_STEPS steps of paper Eq. 5 (the linear case's teacher q)."""
     q = models.LinearGaussianQ(linear.case.m, linear.case.k)
-    train_inference_net(linear.encoder, linear.teacher, linear.sampler, q, steps=Q_STEPS, batch=Q_BATCH,
-                        lr=Q_LR, generator=generator_for(budget.seed_for("bench", "linear_q"), "cpu"))
+    train_q(linear.encoder, linear.teacher, linear.sampler, q, QFitParams(steps=Q_STEPS, batch=Q_BATCH, lr=Q_LR),
+            generator_for(budget.seed_for("bench", "linear_q"), "cpu"))
     return q
 
 
@@ -100,7 +104,7 @@ def nets() -> Networks:
     teacher = networks.MLPTeacher(seed=1, dtype=NET_DTYPE)
     return Networks(teacher=teacher, encoder=networks.MLPEncoder(seed=2, dtype=NET_DTYPE),
                     q=networks.MLPInferenceNet(seed=3, dtype=NET_DTYPE),
-                    sampler=networks.LatentSampler(teacher, dtype=NET_DTYPE))
+                    sampler=LatentSampler(teacher, dtype=NET_DTYPE))
 
 
 @pytest.fixture(scope="session")
@@ -117,5 +121,5 @@ def encoded(nets) -> Encoded:
 @pytest.fixture(scope="session")
 def nets_nce(nets) -> Estimate:
     """InfoNCE at N = 1024 on the networks: a lower bound every upper bound must sit above."""
-    return estimators.nce(nets.encoder, nets.sampler, N=1024, batches=8,
-                          seed=budget.seed_for("bench", "nets_nce"))
+    return estimators.run_one("nce", nets.encoder, nets.sampler, BatchParams(N=(1024,), batches=8),
+                              seed=budget.seed_for("bench", "nets_nce"))

@@ -9,13 +9,20 @@ N = 1024 and 10,000; each the minimum over repeats after a warm-up, float32.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from ibcheck import gaussian, networks
-from ibcheck.estimators._common import generator_for
-from ibcheck.estimators.teacher import elbo_evaluate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers
+from ibcheck import gaussian  # noqa: E402
+from ibcheck.estimators.common import generator_for  # noqa: E402
+from ibcheck.estimators.teacher_bounds import elbo_evaluate  # noqa: E402
+from ibcheck.pipeline import networks  # noqa: E402
+
+from benchutil import linear_flops  # noqa: E402
+from helpers import LatentSampler  # noqa: E402
 
 
 def _best_seconds(fn, device: torch.device, repeats: int) -> float:
@@ -46,11 +53,12 @@ def main(argv=None) -> int:
     teacher = networks.MLPTeacher(seed=1).to(device)
     encoder = networks.MLPEncoder(seed=2).to(device)
     q = networks.MLPInferenceNet(seed=3).to(device)
-    data = networks.LatentSampler(teacher, device=device)
+    data = LatentSampler(teacher, device=device)
     n = 10_000
     modules = [teacher, encoder, q, teacher, encoder]
-    flops = sum(networks.linear_flops(m, n) for m in modules)
-    shapes = [(l.in_features, l.out_features) for m in modules for l in m.modules() if isinstance(l, torch.nn.Linear)]
+    flops = sum(linear_flops(m, n) for m in modules)
+    shapes = [(lin.in_features, lin.out_features) for m in modules for lin in m.modules()
+              if isinstance(lin, torch.nn.Linear)]
     ops = [(torch.randn(n, i, device=device), torch.randn(i, o, device=device)) for i, o in shapes]
     with torch.no_grad():
         work = _best_seconds(lambda: elbo_evaluate(encoder, teacher, data, q, n, generator_for(0, device)),

@@ -15,9 +15,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
-from ibcheck.io import write_text
+from ibcheck.fileio import write_text
 
 TARGET_RATIO = 0.5  # the issue's target: at least half the yardstick's FLOP rate
 
@@ -38,13 +37,13 @@ def _info(bench: dict) -> dict:
     return bench.get("extra_info") or {}
 
 
-def gflops(bench: dict) -> Optional[float]:
+def gflops(bench: dict) -> float | None:
     """FLOP rate from the minimum time, GFLOP/s; None without a FLOP count."""
     flops = _info(bench).get("flops")
     return flops / bench["stats"]["min"] / 1e9 if flops else None
 
 
-def items_per_second(bench: dict) -> Optional[float]:
+def items_per_second(bench: dict) -> float | None:
     items = _info(bench).get("items")
     return items / bench["stats"]["min"] if items else None
 
@@ -150,7 +149,7 @@ def render(document: dict) -> tuple[str, bool]:
     return "\n".join(lines).rstrip() + "\n", passed
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("out", type=Path, help="Markdown summary to write")

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import pytest
 
-import benchutil
 from ibcheck import estimators
 from ibcheck.analytic import exact, models
+from ibcheck.estimators.barber_agakov import BarberAgakovParams
+from ibcheck.estimators.batch import BatchParams
+from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWParams
+from ibcheck.estimators.vib import VibParams
+from ibcheck.interface import Context
+
+import benchutil
+from benchutil import q_context
 
 pytestmark = pytest.mark.bench
 
@@ -25,8 +33,8 @@ DECODER_STEPS, DECODER_BATCH, DECODER_LR = 50, 256, 0.01
 @pytest.mark.parametrize("n", [2_000, 20_000])
 def test_vib_linear(benchmark, stat, linear, seed, n):
     """vib over n fresh x: matches 1/2 [tr Sz + |mz|^2 - m - logdet D] and sits above I(X;Z)."""
-    est = benchutil.timed(benchmark, lambda: estimators.vib(linear.encoder, linear.sampler, n=n, seed=seed), ROUNDS,
-                          items=n)
+    est = benchutil.timed(benchmark, lambda: estimators.run_one("vib", linear.encoder, linear.sampler, VibParams(n=n),
+                                                                seed=seed), ROUNDS, items=n)
     stat.matches(est, exact.vib_expectation(linear.case), label=f"bench vib linear n={n}")
     stat.upper(est, linear.exact.I_XZ, linear.exact.I_XZ_se, label=f"bench vib linear n={n}")
 
@@ -37,8 +45,8 @@ def test_teacher_elbo_linear(benchmark, stat, linear, linear_q, seed, n):
     """Evaluation of paper Eq. 5 at the trained q (steps=0: no training is timed) on n fresh
     samples: matches the closed form at that q and sits above I(X;Z)."""
     def run():
-        return estimators.teacher_elbo(linear.encoder, linear.teacher, linear.sampler, linear_q, steps=0,
-                                       batch=1, lr=0.0, n_eval=n, seed=seed)
+        return estimators.run_one("teacher_elbo", linear.encoder, linear.sampler, TeacherElboParams(n=n), seed=seed,
+                                  context=q_context(linear.teacher, linear_q))
 
     est = benchutil.timed(benchmark, run, ROUNDS, items=n)
     expected = exact.teacher_bound(linear.case, *linear_q.numpy_params())
@@ -54,7 +62,8 @@ def test_teacher_iw_linear(benchmark, stat, linear, linear_q, seed, K):
     n = 500
 
     def run():
-        return estimators.teacher_iw(linear.encoder, linear.teacher, linear.sampler, linear_q, K=K, n=n, seed=seed)
+        return estimators.run_one("teacher_iw", linear.encoder, linear.sampler, TeacherIWParams(K=(K,), n=n),
+                                  seed=seed, context=q_context(linear.teacher, linear_q))
 
     est = benchutil.timed(benchmark, run, ROUNDS, items=n * K)
     stat.upper(est, linear.exact.I_XZ, linear.exact.I_XZ_se, label=f"bench teacher_iw linear K={K}")
@@ -68,9 +77,9 @@ def test_teacher_iw_linear(benchmark, stat, linear, linear_q, seed, K):
 @pytest.mark.parametrize("name", ["loo", "nce"])
 def test_batch_bound_linear(benchmark, stat, linear, seed, name, N):
     """loo (upper) / nce (lower) over 8 batches of N pairs: on the right side of I(X;Z)."""
-    fn = getattr(estimators, name)
-    est = benchutil.timed(benchmark, lambda: fn(linear.encoder, linear.sampler, N=N, batches=8, seed=seed),
-                          ROUNDS, items=8 * N)
+    params = BatchParams(N=(N,), batches=8)
+    est = benchutil.timed(benchmark, lambda: estimators.run_one(name, linear.encoder, linear.sampler, params,
+                                                                seed=seed), ROUNDS, items=8 * N)
     check = stat.upper if name == "loo" else stat.lower
     check(est, linear.exact.I_XZ, linear.exact.I_XZ_se, label=f"bench {name} linear N={N}")
 
@@ -83,16 +92,16 @@ def test_empirical_linear(benchmark, stat, linear, seed):
     sets, N, draws = 4, 1024, 4
 
     def run():
-        return estimators.empirical_over_datasets(linear.encoder, linear.sampler, N=N, sets=sets, draws=draws,
-                                                  seed=seed)
+        return estimators.run("empirical", linear.encoder, linear.sampler, EmpiricalParams(N=N, sets=sets, draws=draws),
+                              seed=seed)
 
     i_xz = benchutil.timed(benchmark, run, ROUNDS, items=sets * N * draws)[0]
     stat.lower(i_xz, linear.exact.I_XZ, linear.exact.I_XZ_se, label="bench empirical linear I_XZ")
 
 
-@pytest.mark.benchmark(group="decoder")
+@pytest.mark.benchmark(group="barber_agakov")
 @pytest.mark.parametrize("n_eval", [2_000, 20_000])
-def test_decoder_linear(benchmark, stat, linear, seed, n_eval):
+def test_barber_agakov_linear(benchmark, stat, linear, seed, n_eval):
     """Barber-Agakov bound with a softmax q(y|z) trained from zero for DECODER_STEPS steps
     (training is timed; a fresh q per round, built outside the timing), then n_eval fresh
     samples: below the exact I(Y;Z)."""
@@ -101,9 +110,11 @@ def test_decoder_linear(benchmark, stat, linear, seed, n_eval):
     def setup():
         return (models.SoftmaxLabelQ(case.m, len(case.labels.probs)),), {}
 
+    params = BarberAgakovParams(steps=DECODER_STEPS, batch=DECODER_BATCH, lr=DECODER_LR, n=n_eval)
+
     def run(q_y):
-        return estimators.decoder(linear.encoder, linear.sampler, q_y, h_y=exact.label_entropy(case),
-                                  steps=DECODER_STEPS, batch=DECODER_BATCH, lr=DECODER_LR, n_eval=n_eval, seed=seed)
+        return estimators.run_one("barber_agakov", linear.encoder, linear.sampler, params, seed=seed,
+                                  context=Context(label_model=q_y, h_y=exact.label_entropy(case)))
 
     est = benchutil.timed(benchmark, run, ROUNDS, setup=setup, items=n_eval, train_steps=DECODER_STEPS)
-    stat.lower(est, linear.exact.I_YZ, linear.exact.I_YZ_se, label=f"bench decoder linear n_eval={n_eval}")
+    stat.lower(est, linear.exact.I_YZ, linear.exact.I_YZ_se, label=f"bench barber_agakov linear n_eval={n_eval}")

@@ -19,9 +19,15 @@ import math
 import pytest
 import torch
 
-import benchutil
-from benchutil import estimate_of
 from ibcheck import estimators, gaussian, stats
+from ibcheck.estimators.batch import BatchParams
+from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.teacher_bounds import TeacherIWParams
+from ibcheck.estimators.vib import VibParams
+from ibcheck.samplers import FiniteSampler
+
+import benchutil
+from benchutil import estimate_of, q_context
 
 pytestmark = pytest.mark.bench
 
@@ -47,7 +53,7 @@ def _at_most_log_n(est, N: int) -> None:
 def test_vib_nets(benchmark, stat, nets, nets_nce, seed, n):
     """vib on n fresh teacher images (sampling and encoder timed): not below InfoNCE."""
     def run():
-        return estimators.vib(nets.encoder, nets.sampler, n=n, seed=seed)
+        return estimators.run_one("vib", nets.encoder, nets.sampler, VibParams(n=n), seed=seed)
 
     est = benchutil.timed(benchmark, run, _rounds(n), items=n)
     stat.not_below(est, nets_nce, label=f"bench vib nets n={n} >= nce")
@@ -61,7 +67,8 @@ def test_teacher_iw_nets(benchmark, stat, nets, nets_nce, seed, K):
     n = 500
 
     def run():
-        return estimators.teacher_iw(nets.encoder, nets.teacher, nets.sampler, nets.q, K=K, n=n, seed=seed)
+        return estimators.run_one("teacher_iw", nets.encoder, nets.sampler, TeacherIWParams(K=(K,), n=n), seed=seed,
+                                  context=q_context(nets.teacher, nets.q))
 
     est = benchutil.timed(benchmark, run, _rounds(n * K), items=n * K)
     stat.not_below(est, nets_nce, label=f"bench teacher_iw nets K={K} >= nce")
@@ -76,13 +83,13 @@ def test_teacher_iw_nets(benchmark, stat, nets, nets_nce, seed, K):
 def test_batch_bound_nets(benchmark, stat, nets, seed, name, N):
     """loo / nce over 4 batches of N pairs (sampling, encoder and the N x N matrix timed).
     loo is not below an independent nce at the same N; nce is at most ln N."""
-    fn = getattr(estimators, name)
-    est = benchutil.timed(benchmark, lambda: fn(nets.encoder, nets.sampler, N=N, batches=4, seed=seed),
+    params = BatchParams(N=(N,), batches=4)
+    est = benchutil.timed(benchmark, lambda: estimators.run_one(name, nets.encoder, nets.sampler, params, seed=seed),
                           _rounds(4 * N), items=4 * N)
     if name == "nce":
         _at_most_log_n(est, N)
     else:
-        other = estimators.nce(nets.encoder, nets.sampler, N=N, batches=4, seed=seed + 1)
+        other = estimators.run_one("nce", nets.encoder, nets.sampler, params, seed=seed + 1)
         stat.not_below(est, other, label=f"bench loo >= nce nets N={N}")
 
 
@@ -107,8 +114,9 @@ def test_empirical_nets(benchmark, stat, encoded, nets, seed, N):
     """Empirical I(X;Z) of N fixed teacher images, one z per image (encoder and N x N blocks
     timed): at most ln N, and the same mean as a direct float64 computation on 128 random points."""
     data = encoded.head(N)
-    est = benchutil.timed(benchmark, lambda: estimators.empirical(nets.encoder, data.x, draws=1, seed=seed)[0],
-                          _rounds(N), items=N)
+    params = EmpiricalParams(N=None, sets=None, draws=1)
+    est = benchutil.timed(benchmark, lambda: estimators.run("empirical", nets.encoder, FiniteSampler(data.x), params,
+                                                            seed=seed, reference="finite")[0], _rounds(N), items=N)
     _at_most_log_n(est, N)
     stat.same_mean(est, _naive_empirical(data, 128, seed + 1), label=f"bench empirical nets N={N} vs direct")
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ibcheck import gaussian
+
 import benchutil
 from benchutil import estimate_of
-from ibcheck import gaussian
 from reference_loop import per_sample_terms
 
 pytestmark = pytest.mark.bench

@@ -11,13 +11,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ibcheck import io, runs  # noqa: E402
+from ibcheck import fileio  # noqa: E402
+from ibcheck.estimators import registry  # noqa: E402
 from ibcheck.interface import InputError  # noqa: E402
+from ibcheck.pipeline import runs  # noqa: E402
+from ibcheck.pipeline.tracking import PAPER_MIN  # noqa: E402
 
-X_ESTIMATORS = ("vib", "teacher_elbo", "teacher_iw", "loo", "nce", "empirical", "min_vib_teacher")
-Y_ESTIMATORS = ("decoder", "empirical")
-STYLE = {"vib": "#c0392b", "teacher_elbo": "#e67e22", "teacher_iw": "#d4ac0d", "loo": "#8e44ad",
-         "nce": "#2471a3", "empirical": "#2c3e50", "min_vib_teacher": "#16a085"}
+X_ESTIMATORS = tuple(s.name for s in registry.SPECS.values() if "I_XZ" in s.targets) + (PAPER_MIN,)
+Y_ESTIMATORS = tuple(s.name for s in registry.SPECS.values() if "I_YZ" in s.targets)
+EXACT = registry.EMPIRICAL.name
+Y_BOUND = registry.BARBER_AGAKOV.name
+PALETTE = ("#c0392b", "#e67e22", "#d4ac0d", "#8e44ad", "#2471a3", "#2c3e50", "#16a085", "#7f8c8d")
+STYLE = dict(zip(X_ESTIMATORS, PALETTE))
 Z95 = 1.959964  # two-sided 95% normal quantile for the bands
 
 
@@ -59,20 +64,21 @@ HEADER = (["run", "epoch", "step", "partial"] + [f"I_XZ_{e}_{k}" for e in X_ESTI
 
 
 def plot_plane(named: dict[str, list[dict]]):
-    """I(Y;Z) (decoder) against I(X;Z) by empirical (exact) and by min(vib, teacher) (the paper's), coloured by epoch."""
+    """I(Y;Z) (Barber-Agakov) against I(X;Z) by empirical (exact) and by min(vib, teacher) (the paper's),
+    coloured by epoch."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
     markers = "osD^v<>"
-    for ax, x_name, title in ((axes[0], "empirical", "exact I(X;Z) of the training set"),
-                              (axes[1], "min_vib_teacher", "min(vib, teacher_elbo), as in the paper")):
+    for ax, x_name, title in ((axes[0], EXACT, "exact I(X;Z) of the training set"),
+                              (axes[1], PAPER_MIN, "min(vib, teacher_elbo), as in the paper")):
         for i, (name, records) in enumerate(named.items()):
             xs = [_value(r, "I_XZ", x_name) for r in records]
-            ys = [_value(r, "I_YZ", "decoder") for r in records]
+            ys = [_value(r, "I_YZ", Y_BOUND) for r in records]
             ax.plot(xs, ys, "-", color="gray", lw=0.6, alpha=0.6)
             sc = ax.scatter(xs, ys, c=[r["epoch"] for r in records], cmap="viridis", marker=markers[i % 7], s=18,
                             label=name)
         ax.set_xlabel(f"I(X;Z) [nats]: {title}", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("I(Y;Z) [nats]: decoder (lower bound)")
+    axes[0].set_ylabel(f"I(Y;Z) [nats]: {Y_BOUND} (lower bound)")
     axes[0].legend(fontsize=8)
     fig.colorbar(sc, ax=axes, label="epoch")
     fig.suptitle("Information plane")
@@ -89,7 +95,7 @@ def plot_estimators(named: dict[str, list[dict]]):
             se = [_value(r, "I_XZ", est, "stderr") for r in records]
             if any(x is None for x in v):
                 continue
-            ax.plot(epochs, v, color=STYLE[est], label=est, lw=1.4 if est == "empirical" else 1.0)
+            ax.plot(epochs, v, color=STYLE[est], label=est, lw=1.4 if est == EXACT else 1.0)
             ax.fill_between(epochs, [a - Z95 * b for a, b in zip(v, se)], [a + Z95 * b for a, b in zip(v, se)],
                             color=STYLE[est], alpha=0.2)
         ax.axhline(records[0]["ln_N"], color="black", ls=":", lw=1, label="ln N")
@@ -123,17 +129,17 @@ def plot_encoder(named: dict[str, list[dict]]):
 
 def write_plots(folders: list[str], out: str | Path) -> list[Path]:
     """The three figures of the runs in ``folders`` and plot_data.csv, into ``out``."""
-    named = {}
+    named: dict[str, list[dict]] = {}
     for folder in folders:
         name = Path(folder).resolve().name
         named[name if name not in named else f"{name}#{len(named) + 1}"] = read_run(folder)
     out = Path(out)
     written = [out / "plot_data.csv"]
-    io.write_csv(written[0], HEADER, [row for name, recs in named.items() for row in rows(name, recs)])
+    fileio.write_csv(written[0], HEADER, [row for name, recs in named.items() for row in rows(name, recs)])
     for file, plot in (("info_plane.png", plot_plane), ("estimators.png", plot_estimators),
                        ("encoder.png", plot_encoder)):
         fig = plot(named)
-        io.save_figure(fig, out / file)
+        fileio.save_figure(fig, out / file)
         plt.close(fig)
         written.append(out / file)
     return written

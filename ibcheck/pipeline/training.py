@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ibcheck import experiment, runs, student as student_mod, tracking
-from ibcheck.experiment import TrainConfig
-from ibcheck.networks import MLPInferenceNet
+from ibcheck import schema, seeds
+from ibcheck.config import TrainConfig
+from ibcheck.pipeline import data, runs, teacher_run, tracking
+from ibcheck.pipeline import student as student_mod
+from ibcheck.pipeline.networks import MLPInferenceNet
+from ibcheck.pipeline.vae import VAE
 
 Tensor = torch.Tensor
 
@@ -23,7 +26,7 @@ class Session:
 
     student: student_mod.VIBStudent
     optimiser: torch.optim.Optimizer
-    schedule: object
+    schedule: torch.optim.lr_scheduler.LRScheduler
     q: MLPInferenceNet
     generators: dict[str, torch.Generator]
     records: list[dict]
@@ -46,12 +49,16 @@ class Session:
         return max((r["epoch"] for r in self.records if not r.get("partial")), default=0)
 
 
+GENERATORS = ("train", "track", "labels")
+
+
 def new_session(config: TrainConfig, device: torch.device) -> Session:
-    student = student_mod.VIBStudent(config.student, seed=config.seed).to(device)
+    """A fresh student, optimiser, q and generators, all from the seed tree of ``config.seed``."""
+    student = student_mod.VIBStudent(config.student, seed=seeds.seed_of(config.seed, "student")).to(device)
     optimiser, schedule = student_mod.make_optimizer(student, config.student)
-    q = MLPInferenceNet((config.student.latent, 256), config.teacher.latent, seed=config.seed + 7).to(device)
-    generators = {name: torch.Generator(device=device).manual_seed(config.seed * 10 + i)
-                  for i, name in enumerate(("train", "track", "labels"))}
+    q = MLPInferenceNet((config.student.latent, config.track.q_hidden), config.teacher.latent,
+                        seed=seeds.seed_of(config.seed, "track", "q")).to(device)
+    generators = {name: seeds.generator(config.seed, name, device=device) for name in GENERATORS}
     return Session(student, optimiser, schedule, q, generators, [])
 
 
@@ -61,7 +68,7 @@ def epoch_labels(config: TrainConfig, labels: Tensor, session: Session) -> Tenso
     if config.zero_info is None:
         return labels
     if config.zero_info == "fixed":
-        perm = np.random.default_rng(config.seed + 3).permutation(len(labels))
+        perm = seeds.rng(config.seed, "labels", "fixed").permutation(len(labels))
         return labels[torch.as_tensor(perm, device=labels.device)]
     return labels[torch.randperm(len(labels), generator=session.generators["labels"], device=labels.device)]
 
@@ -107,35 +114,47 @@ def _record(measured: dict, epoch: float, step: int, losses, train_seconds, part
     return record
 
 
+def teacher_and_data(config: TrainConfig, out: Path, device: torch.device, resume: bool,
+                     progress: Callable[[str, int, int, dict], None]) -> tuple[VAE, dict[str, Tensor]]:
+    """The teacher (trained into OUT/teacher, or the finished ``teacher_run``) and the student's
+    data: the teacher's mean reconstructions of the images, with their original labels."""
+    train_set, test_set = data.load_images(config.data, config.teacher.seed)
+    run_config = config.teacher_run_config
+    if config.teacher_run:
+        vae = teacher_run.finished_teacher(config.teacher_run, run_config)
+    else:
+        folder = out / "teacher"
+        vae = teacher_run.fit_teacher(run_config, folder, resume or folder.exists(), train_set.as_float(),
+                                      test_set.as_float(), device,
+                                      lambda e, r: progress("teacher", e, config.teacher.epochs, r))
+    vae = vae.to(device).eval()
+    with torch.no_grad():
+        tensors = {"train_x": vae.reconstruct(torch.from_numpy(train_set.as_float()).to(device)),
+                   "test_x": vae.reconstruct(torch.from_numpy(test_set.as_float()).to(device)),
+                   "train_y": torch.from_numpy(train_set.labels).to(device),
+                   "test_y": torch.from_numpy(test_set.labels).to(device)}
+    return vae, tensors
+
+
 def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bool,
           progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, record: None) -> list[dict]:
     """Run (or resume) the whole experiment into ``out``; returns the metrics records."""
-    run = runs.RunDir(out, "train", runs.config_dict(config), resume=resume)
-    train_set, test_set = experiment.load_images(config)
-    if config.teacher_run:
-        vae = experiment.finished_teacher(config.teacher_run, config)
-    else:
-        vae = experiment.fit_teacher(config, Path(out) / "teacher", resume or (Path(out) / "teacher").exists(),
-                                     train_set, test_set, device,
-                                     lambda e, r: progress("teacher", e, config.teacher.epochs, r))
-    vae = vae.to(device).eval()
-    with torch.no_grad():  # the student's data: the teacher's mean reconstructions, original labels
-        train_x = vae.reconstruct(torch.from_numpy(train_set.as_float()).to(device))
-        test_x = vae.reconstruct(torch.from_numpy(test_set.as_float()).to(device))
-    train_y = torch.from_numpy(train_set.labels).to(device)
-    test_y = torch.from_numpy(test_set.labels).to(device)
+    run = runs.RunDir(out, "train", schema.to_json(config), resume=resume)
+    vae, d = teacher_and_data(config, Path(out), device, resume, progress)
     session = new_session(config, device)
-    tracker = tracking.Tracker(vae.decoder, session.q, train_x, train_y, test_x, test_y, config.track)
+    tracker = tracking.Tracker(vae.generative, session.q, d["train_x"], d["train_y"], d["test_x"], d["test_y"],
+                               config.track, config.seed)
     state = run.load()
     if state is not None:
         session.restore(state)
     else:
-        session.records.append(_record(tracker.measure(session.student, epoch_labels(config, train_y, session),
-                                                       session.generators["track"]), 0, 0, None, 0.0, False))
+        labels = epoch_labels(config, d["train_y"], session)
+        measured = tracker.measure(session.student, labels, session.generators["track"])
+        session.records.append(_record(measured, 0, 0, None, 0.0, False))
         run.save(session.state())
-    steps_per_epoch = -(-len(train_x) // config.student.batch)
+    steps_per_epoch = -(-len(d["train_x"]) // config.student.batch)
     for epoch in range(session.epochs_done + 1, config.epochs + 1):
-        labels = epoch_labels(config, train_y, session)
+        labels = epoch_labels(config, d["train_y"], session)
         run_epoch(config, session, tracker, labels, epoch, steps_per_epoch)
         run.save(session.state())
         progress("student", epoch, config.epochs, session.records[-1])

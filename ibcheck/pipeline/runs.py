@@ -8,14 +8,13 @@ those records, so a crash between the two writes is repaired on resume.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-from ibcheck import io
+from ibcheck import fileio
 from ibcheck.interface import InputError
 
 CONFIG = "config.json"
@@ -35,10 +34,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"{self.path}: exists and is not a folder")
         if config_path.exists():
-            try:
-                existing = json.loads(config_path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise InputError(f"{config_path}: unreadable ({err})") from None
+            existing = read_config(self.path, str(self.path))
             if existing.get("kind") != self.kind or existing.get("config") != self.config:
                 raise InputError(f"{self.path}: holds another run (different kind or config); choose a new --out")
             if not resume:
@@ -46,9 +42,9 @@ class RunDir:
         elif self.path.exists() and any(self.path.iterdir()):
             raise InputError(f"{self.path}: folder is not empty and holds no {CONFIG}; choose a new --out")
         else:
-            io.write_json(config_path, {"kind": self.kind, "config": self.config})
+            fileio.write_json(config_path, {"kind": self.kind, "config": self.config})
 
-    def load(self) -> Optional[dict]:
+    def load(self) -> dict | None:
         """The last checkpoint, or None for a fresh run; metrics.jsonl is rewritten to match it."""
         path = self.path / CHECKPOINT
         if not path.exists():
@@ -59,21 +55,28 @@ class RunDir:
 
     def save(self, state: dict[str, Any]) -> None:
         """Atomically replace the checkpoint (which must hold ``records``), then metrics.jsonl."""
-        with io.atomic_path(self.path / CHECKPOINT) as tmp:
+        with fileio.atomic_path(self.path / CHECKPOINT) as tmp:
             torch.save(state, tmp)
         self._write_metrics(state["records"])
 
     def _write_metrics(self, records: list[dict]) -> None:
-        lines = (json.dumps(io.finite_or_none(r), allow_nan=False) + "\n" for r in records)
-        io.write_text(self.path / METRICS, "".join(lines))
+        lines = (json.dumps(fileio.finite_or_none(r), allow_nan=False) + "\n" for r in records)
+        fileio.write_text(self.path / METRICS, "".join(lines))
 
     def file(self, name: str) -> Path:
         return self.path / name
 
 
-def config_dict(config) -> dict:
-    """A frozen dataclass as JSON-ready data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+def read_config(folder: Path, label: str) -> dict:
+    """A run folder's config.json as {"kind": ..., "config": ...}; InputError if it is unreadable."""
+    path = folder / CONFIG
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{label}: not a run folder (no readable {CONFIG}: {err.__class__.__name__})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{label}: {CONFIG} does not hold an object")
+    return value
 
 
 def generator_states(**generators: torch.Generator) -> dict[str, torch.Tensor]:

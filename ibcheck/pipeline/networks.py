@@ -4,19 +4,16 @@ Shapes follow the paper and the reference VIB code: the student encoder is an
 MLP 784-1024-1024-2K with K = 40 and std = softplus(rho - 5) (Alemi et al.
 2016, section 4.1); the teacher is a VAE decoder 20-400-784 with Bernoulli
 pixels (Kingma & Welling 2013, appendix C); q(z_v|z) an MLP 40-256-2x20 with a
-diagonal Gaussian output. Every constructor takes a seed, so weights never
+diagonal Gaussian output; the classifier q(y|z) an MLP 40-256-10. Every constructor takes a seed, so weights never
 depend on the global random state.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from ibcheck.gaussian import standard_normal
-from ibcheck.interface import Batch
 
 Tensor = torch.Tensor
 
@@ -32,7 +29,7 @@ def init_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
 def mlp(sizes: Sequence[int], seed: int, dtype=torch.float32) -> nn.Sequential:
     """Linear layers of ``sizes`` with ReLU between them (none after the last)."""
     generator = torch.Generator().manual_seed(seed)
-    layers = []
+    layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layer = nn.Linear(n_in, n_out, dtype=dtype)
         init_linear_(layer, generator)
@@ -40,11 +37,6 @@ def mlp(sizes: Sequence[int], seed: int, dtype=torch.float32) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-def linear_flops(module: nn.Module, rows: int) -> int:
-    """2 * rows * in * out summed over the module's Linear layers: one forward pass's matmul FLOPs."""
-    return sum(2 * rows * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
 
 
 class MLPEncoder(nn.Module):
@@ -59,7 +51,7 @@ class MLPEncoder(nn.Module):
         self.net = mlp(list(sizes) + [2 * latent], seed, dtype)
         self.latent = latent
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mean, rho = self.net(x).split(self.latent, dim=-1)
         return mean, F.softplus(rho - 5.0)
 
@@ -101,18 +93,19 @@ class MLPInferenceNet(nn.Module):
         self.net = mlp(list(sizes) + [2 * latent], seed, dtype)
         self.latent = latent
         last = self.net[-1]
+        assert isinstance(last, nn.Linear)
         with torch.no_grad():
             last.weight.zero_()
             last.bias[:latent].zero_()
             last.bias[latent:].fill_(0.5413)  # softplus(0.5413) = 1.0
 
-    def forward(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         mean, raw = self.net(z).split(self.latent, dim=-1)
         return mean, F.softplus(raw) + 1e-4
 
 
-class MLPLabelDecoder(nn.Module):
-    """q(y|z) = softmax(MLP(z))_y for class labels: z (n, m), y (n,) -> log q (n,)."""
+class MLPClassifier(nn.Module):
+    """The student's label head q(y|z) = softmax(MLP(z))_y for class labels: z (n, m), y (n,) -> log q (n,)."""
 
     def __init__(self, sizes: Sequence[int] = (40, 256, 10), seed: int = 0, dtype=torch.float32):
         super().__init__()
@@ -120,19 +113,3 @@ class MLPLabelDecoder(nn.Module):
 
     def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
         return torch.log_softmax(self.net(z), dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
-
-
-class LatentSampler:
-    """Draws of a teacher's data distribution: z_v ~ N(0, I_k), x = teacher.sample(z_v).
-
-    For benchmarks and the random-weight networks; the MNIST pipeline samples its
-    finite training set instead.
-    """
-
-    def __init__(self, teacher: MLPTeacher, device=None, dtype=torch.float32):
-        self.teacher, self.device, self.dtype = teacher, torch.device(device or "cpu"), dtype
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator) -> Batch:
-        z_v = standard_normal((n, self.teacher.latent_dim), generator, self.device, self.dtype)
-        return Batch(x=self.teacher.sample(z_v, generator), z_v=z_v)

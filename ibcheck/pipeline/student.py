@@ -5,43 +5,23 @@ scaled to 2x - 1, encoder MLP 784-1024-1024-2K with std = softplus(rho - 5), los
 cross-entropy + beta KL(p(z|x) || N(0, I)) with beta = 1e-3 (in nats here; the
 demo divides both by ln 2), one z draw per image in training and 12 at evaluation,
 batch 100, Adam(1e-4, betas (0.5, 0.999)) decayed by 0.97 every 2 epochs, 200 epochs.
-The paper's choices: K = 40 and a 2-layer MLP decoder (Herwana & Kadian, section 4).
+The paper's choices: K = 40 and a 2-layer MLP classifier q(y|z) (Herwana & Kadian, section 4).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ibcheck import networks
+from ibcheck import seeds
+from ibcheck.config import StudentConfig
 from ibcheck.gaussian import kl_diag_to_standard, rsample
+from ibcheck.pipeline import networks
 
 Tensor = torch.Tensor
-
-
-@dataclasses.dataclass(frozen=True)
-class StudentConfig:
-    """Architecture and optimiser of the student. SGD's learning rate and momentum have no
-    source in the paper; 0.01 and 0.9 are a common MNIST choice, kept as settings."""
-
-    encoder: str = "mlp"  # "mlp" (784-1024-1024-2K) or "cnn" (three conv layers, then 2K)
-    latent: int = 40
-    hidden: int = 1024
-    decoder_hidden: int = 256  # the 2-layer MLP decoder K-256-10 (width not given by the paper)
-    beta: float = 1e-3
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    adam_betas: tuple = (0.5, 0.999)
-    decay: float = 0.97  # learning rate x decay every decay_epochs epochs
-    decay_epochs: int = 2
-    sgd_lr: float = 0.01
-    sgd_momentum: float = 0.9
-    batch: int = 100
-    eval_samples: int = 12
 
 
 class CNNEncoder(nn.Module):
@@ -59,6 +39,7 @@ class CNNEncoder(nn.Module):
                 bound = (layer.weight[0].numel()) ** -0.5
                 with torch.no_grad():
                     for p in (layer.weight, layer.bias):
+                        assert p is not None
                         p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
         self.latent = latent
 
@@ -76,22 +57,26 @@ class ScaledMLPEncoder(networks.MLPEncoder):
 
 
 class VIBStudent(nn.Module):
-    """Encoder p(z|x) and decoder q(y|z) (``networks.MLPLabelDecoder``)."""
+    """Encoder p(z|x) and classifier q(y|z) (``networks.MLPClassifier``); initial weights from
+    ``seed``'s tree (paths ``encoder`` and ``classifier``)."""
 
     def __init__(self, config: StudentConfig, seed: int = 0):
         super().__init__()
+        encoder_seed = seeds.seed_of(seed, "encoder")
+        self.encoder: nn.Module
         if config.encoder == "mlp":
-            self.encoder = ScaledMLPEncoder((784, config.hidden, config.hidden), config.latent, seed=seed)
+            self.encoder = ScaledMLPEncoder((784, config.hidden, config.hidden), config.latent, seed=encoder_seed)
         elif config.encoder == "cnn":
-            self.encoder = CNNEncoder(config.latent, seed=seed)
+            self.encoder = CNNEncoder(config.latent, seed=encoder_seed)
         else:
             raise ValueError(f"unknown encoder {config.encoder!r} (mlp or cnn)")
-        self.decoder = networks.MLPLabelDecoder((config.latent, config.decoder_hidden, 10), seed=seed + 1)
+        self.classifier = networks.MLPClassifier((config.latent, config.classifier_hidden, 10),
+                                                 seed=seeds.seed_of(seed, "classifier"))
 
     def loss(self, x: Tensor, y: Tensor, beta: float, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """(total, cross-entropy, KL) batch means in nats: -log q(y|z) + beta KL(p(z|x) || N(0, I)), one z each."""
         mean, std = self.encoder(x)
-        ce = -self.decoder.log_prob(rsample(mean, std, generator), y).mean()
+        ce = -self.classifier.log_prob(rsample(mean, std, generator), y).mean()
         kl = kl_diag_to_standard(mean, std).mean()
         return ce + beta * kl, ce, kl
 
@@ -100,13 +85,15 @@ class VIBStudent(nn.Module):
         """Class probabilities averaged over ``samples`` z draws (vib_demo's avg_accuracy): (n, 10)."""
         mean, std = self.encoder(x)
         z = rsample(mean, std, generator, draws=samples)
-        return torch.softmax(self.decoder.net(z), dim=-1).mean(1)
+        return torch.softmax(self.classifier.net(z), dim=-1).mean(1)
 
 
-def make_optimizer(student: VIBStudent, config: StudentConfig) -> tuple[torch.optim.Optimizer, object]:
+def make_optimizer(student: VIBStudent, config: StudentConfig) -> tuple[torch.optim.Optimizer,
+                                                                      torch.optim.lr_scheduler.LRScheduler]:
     """The optimiser and its staircase decay (x ``decay`` every ``decay_epochs`` epochs, stepped per epoch)."""
+    opt: torch.optim.Optimizer
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(student.parameters(), lr=config.lr, betas=tuple(config.adam_betas))
+        opt = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2))
     elif config.optimizer == "sgd":
         opt = torch.optim.SGD(student.parameters(), lr=config.sgd_lr, momentum=config.sgd_momentum)
     else:
@@ -121,7 +108,7 @@ def grad_norm(module: nn.Module) -> float:
 
 
 def train_epoch(student: VIBStudent, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, config: StudentConfig,
-                generator: torch.Generator, on_step: Optional[Callable[[int], None]] = None) -> dict:
+                generator: torch.Generator, on_step: Callable[[int], None] | None = None) -> dict:
     """One pass over (x: (n, 784), y: (n,)) in shuffled batches; returns the epoch's mean loss terms
     and mean gradient norm. ``on_step(step_in_epoch)`` is called after each step (for log-spaced tracking)."""
     order = torch.randperm(len(x), generator=generator, device=x.device)

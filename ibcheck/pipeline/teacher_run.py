@@ -1,0 +1,101 @@
+"""``ibcheck teacher``: train the VAE into a run folder, or reload a finished one.
+
+A teacher run's seed tree is rooted at ``teacher.seed``: the data split and subset
+(``data/...``, in ``data.load_images``), the initial weights (``teacher/init``), the
+shuffling and the training draws (``teacher/train``), the test ELBO's draws
+(``teacher/eval``). Its ``config.json`` is the ``TeacherRunConfig`` it used.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ibcheck import schema, seeds
+from ibcheck.config import TeacherConfig, TeacherRunConfig
+from ibcheck.interface import InputError
+from ibcheck.pipeline import runs
+from ibcheck.pipeline.vae import VAE
+
+Tensor = torch.Tensor
+KIND = "teacher"
+
+
+@torch.no_grad()
+def _mean_neg_elbo(vae: VAE, x: Tensor, generator: torch.Generator, rows: int = 4096) -> float:
+    return float(torch.cat([vae.neg_elbo(x[s:s + rows], generator) for s in range(0, len(x), rows)]).mean())
+
+
+def new_vae(config: TeacherConfig) -> VAE:
+    return VAE(config.latent, config.hidden, seeds.seed_of(config.seed, "teacher", "init"))
+
+
+def train_teacher(config: TeacherConfig, train_x: np.ndarray, test_x: np.ndarray, run: runs.RunDir,
+                  device: torch.device | str = "cpu",
+                  progress: Callable[[int, dict], None] = lambda epoch, record: None) -> VAE:
+    """Train (or resume) the VAE on ``device``, saving a checkpoint and the train/test negative
+    ELBO each epoch. train_x, test_x: (n, 784) float32 in [0, 1]. Returns the trained model."""
+    vae = new_vae(config).to(device)
+    optimiser = torch.optim.Adam(vae.parameters(), lr=config.lr)
+    g_train = seeds.generator(config.seed, "teacher", "train", device=device)
+    g_eval = seeds.generator(config.seed, "teacher", "eval", device=device)
+    state = run.load()
+    records = []
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        runs.restore_generators(state["generators"], train=g_train, eval=g_eval)
+        records = state["records"]
+    x_train, x_test = torch.from_numpy(train_x).to(device), torch.from_numpy(test_x).to(device)
+    for epoch in range(len(records) + 1, config.epochs + 1):
+        started = time.perf_counter()
+        order = torch.randperm(len(x_train), generator=g_train, device=device)
+        total = 0.0
+        for start in range(0, len(order), config.batch):
+            batch = x_train[order[start:start + config.batch]]
+            optimiser.zero_grad(set_to_none=True)
+            loss = vae.neg_elbo(batch, g_train).mean()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(batch)
+        record = {"epoch": epoch, "train_neg_elbo_running": total / len(order),
+                  "test_neg_elbo": _mean_neg_elbo(vae, x_test, g_eval),
+                  "seconds": time.perf_counter() - started}
+        records.append(record)
+        run.save({"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "records": records,
+                  "generators": runs.generator_states(train=g_train, eval=g_eval)})
+        progress(epoch, record)
+    return vae
+
+
+def fit_teacher(config: TeacherRunConfig, folder: Path, resume: bool, train_x: np.ndarray, test_x: np.ndarray,
+                device: torch.device, progress: Callable[[int, dict], None]) -> VAE:
+    """Train (or finish, or reload) the teacher of ``config`` in ``folder``."""
+    run = runs.RunDir(folder, KIND, schema.to_json(config), resume=resume)
+    return train_teacher(config.teacher, train_x, test_x, run, device, progress)
+
+
+def read_teacher_run(path: str) -> TeacherRunConfig:
+    """The config a teacher run recorded, read back through the config validator."""
+    saved = runs.read_config(Path(path), f"--teacher {path}")
+    if saved.get("kind") != KIND:
+        raise InputError(f"--teacher {path}: not a teacher run (its kind is {schema.show(saved.get('kind'))})")
+
+    def fail(key: str, why: str):
+        raise InputError(f"--teacher {path}: its recorded {key} {why}")
+
+    return schema.from_json(TeacherRunConfig, saved.get("config"), "", fail)
+
+
+def finished_teacher(path: str, config: TeacherRunConfig) -> VAE:
+    """The VAE of a finished teacher run of ``config``."""
+    folder = Path(path)
+    records = (folder / runs.METRICS).read_text().splitlines() if (folder / runs.METRICS).exists() else []
+    if len(records) < config.teacher.epochs:
+        raise InputError(f"--teacher {path}: unfinished ({len(records)} of {config.teacher.epochs} epochs)")
+    vae = new_vae(config.teacher)
+    vae.load_state_dict(torch.load(folder / runs.CHECKPOINT, map_location="cpu", weights_only=False)["model"])
+    return vae.eval()

@@ -1,0 +1,157 @@
+"""One validator from JSON to frozen dataclasses, for every settings object of ibcheck.
+
+A case file's ``"settings"``, a ``--config`` file and a teacher run's recorded
+config all go through ``from_json``. Each field's Python type says what JSON
+value it takes, and its ``metadata`` adds limits:
+
+- ``min``: the smallest allowed integer (of an int, or of each item of a tuple);
+- ``positive``: a float must be > 0; ``at_least``: a float must be >= it; ``below``: < it;
+- ``choices``: the allowed strings;
+- ``sections``: a callable giving ``{key: default dataclass}`` for a mapping field
+  whose keys are names (the estimator registry's parameter sections).
+
+Errors are one line naming the key path: ``student.beta must be a number, got "x"``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+INT_LIMIT = 2**63
+Fail = Callable[[str, str], NoReturn]
+
+
+def show(value: Any) -> str:
+    """A value for a one-line message: JSON (control characters escaped), cut to 40 characters."""
+    try:
+        return json.dumps(value)[:40]
+    except (RecursionError, TypeError, ValueError):
+        return type(value).__name__
+
+
+def key_text(key: Any) -> str:
+    """An object key for a message, escaped where it would break the line."""
+    return key if isinstance(key, str) and key.isprintable() else show(key)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _unwrap_optional(kind: Any) -> tuple[Any, bool]:
+    args = typing.get_args(kind)
+    origin = typing.get_origin(kind)
+    if (origin is typing.Union or origin is types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return kind, False
+
+
+def _integer(value: Any, path: str, low: int, fail: Fail) -> int:
+    if type(value) is not int or not low <= value < INT_LIMIT:
+        fail(path, f"must be an integer in [{low}, 2^63), got {show(value)}")
+    return value
+
+
+def _number(value: Any, path: str, meta: typing.Mapping[str, Any], fail: Fail) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(path, f"must be a number, got {show(value)}")
+    if not finite(value):
+        fail(path, f"must be a finite number, got {show(value)}")
+    if meta.get("positive") and value <= 0:
+        fail(path, f"must be > 0, got {show(value)}")
+    if "at_least" in meta and value < meta["at_least"]:
+        fail(path, f"must be >= {meta['at_least']:g}, got {show(value)}")
+    if "below" in meta and value >= meta["below"]:
+        fail(path, f"must be < {meta['below']:g}, got {show(value)}")
+    return float(value)
+
+
+def _value(kind: Any, meta: typing.Mapping[str, Any], value: Any, base: Any, path: str, fail: Fail) -> Any:
+    kind, optional = _unwrap_optional(kind)
+    if value is None:
+        if optional:
+            return None
+        fail(path, "must not be null")
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return from_json(kind, value, path, fail, base if base is not None else kind())
+    if kind is bool:
+        if not isinstance(value, bool):
+            fail(path, f"must be true or false, got {show(value)}")
+        return value
+    if kind is int:
+        return _integer(value, path, meta.get("min", 0), fail)
+    if kind is float:
+        return _number(value, path, meta, fail)
+    if kind is str:
+        choices = meta.get("choices")
+        if not isinstance(value, str) or (choices and value not in choices):
+            allowed = f"one of {', '.join(choices)}" if choices else "a string"
+            fail(path, f"must be {allowed}, got {show(value)}")
+        return value
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        low = meta.get("min", 0)
+        if not isinstance(value, list) or not value or not all(type(v) is int and low <= v < INT_LIMIT for v in value):
+            fail(path, f"must be a non-empty list of integers in [{low}, 2^63), got {show(value)}")
+        return tuple(value)
+    if "sections" in meta:
+        return _sections(meta["sections"](), value, base, path, fail)
+    raise TypeError(f"{path}: no JSON rule for {kind!r}")  # a programming error, not bad input
+
+
+def _sections(defaults: dict[str, Any], value: Any, base: Any, path: str, fail: Fail) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        fail(path, f"must be an object, got {type(value).__name__}")
+    out = dict(base if base is not None else defaults)
+    for key, section in value.items():
+        if key not in defaults:
+            fail(join(path, key_text(key)), f"unknown key (allowed: {', '.join(sorted(defaults))})")
+        out[key] = from_json(type(defaults[key]), section, join(path, key), fail, out[key])
+    return out
+
+
+def from_json(cls: type, obj: Any, path: str, fail: Fail, base: Any | None = None) -> Any:
+    """``base`` (default ``cls()``) with the fields that ``obj``, a JSON object, names.
+
+    Nested dataclasses are merged key by key, so ``{"student": {"beta": 0.01}}``
+    changes one field. Unknown keys, wrong types and values out of range fail
+    with the key path."""
+    if not isinstance(obj, dict):
+        fail(path, f"must be an object, got {type(obj).__name__}")
+    base = cls() if base is None else base
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted((k for k in obj if k not in fields), key=str)
+    if unknown:
+        fail(join(path, key_text(unknown[0])), f"unknown key (allowed: {', '.join(sorted(fields))})")
+    hints = typing.get_type_hints(cls)
+    changes = {}
+    for key, value in obj.items():
+        changes[key] = _value(hints[key], fields[key].metadata, value, getattr(base, key), join(path, key), fail)
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as err:  # a rule between fields, checked by the dataclass itself
+        fail(path, f"is inconsistent: {err}")
+
+
+def to_json(instance: Any) -> Any:
+    """A (nested) frozen dataclass as JSON-ready data: tuples become lists, mappings objects."""
+    if dataclasses.is_dataclass(instance) and not isinstance(instance, type):
+        return {f.name: to_json(getattr(instance, f.name)) for f in dataclasses.fields(instance)}
+    if isinstance(instance, dict):
+        return {k: to_json(v) for k, v in instance.items()}
+    if isinstance(instance, (list, tuple)):
+        return [to_json(v) for v in instance]
+    return instance
