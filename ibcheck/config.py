@@ -12,10 +12,10 @@ Every number the pipeline uses is a field here; a run's ``config.json`` is
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ibcheck.estimators import QFitParams, default_params
+from ibcheck.estimators import QFitParams, default_params, registry
 from ibcheck.estimators.barber_agakov import BarberAgakovParams
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
@@ -27,9 +27,9 @@ def _field(default: Any, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _sections(default: Mapping[str, Any]) -> Any:
+def _sections(default: Callable[[], Mapping[str, Any]]) -> Any:
     """A mapping field of estimator parameters, one section per registered estimator."""
-    return dataclasses.field(default_factory=lambda: dict(default), metadata={"sections": default_params})
+    return dataclasses.field(default_factory=lambda: dict(default()), metadata={"sections": default_params})
 
 
 # ---------------------------------------------------------------- validate
@@ -49,7 +49,7 @@ class EstimatorSettings:
     seed: int = _field(0)
     n_exact: int = _field(1_000_000, min=2)
     q: QFitParams = QFitParams()
-    estimators: Mapping[str, Any] = _sections(default_params())
+    estimators: Mapping[str, Any] = _sections(default_params)
 
     def params(self, name: str) -> Any:
         return self.estimators[name]
@@ -124,13 +124,13 @@ class StudentConfig:
 # Per-record estimator sizes, chosen so that estimating costs about as much as an epoch of
 # training on two CPU cores; none of them comes from the paper.
 TRACK_ESTIMATORS: dict[str, Any] = {
-    "vib": VibParams(n=1000),
-    "teacher_elbo": TeacherElboParams(n=1000),
-    "teacher_iw": TeacherIWParams(K=(16,), n=256),
-    "loo": BatchParams(N=(500,), batches=8),
-    "nce": BatchParams(N=(500,), batches=8),
-    "empirical": EmpiricalParams(N=None, sets=None, draws=1, points=1000),
-    "barber_agakov": BarberAgakovParams(steps=0, n=1000),
+    registry.VIB.name: VibParams(n=1000),
+    registry.TEACHER_ELBO.name: TeacherElboParams(n=1000),
+    registry.TEACHER_IW.name: TeacherIWParams(K=(16,), n=256),
+    registry.LOO.name: BatchParams(N=(500,), batches=8),
+    registry.NCE.name: BatchParams(N=(500,), batches=8),
+    registry.EMPIRICAL.name: EmpiricalParams(N=None, sets=None, draws=1, points=1000),
+    registry.BARBER_AGAKOV.name: BarberAgakovParams(steps=0, n=1000),
 }
 
 
@@ -150,7 +150,7 @@ class TrackConfig:
     q_hidden: int = _field(256, min=1)
     early_points: int = _field(0, min=0)
     q: QFitParams = QFitParams(steps=15, batch=128, lr=1e-3)
-    estimators: Mapping[str, Any] = _sections(TRACK_ESTIMATORS)
+    estimators: Mapping[str, Any] = _sections(lambda: TRACK_ESTIMATORS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,11 +178,12 @@ class TrainConfig:
 
 SMOKE_TRACK = TrackConfig(
     subset=300, test_subset=300, early_points=3, q=QFitParams(steps=10, batch=128, lr=1e-3),
-    estimators={**TRACK_ESTIMATORS, "vib": VibParams(n=300), "teacher_elbo": TeacherElboParams(n=300),
-                "teacher_iw": TeacherIWParams(K=(16,), n=64), "loo": BatchParams(N=(128,), batches=4),
-                "nce": BatchParams(N=(128,), batches=4),
-                "empirical": EmpiricalParams(N=None, sets=None, draws=1, points=300),
-                "barber_agakov": BarberAgakovParams(steps=0, n=300)})
+    estimators={registry.VIB.name: VibParams(n=300), registry.TEACHER_ELBO.name: TeacherElboParams(n=300),
+                registry.TEACHER_IW.name: TeacherIWParams(K=(16,), n=64),
+                registry.LOO.name: BatchParams(N=(128,), batches=4),
+                registry.NCE.name: BatchParams(N=(128,), batches=4),
+                registry.EMPIRICAL.name: EmpiricalParams(N=None, sets=None, draws=1, points=300),
+                registry.BARBER_AGAKOV.name: BarberAgakovParams(steps=0, n=300)})
 
 PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),

@@ -1,0 +1,93 @@
+"""The estimator registry and the configuration tree: one calling convention, kinds set by the
+reference the caller states, and configs that read back through the one validator."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ibcheck import estimators, schema
+from ibcheck.analytic.case import parse_cases
+from ibcheck.config import PRESETS, TRACK_ESTIMATORS, EstimatorSettings, TeacherRunConfig, TrainConfig
+from ibcheck.estimators import registry
+from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.vib import VibParams
+from ibcheck.interface import InputError
+from ibcheck.samplers import FiniteSampler
+from ibcheck.validate import applicable, validate
+
+from helpers import linear, suite_case
+
+
+def _fail(key: str, why: str):
+    raise InputError(f"{key} {why}")
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_spec_has_frozen_params_that_read_back(name):
+    spec = registry.get(name)
+    assert dataclasses.is_dataclass(spec.params) and spec.params.__dataclass_params__.frozen
+    assert set(spec.targets) <= {"I_XZ", "I_YZ"} and set(spec.kinds) == {"population", "finite"}
+    assert schema.from_json(type(spec.params), schema.to_json(spec.params), name, _fail) == spec.params
+    assert spec.sweep is None or isinstance(getattr(spec.params, spec.sweep), tuple)
+
+
+def test_every_track_and_case_setting_names_the_registered_estimators():
+    assert set(TRACK_ESTIMATORS) == set(registry.names()) == set(EstimatorSettings().estimators)
+    for preset in PRESETS.values():
+        assert set(preset.track.estimators) == set(registry.names())
+
+
+@pytest.mark.parametrize("config", [*PRESETS.values(), TeacherRunConfig()], ids=[*PRESETS, "teacher-run"])
+def test_configs_read_back_through_the_validator(config):
+    """config.json is schema.to_json of the config; reading it back gives the same config."""
+    assert schema.from_json(type(config), schema.to_json(config), "", _fail) == config
+
+
+def test_the_validator_names_the_key_path():
+    with pytest.raises(InputError, match=r'^student\.beta must be a number, got "x"$'):
+        schema.from_json(TrainConfig, {"student": {"beta": "x"}}, "", _fail)
+    with pytest.raises(InputError, match=r"^track\.estimators\.loo\.N must be a non-empty list of integers in \[2,"):
+        schema.from_json(TrainConfig, {"track": {"estimators": {"loo": {"N": [1]}}}}, "", _fail)
+    with pytest.raises(InputError, match=r"^track\.estimators\.ksg unknown key"):
+        schema.from_json(TrainConfig, {"track": {"estimators": {"ksg": {}}}}, "", _fail)
+
+
+def test_the_caller_states_the_reference_and_the_kind_follows():
+    case = suite_case("ten-classes")
+    enc, smp = linear(case)
+    population = estimators.run("empirical", enc, smp, EmpiricalParams(N=64, sets=4, draws=1), seed=1)
+    assert [(e.target, e.kind) for e in population] == [("I_XZ", "lower"), ("I_YZ", "estimate")]
+    points = smp.sample(64, torch.Generator().manual_seed(0))
+    finite = estimators.run("empirical", enc, FiniteSampler(points.x, points.y),
+                            EmpiricalParams(N=None, sets=None, draws=2), seed=1, reference="finite")
+    assert [(e.target, e.kind) for e in finite] == [("I_XZ", "exact"), ("I_YZ", "exact")]
+    assert finite[0].params["N"] == 64 and finite[0].n == 128
+    for reference in ("population", "finite"):
+        assert estimators.run_one("vib", enc, smp, VibParams(n=10), seed=1, reference=reference).kind == "upper"
+
+
+def test_run_refuses_wrong_params_and_missing_context():
+    case = suite_case("hand-1d")
+    enc, smp = linear(case)
+    with pytest.raises(TypeError, match="VibParams"):
+        estimators.run("vib", enc, smp, EmpiricalParams(), seed=0)
+    with pytest.raises(ValueError, match="context.q, context.teacher"):
+        estimators.run("teacher_elbo", enc, smp, seed=0)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        estimators.run("ksg", enc, smp, seed=0)
+
+
+def test_a_registered_estimator_reaches_validate(monkeypatch):
+    """A new estimator is one spec in the table: case settings take its parameters, and
+    validate runs it, judges it by its kind and reports it."""
+    extra = dataclasses.replace(registry.VIB, name="vib_copy", params=VibParams(n=500))
+    monkeypatch.setattr(registry, "SPECS", {**registry.SPECS, "vib_copy": extra})
+    document = {"name": "one", "teacher": {"W": [[1.0]]}, "encoder": {"A": [[1.0]], "std": [1.0]},
+                "settings": {"estimators": {"vib_copy": {"n": 300}}}}
+    (case,) = parse_cases({"cases": [document]})
+    assert "vib_copy" in [s.name for s in applicable(case)]
+    result = validate([case], names=["vib_copy"])
+    (row,) = result.cases[0].rows
+    assert row.estimate.estimator == "vib_copy" and row.estimate.n == 300 and row.valid is True
