@@ -11,6 +11,7 @@ from ibcheck import estimators, schema
 from ibcheck.analytic.case import parse_cases
 from ibcheck.config import PRESETS, TRACK_ESTIMATORS, EstimatorSettings, TeacherRunConfig, TrainConfig
 from ibcheck.estimators import registry
+from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
 from ibcheck.estimators.vib import VibParams
 from ibcheck.interface import InputError
@@ -91,3 +92,25 @@ def test_a_registered_estimator_reaches_validate(monkeypatch):
     result = validate([case], names=["vib_copy"])
     (row,) = result.cases[0].rows
     assert row.estimate.estimator == "vib_copy" and row.estimate.n == 300 and row.valid is True
+
+
+def test_loo_and_nce_run_together_from_the_same_draws():
+    """Together they reuse each batch; each is then exactly what it is alone with the same seed."""
+    case = suite_case("high-mi")
+    enc, smp = linear(case)
+    params = BatchParams(N=(32, 64), batches=4)
+    together = estimators.run_together(("loo", "nce"), enc, smp, params, seed=5)
+    for name in ("loo", "nce"):
+        alone = estimators.run(name, enc, smp, params, seed=5)
+        assert [(e.value, e.stderr, e.params["N"]) for e in together[name]] == [
+            (e.value, e.stderr, e.params["N"]) for e in alone]
+    with pytest.raises(ValueError, match="no joint function"):
+        estimators.run_together(("vib", "nce"), enc, smp, params, seed=5)
+
+
+def test_groups_gather_only_estimators_with_a_joint_function_and_equal_params():
+    same = {name: registry.get(name).params for name in registry.names()}
+    assert ("loo", "nce") in registry.groups(registry.names(), same)
+    assert len(registry.groups(registry.names(), same)) == len(registry.names()) - 1
+    other = dict(same, nce=BatchParams(N=(64,), batches=2))
+    assert all(len(group) == 1 for group in registry.groups(registry.names(), other))

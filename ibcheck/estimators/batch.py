@@ -9,11 +9,14 @@ the standard error is taken across independent batches (bounds.md section 3).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import torch
 
 from ibcheck.gaussian import diag_log_prob, pairwise_logmeanexp, rsample
 from ibcheck.interface import Context, DataSampler, Encoder, Measured
+
+Tensor = torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,29 +28,23 @@ class BatchParams:
 
 
 @torch.no_grad()
-def _batch_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
-                 leave_one_out: bool) -> list[Measured]:
-    out = []
+def sandwich_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
+                   context: Context, leave_one_out: Mapping[str, bool]) -> dict[str, list[Measured]]:
+    """The bounds named in ``leave_one_out`` from the same batches: one encoding pass and one N x N
+    log-density matrix per batch serve them all. A name mapped to True drops the own component
+    (loo, Poole et al. 2019 Eq. 13); False keeps it (InfoNCE, van den Oord et al. 2018). One
+    Measured per N for each name, each the per-batch terms (n = batches)."""
+    out: dict[str, list[Measured]] = {name: [] for name in leave_one_out}
     for N in params.N:
-        terms = []
+        terms: dict[str, list[Tensor]] = {name: [] for name in leave_one_out}
         for _ in range(params.batches):
             mean, std = encoder(data.sample(N, generator).x)
             z = rsample(mean, std, generator)
             own_logp = diag_log_prob(z, mean, std)
             own = torch.arange(N, device=z.device)
-            mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=leave_one_out)
-            terms.append((own_logp - mixture).mean())
-        out.append(Measured("I_XZ", torch.stack(terms), {"N": N}))
+            for name, exclude_own in leave_one_out.items():
+                mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=exclude_own)
+                terms[name].append((own_logp - mixture).mean())
+        for name in leave_one_out:
+            out[name].append(Measured("I_XZ", torch.stack(terms[name]), {"N": N}))
     return out
-
-
-def nce_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
-              context: Context) -> list[Measured]:
-    """InfoNCE with batch size N, one term per batch (van den Oord et al. 2018; Poole et al. 2019 Eq. 12)."""
-    return _batch_terms(encoder, data, params, generator, leave_one_out=False)
-
-
-def loo_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
-              context: Context) -> list[Measured]:
-    """Leave-one-out bound with batch size N, one term per batch (Poole et al. 2019 Eq. 13)."""
-    return _batch_terms(encoder, data, params, generator, leave_one_out=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,21 +28,27 @@ from ibcheck.interface import BoundKind, Context, DataSampler, Encoder, Estimate
 
 NO_CONTEXT = Context()
 TermsFn = Callable[[Encoder, DataSampler, Any, torch.Generator, Context], list[Measured]]
+# Several estimators from one draw: (..., {name: that estimator's variant}) -> {name: measured}.
+JointFn = Callable[[Encoder, DataSampler, Any, torch.Generator, Context, dict[str, Any]], dict[str, list[Measured]]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """One estimator. ``kinds[reference][target]`` is its kind against that reference;
     ``needs`` lists the ``Context`` fields it reads; ``source`` is the formula's origin;
-    ``sweep`` names a tuple parameter (K, N) that gives one estimate per value."""
+    ``sweep`` names a tuple parameter (K, N) that gives one estimate per value. Its terms come
+    from ``terms``, or from ``joint`` with ``variant``, which can compute it together with the
+    other estimators of the same ``joint`` function from the same draws."""
 
     name: str
     kinds: Mapping[Reference, Mapping[Target, BoundKind]]
     params: Any
-    terms: TermsFn
+    terms: TermsFn | None
     needs: frozenset[str]
     source: str
     sweep: str | None = None
+    joint: JointFn | None = None
+    variant: Any = None
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -52,11 +58,11 @@ class Spec:
         return self.kinds[reference][target]
 
 
-def _spec(name: str, kind: BoundKind, target: Target, params: Any, terms: TermsFn, source: str,
-          needs: tuple[str, ...] = (), sweep: str | None = None) -> Spec:
+def _spec(name: str, kind: BoundKind, target: Target, params: Any, terms: TermsFn | None, source: str,
+          needs: tuple[str, ...] = (), **more: Any) -> Spec:
     """A spec whose kind is the same against both references."""
     kinds: dict[Reference, dict[Target, BoundKind]] = {"population": {target: kind}, "finite": {target: kind}}
-    return Spec(name, kinds, params, terms, frozenset(needs), source, sweep)
+    return Spec(name, kinds, params, terms, frozenset(needs), source, **more)
 
 
 VIB = _spec("vib", "upper", "I_XZ", vib.VibParams(), vib.vib_terms, "Alemi et al. 2016, Eq. 13")
@@ -64,8 +70,11 @@ TEACHER_ELBO = _spec("teacher_elbo", "upper", "I_XZ", teacher_bounds.TeacherElbo
                      teacher_bounds.teacher_elbo_terms, "Herwana & Kadian, Eq. 5", needs=("teacher", "q"))
 TEACHER_IW = _spec("teacher_iw", "upper", "I_XZ", teacher_bounds.TeacherIWParams(), teacher_bounds.teacher_iw_terms,
                    "Burda et al. 2015 on Eq. 5", needs=("teacher", "q"), sweep="K")
-LOO = _spec("loo", "upper", "I_XZ", batch.BatchParams(), batch.loo_terms, "Poole et al. 2019, Eq. 13", sweep="N")
-NCE = _spec("nce", "lower", "I_XZ", batch.BatchParams(), batch.nce_terms, "van den Oord et al. 2018", sweep="N")
+# the variant of the batch bounds: whether the mixture leaves the own component out
+LOO = _spec("loo", "upper", "I_XZ", batch.BatchParams(), None, "Poole et al. 2019, Eq. 13", sweep="N",
+            joint=batch.sandwich_terms, variant=True)
+NCE = _spec("nce", "lower", "I_XZ", batch.BatchParams(), None, "van den Oord et al. 2018", sweep="N",
+            joint=batch.sandwich_terms, variant=False)
 # The exact MI of a finite data set. Against the population, its I(X;Z) is a lower bound in
 # expectation (it equals InfoNCE's), and its I(Y;Z) has no one-sided relation at all.
 EMPIRICAL = Spec("empirical", {"population": {"I_XZ": "lower", "I_YZ": "estimate"},
@@ -92,30 +101,55 @@ def get(name: str) -> Spec:
     return SPECS[name]
 
 
+def _checked(names: Sequence[str], params: Any, context: Context) -> tuple[list[Spec], Any]:
+    specs = [get(name) for name in names]
+    first = specs[0]
+    if len(specs) > 1 and (first.joint is None or any(s.joint is not first.joint for s in specs)):
+        raise ValueError(f"{', '.join(names)} cannot run together: they share no joint function")
+    params = first.params if params is None else params
+    for spec in specs:
+        if not isinstance(params, type(spec.params)):
+            raise TypeError(f"{spec.name} takes {type(spec.params).__name__}, got {type(params).__name__}")
+        missing = [need for need in sorted(spec.needs) if getattr(context, need) is None]
+        if missing:
+            raise ValueError(f"{spec.name} needs context.{', context.'.join(missing)}")
+    return specs, params
+
+
+def run_together(names: Sequence[str], encoder: Encoder, data: DataSampler, params: Any | None = None, *,
+                 seed: int, device=None, context: Context = NO_CONTEXT,
+                 reference: Reference = "population") -> dict[str, list[Estimate]]:
+    """Estimators that share a joint function (loo and nce), from the same draws and one generator
+    seeded by ``seed``: ``run``'s estimates for each name. Each estimate's seconds is the time of
+    the joint computation of its value of the swept parameter."""
+    specs, params = _checked(names, params, context)
+    first = specs[0]
+    generator = generator_for(seed, device or module_device(encoder))
+    out: dict[str, list[Estimate]] = {spec.name: [] for spec in specs}
+    for value in getattr(params, first.sweep) if first.sweep else (None,):
+        one = dataclasses.replace(params, **{first.sweep: (value,)}) if first.sweep else params
+        base = dataclasses.asdict(one) | ({first.sweep: value} if first.sweep else {})
+        started = time.perf_counter()
+        if first.joint is not None:
+            measured = first.joint(encoder, data, one, generator, context, {s.name: s.variant for s in specs})
+        else:
+            assert first.terms is not None, f"{first.name} has neither terms nor a joint function"
+            measured = {first.name: first.terms(encoder, data, one, generator, context)}
+        for spec in specs:
+            for m in measured[spec.name]:
+                out[spec.name].append(summarize(spec.name, m.target, spec.kind(m.target, reference), m.terms, seed,
+                                                {**base, **m.params}, started))
+    return out
+
+
 def run(name: str, encoder: Encoder, data: DataSampler, params: Any | None = None, *, seed: int,
         device=None, context: Context = NO_CONTEXT, reference: Reference = "population") -> list[Estimate]:
     """Run estimator ``name`` with a generator seeded by ``seed`` on ``device`` (default: the
     encoder's): one Estimate per target and value of the swept parameter (K, N), in order, its
     terms summarised by mean and sd / sqrt(n) (bounds.md section 3), its kind that of
     ``reference``, its seconds those of its own value."""
-    spec = get(name)
-    params = spec.params if params is None else params
-    if not isinstance(params, type(spec.params)):
-        raise TypeError(f"{name} takes {type(spec.params).__name__}, got {type(params).__name__}")
-    missing = [need for need in sorted(spec.needs) if getattr(context, need) is None]
-    if missing:
-        raise ValueError(f"{name} needs context.{', context.'.join(missing)}")
-    generator = generator_for(seed, device or module_device(encoder))
-    values = getattr(params, spec.sweep) if spec.sweep else (None,)
-    out = []
-    for value in values:
-        one = dataclasses.replace(params, **{spec.sweep: (value,)}) if spec.sweep else params
-        base = dataclasses.asdict(one) | ({spec.sweep: value} if spec.sweep else {})
-        started = time.perf_counter()
-        for m in spec.terms(encoder, data, one, generator, context):
-            out.append(summarize(name, m.target, spec.kind(m.target, reference), m.terms, seed,
-                                 {**base, **m.params}, started))
-    return out
+    return run_together((name,), encoder, data, params, seed=seed, device=device, context=context,
+                        reference=reference)[name]
 
 
 def run_one(name: str, encoder: Encoder, data: DataSampler, params: Any | None = None, **options) -> Estimate:
@@ -124,3 +158,18 @@ def run_one(name: str, encoder: Encoder, data: DataSampler, params: Any | None =
     if len(out) != 1:
         raise ValueError(f"{name} made {len(out)} estimates, not one")
     return out[0]
+
+
+def groups(names: Sequence[str], params: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """``names`` in order, with the estimators that share a joint function and equal parameters
+    gathered into one group (so ``run_together`` draws their data once)."""
+    out: list[tuple[str, ...]] = []
+    for name in names:
+        spec = get(name)
+        partner = next((i for i, group in enumerate(out) if spec.joint is not None
+                        and get(group[0]).joint is spec.joint and params[group[0]] == params[name]), None)
+        if partner is None:
+            out.append((name,))
+        else:
+            out[partner] += (name,)
+    return out

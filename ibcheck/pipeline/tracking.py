@@ -71,19 +71,21 @@ class Tracker:
         ``labels``: (N,) the training labels the student currently sees (zero-info runs redraw them).
         """
         started = time.perf_counter()
-        enc, data = student.encoder, FiniteSampler(self.train_x, labels)
-        names = estimators.names()
-        # one seed per estimator, in registry order, plus one for q's training
-        draws = torch.randint(0, 2**62, (len(names) + 1,), generator=generator, device=generator.device).tolist()
+        enc, data, params = student.encoder, FiniteSampler(self.train_x, labels), self.config.estimators
+        # estimators that can share their draws (loo and nce) run together, with one seed
+        groups = registry.groups(estimators.names(), params)
+        draws = torch.randint(0, 2**62, (len(groups) + 1,), generator=generator, device=generator.device).tolist()
         q_fit = estimators.train_q(enc, self.teacher, data, self.q, self.config.q,
                                    generator_for(draws[-1], self.train_x.device))
         context = Context(teacher=self.teacher, q=self.q, q_fit=q_fit, label_model=student.classifier,
                           h_y=label_entropy(labels))
         record: dict = {"I_XZ": {}, "I_YZ": {}}
-        for name, seed in zip(names, draws):
-            for est in estimators.run(name, enc, data, self.config.estimators[name], seed=seed, context=context,
-                                      reference="finite"):
-                record[est.target][name] = _entry(est)
+        for group, seed in zip(groups, draws):
+            together = registry.run_together(group, enc, data, params[group[0]], seed=seed, context=context,
+                                             reference="finite")
+            for name, estimates in together.items():
+                for est in estimates:
+                    record[est.target][name] = _entry(est)
         vib, elbo = record["I_XZ"][registry.VIB.name], record["I_XZ"][registry.TEACHER_ELBO.name]
         record["I_XZ"][PAPER_MIN] = min(vib, elbo, key=lambda e: e["value"])
         with torch.no_grad():

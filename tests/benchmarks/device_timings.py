@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers
+# python -P leaves the script's folder off sys.path: add it (benchutil) and tests/ (helpers)
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from ibcheck import gaussian  # noqa: E402
 from ibcheck.estimators.common import generator_for  # noqa: E402
 from ibcheck.estimators.teacher_bounds import elbo_evaluate  # noqa: E402
