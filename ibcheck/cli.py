@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from ibcheck.interface import InputError
+from ibcheck.interface import Diverged, InputError
 
 DESCRIPTION = """\
 ibcheck checks mutual-information bounds where the answer is known exactly
@@ -25,7 +27,9 @@ accuracies; the encoder's mean log-determinant; the mean gradient norm; seconds
 training and estimating. --seed seeds the student, its tracking and its label
 draws; the data and the teacher come from the teacher's seed (--teacher T, or
 --seed for a teacher trained here). --resume continues a killed run with no
-lost or repeated epoch."""
+lost or repeated epoch. Exit status: 0 done, 2 bad input (a one-line message, and
+nothing is written), 3 training diverged (the run folder keeps the records before
+it, and its status.json says so)."""
 
 VALIDATE_HELP = """\
 Run every applicable estimator (vib, teacher_elbo, teacher_iw, loo, nce,
@@ -83,13 +87,28 @@ def resolve_device(name: str):
 
 
 def check_output(option: str, path: str, folder: bool) -> None:
-    """Refuse an output path that cannot be written now, not after the whole run."""
-    target = Path(path)
-    if target.exists() and target.is_dir() != folder:
-        raise InputError(f"{option} {path}: {'is not a folder' if folder else 'is a folder, not a file'}")
-    parent = next(p for p in target.absolute().parents if p.exists())
-    if not parent.is_dir():
-        raise InputError(f"{option} {path}: {parent} is not a folder")
+    """Refuse an output path that cannot be written now, not after the whole run: an empty
+    path, a file where a folder is wanted, a folder, device or FIFO where a file is wanted
+    (a symbolic link is followed), and a place where no file can be created (a read-only
+    mount, missing permissions)."""
+    if not path:
+        raise InputError(f"{option}: the path is empty")
+    target = Path(os.path.realpath(path))
+    if target.exists():
+        if folder and not target.is_dir():
+            raise InputError(f"{option} {path}: is not a folder")
+        if not folder and not target.is_file():
+            what = "a folder" if target.is_dir() else "not a regular file"
+            raise InputError(f"{option} {path}: is {what}; refusing to replace it")
+    home = target if folder and target.exists() else next(p for p in target.parents if p.exists())
+    if not home.is_dir():
+        raise InputError(f"{option} {path}: {home} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ibcheck-probe.", dir=home)
+    except OSError as err:
+        raise InputError(f"{option} {path}: cannot write in {home} ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _load(cases_path: str):
@@ -110,7 +129,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     check_output("--out", args.out, folder=True)
-    if args.json:
+    report.check_report_folder(args.out)
+    if args.json is not None:
         check_output("--json", args.json, folder=False)
     cases = _load(args.cases)
     torch.manual_seed(args.seed)
@@ -124,7 +144,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         result = validate(cases, alpha=args.alpha, seed=args.seed, device=device, dtype=dtype, progress=progress)
     table = report.rows(result)
     print(report.terminal_table(result, table))
-    if args.json:
+    if args.json is not None:
         fileio.write_json(args.json, report.to_json(result, table))
     written = report.write_report(result, args.out, table)
     print(f"report: {written[-1]}", file=sys.stderr)
@@ -143,14 +163,15 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     config = configure.teacher_config(configure.load_config_file(args.config), seed=args.seed, data=args.data,
                                       data_dir=args.data_dir, epochs=args.epochs)
+    check_output("--out", args.out, folder=True)
+    run = teacher_run.teacher_folder(config, Path(args.out), args.resume)
     train, test = data.load_images(config.data, config.teacher.seed)
     with _progress_bar(config.teacher.epochs, "teacher", args.quiet) as bar:
         def progress(epoch: int, record: dict) -> None:
             bar.n = epoch
             bar.set_postfix(test_neg_elbo=f"{record['test_neg_elbo']:.1f}")
 
-        teacher_run.fit_teacher(config, Path(args.out), args.resume, train.as_float(), test.as_float(), device,
-                                progress)
+        teacher_run.fit_teacher(config, run, train.as_float(), test.as_float(), device, progress)
     print(f"teacher: {args.out}")
     return 0
 
@@ -163,6 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = configure.train_config(args.preset, configure.load_config_file(args.config), seed=args.seed,
                                     data=args.data, data_dir=args.data_dir, zero_info=args.zero_info,
                                     teacher=args.teacher)
+    check_output("--out", args.out, folder=True)
     teacher_epochs = 0 if config.teacher_run else config.teacher.epochs
     with _progress_bar(teacher_epochs + config.epochs, "train", args.quiet) as bar:
         def progress(stage: str, done: int, total: int, record: dict) -> None:
@@ -264,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"ibcheck: error: {err}", file=sys.stderr)
         return 2
+    except Diverged as err:
+        print(f"ibcheck: diverged: {err}; the records before it are kept", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("ibcheck: interrupted", file=sys.stderr)
         return 130

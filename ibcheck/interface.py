@@ -173,3 +173,11 @@ class InputError(ValueError):
 
     The CLI prints it and exits with status 2, without a traceback.
     """
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss, gradient or parameter.
+
+    The message is one line saying where; the run keeps its records up to the last finished
+    epoch and records the divergence. The CLI exits with status 3.
+    """

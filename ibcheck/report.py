@@ -7,6 +7,9 @@ table and the figures. Every file is written atomically.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +20,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ibcheck import fileio, stats  # noqa: E402
 from ibcheck.estimators import registry  # noqa: E402
+from ibcheck.interface import InputError  # noqa: E402
 from ibcheck.validate import Judged, ValidationResult  # noqa: E402
 
 Row = dict[str, Any]
 COLOURS = {"upper": "#c0392b", "lower": "#2471a3", "exact": "#7f8c8d", "estimate": "#7f8c8d"}
 # The fields of one estimate in --json (case-file.md, plus params and seed).
 JSON_FIELDS = ["estimator", "target", "kind", "value", "stderr", "n", "expected", "best", "gap", "valid",
-               "matches_expected", "seconds", "params", "seed"]
+               "matches_expected", "seconds", "params", "seed", "error"]
 CSV_FIELDS = ["case", "estimator", "target", "kind", "param", "value", "stderr", "n", "ci_half_width",
-              "exact", "exact_se", "gap", "expected", "best", "valid", "matches_expected", "seconds"]
+              "exact", "exact_se", "gap", "expected", "best", "valid", "matches_expected", "seconds", "error"]
 # The parameters that tell repeated runs of one estimator apart.
 DISTINGUISHING = ("K", "N")
 
@@ -39,7 +43,7 @@ def _param(r: Judged) -> str:
 
 def half_width(r: Judged, level: float) -> float:
     """Half-width of the two-sided interval at the per-test level the tests use."""
-    return stats.quantile(1 - level / 2, r.estimate.n) * stats.combined_se(r.estimate.stderr, r.truth_se)
+    return stats.quantile(level / 2, r.estimate.n) * stats.combined_se(r.estimate.stderr, r.truth_se)
 
 
 def rows(result: ValidationResult) -> list[Row]:
@@ -54,8 +58,9 @@ def rows(result: ValidationResult) -> list[Row]:
                         "stderr": est.stderr, "n": est.n, "ci_half_width": half_width(r, result.test_alpha),
                         "exact": r.truth, "exact_se": r.truth_se, "gap": r.gap, "expected": r.outcome.expected,
                         "best": r.outcome.best, "valid": r.valid, "matches_expected": r.matches_expected,
-                        "seconds": est.seconds, "params": est.params, "seed": est.seed,
-                        "failed": r.valid is False or r.matches_expected is False})
+                        "seconds": est.seconds, "params": est.params, "seed": est.seed, "error": r.error,
+                        "failed": r.valid is False or r.matches_expected is False or r.error is not None,
+                        "drawable": all(math.isfinite(v) for v in (est.value, est.stderr, r.gap))})
     return out
 
 
@@ -92,7 +97,8 @@ def terminal_table(result: ValidationResult, table: list[Row]) -> str:
     for row in table:
         flags = [_mark(row[k], " yes ", " NO  ", "  -  ") for k in ("valid", "matches_expected")]
         lines.append(f"{row['case'][:22]:<22} {row['label'][:24]:<24} {row['value']:>10.4f} {row['stderr']:>8.4f} "
-                     f"{row['exact']:>9.4f} {row['gap']:>+9.4f}  {flags[0]}  {flags[1]}")
+                     f"{row['exact']:>9.4f} {row['gap']:>+9.4f}  {flags[0]}  {flags[1]}"
+                     + (f"  ({row['error']})" if row["error"] else ""))
     lines.append(f"{_status(result)}: {result.tests} tests at family-wise alpha {result.alpha:g} "
                  f"({result.test_alpha:.2e} each), {result.seconds:.1f} s on {result.device}")
     return "\n".join(lines)
@@ -100,6 +106,13 @@ def terminal_table(result: ValidationResult, table: list[Row]) -> str:
 
 def _by_case(table: list[Row], case: str) -> list[Row]:
     return [row for row in table if row["case"] == case]
+
+
+def _drawable(rows_: list[Row]) -> tuple[list[Row], str]:
+    """The rows a figure can draw, and a note naming how many it leaves out (not finite)."""
+    keep = [row for row in rows_ if row["drawable"]]
+    left = len(rows_) - len(keep)
+    return keep, (f" [{left} not finite, not drawn]" if left else "")
 
 
 def _grid(count: int, width: float = 5.2, height: float = 3.2):
@@ -127,7 +140,10 @@ def plot_estimates(result: ValidationResult, table: list[Row]):
     most = max(len(_by_case(table, c.name)) for c in result.cases)
     fig, axes = _grid(len(result.cases), height=0.35 * most + 1.2)
     for ax, c in zip(axes, result.cases):
-        case_rows = _by_case(table, c.name)
+        case_rows, note = _drawable(_by_case(table, c.name))
+        if not case_rows:
+            ax.set_title(f"{c.name}{note}", fontsize=9)
+            continue
         for i, row in enumerate(case_rows):
             failed = row["failed"]
             ax.errorbar(row["gap"], i, xerr=row["ci_half_width"], fmt="X" if failed else "o",
@@ -136,7 +152,7 @@ def plot_estimates(result: ValidationResult, table: list[Row]):
         ax.set_yticks(range(len(case_rows)), [row["label"] for row in case_rows], fontsize=7)
         ax.invert_yaxis()
         _gap_axis(ax, case_rows)
-        ax.set_title(f"{c.name}  (I(X;Z) = {c.exact.I_XZ:.3f})", fontsize=9)
+        ax.set_title(f"{c.name}  (I(X;Z) = {c.exact.I_XZ:.3f}){note}", fontsize=9)
         ax.set_xlabel("estimate - exact  [nats, symmetric log scale]", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
@@ -158,10 +174,11 @@ def plot_iw(result: ValidationResult, table: list[Row]):
     """teacher_iw gap against K, one line per case; a gap reaching 0 means the bound closed."""
     fig, ax = plt.subplots(figsize=(8.0, 4.4))
     for c in result.cases:
-        case_rows = iw_rows(_by_case(table, c.name))
+        case_rows, note = _drawable(iw_rows(_by_case(table, c.name)))
         if case_rows:
             ax.errorbar([row["params"]["K"] for row in case_rows], [row["gap"] for row in case_rows],
-                        yerr=[row["ci_half_width"] for row in case_rows], marker="o", ms=3, capsize=2, label=c.name)
+                        yerr=[row["ci_half_width"] for row in case_rows], marker="o", ms=3, capsize=2,
+                        label=c.name + note)
     ax.axhline(0.0, color="black", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.01)
@@ -186,7 +203,7 @@ def plot_batch(result: ValidationResult, table: list[Row]):
     """loo (upper) and nce (lower) against batch size N per case, with I(X;Z) and ln N."""
     fig, axes = _grid(len(result.cases), width=4.4, height=3.2)
     for ax, c in zip(axes, result.cases):
-        case_rows = batch_rows(_by_case(table, c.name))
+        case_rows, note = _drawable(batch_rows(_by_case(table, c.name)))
         for name, style in BATCH_STYLE.items():
             mine = [row for row in case_rows if row["estimator"] == name]
             if mine:
@@ -198,7 +215,7 @@ def plot_batch(result: ValidationResult, table: list[Row]):
             ax.plot(Ns, [math.log(N) for N in Ns], ":", color="gray", label="ln N")
         ax.axhline(c.exact.I_XZ, color="black", lw=1, label="I(X;Z)")
         ax.set_xscale("log", base=2)
-        ax.set_title(c.name, fontsize=9)
+        ax.set_title(c.name + note, fontsize=9)
         ax.set_xlabel("N", fontsize=8)
         ax.set_ylabel("nats", fontsize=8)
         if ax.get_legend_handles_labels()[0]:
@@ -238,7 +255,8 @@ def markdown(result: ValidationResult, table: list[Row]) -> str:
             lines.append(f"| {row['label']} | {row['kind']} | {row['value']:.4f} ± {row['stderr']:.4f} | "
                          f"{_fmt(row['expected'])} | {_fmt(row['best'])} | {row['gap']:+.4f} | {_mark(row['valid'])} | "
                          f"{_mark(row['matches_expected'])} | {row['seconds']:.2f} |")
-        lines.append("")
+        errors = [f"- **{row['label']} failed**: {row['error']}." for row in _by_case(table, c.name) if row["error"]]
+        lines += ([""] + errors if errors else []) + [""]
     return "\n".join(lines)
 
 
@@ -246,22 +264,61 @@ def _csv(path: Path, fields: list[str], table: list[Row]) -> None:
     fileio.write_csv(path, fields, [[row[f] for f in fields] for row in table])
 
 
+REPORT_FILES = ("results.json", "estimates.csv", "iw_vs_K.csv", "batch_vs_N.csv", "estimates.png", "iw_vs_K.png",
+                "batch_vs_N.png", "report.md")
+
+
+def check_report_folder(out: str | Path) -> None:
+    """The report replaces ``out`` whole: refuse a folder that holds anything else."""
+    folder = Path(out)
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in REPORT_FILES)
+        if foreign:
+            raise InputError(f"--out {out}: holds {foreign[0]!r}, which is not part of a validate report; "
+                             f"choose an empty folder")
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put the finished ``staging`` folder where ``out`` is, in two renames."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.rename(out, old / out.name)
+    os.rename(staging, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
 def write_report(result: ValidationResult, out: str | Path, table: list[Row] | None = None) -> list[Path]:
-    """Write report.md, results.json, three figures and their CSVs into ``out``; returns the paths."""
+    """Write report.md, results.json, three figures and their CSVs into a new folder beside ``out``,
+    then swap it in whole: an interrupted run leaves the previous report as it was, never a mix.
+    Returns the paths as they are in ``out``."""
     out = Path(out)
     table = rows(result) if table is None else table
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*"):  # left by a killed run
+        if stale.is_dir() and stale.suffix in (".tmp", ".old"):
+            shutil.rmtree(stale)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(staging, 0o777 & ~fileio.umask())
+        _write_files(result, staging, table)
+        _swap_in(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return [out / name for name in REPORT_FILES]
+
+
+def _write_files(result: ValidationResult, out: Path, table: list[Row]) -> None:
     iw_table = [dict(row, K=row["params"]["K"]) for row in iw_rows(table)]
     batch_table = [dict(row, N=row["params"]["N"], ln_N=math.log(row["params"]["N"])) for row in batch_rows(table)]
-    written = [out / "results.json", out / "estimates.csv", out / "iw_vs_K.csv", out / "batch_vs_N.csv"]
-    fileio.write_json(written[0], to_json(result, table))
-    _csv(written[1], CSV_FIELDS, table)
-    _csv(written[2], ["case", "K", "value", "stderr", "exact", "gap"], iw_table)
-    _csv(written[3], ["case", "estimator", "N", "value", "stderr", "exact", "ln_N"], batch_table)
+    fileio.write_json(out / "results.json", to_json(result, table))
+    _csv(out / "estimates.csv", CSV_FIELDS, table)
+    _csv(out / "iw_vs_K.csv", ["case", "K", "value", "stderr", "exact", "gap"], iw_table)
+    _csv(out / "batch_vs_N.csv", ["case", "estimator", "N", "value", "stderr", "exact", "ln_N"], batch_table)
     for name, plot in (("estimates.png", plot_estimates), ("iw_vs_K.png", plot_iw), ("batch_vs_N.png", plot_batch)):
         fig = plot(result, table)
         fileio.save_figure(fig, out / name)
         plt.close(fig)
-        written.append(out / name)
-    written.append(out / "report.md")
-    fileio.write_text(written[-1], markdown(result, table))
-    return written
+    fileio.write_text(out / "report.md", markdown(result, table))

@@ -22,11 +22,19 @@ import math
 from scipy import stats
 
 
-def quantile(level: float, n: int) -> float:
-    """The one-sided ``level`` quantile of Student's t with n - 1 dof (normal for n > 10^6)."""
+def quantile(tail: float, n: int) -> float:
+    """The point with probability ``tail`` above it, of Student's t with n - 1 dof (normal for
+    n > 10^6): the one-sided (1 - tail) quantile. Computed from the upper tail (``isf``), so it
+    stays finite for any tail in (0, 1) whose quantile float64 can hold; 1 - tail would round
+    to 1 below tail = 1e-16 and give an infinite quantile, which passes every test."""
     if n > 1_000_000:
-        return float(stats.norm.ppf(level))
-    return float(stats.t.ppf(level, max(n - 1, 1)))
+        return float(stats.norm.isf(tail))
+    return float(stats.t.isf(tail, max(n - 1, 1)))
+
+
+def representable(tail: float) -> bool:
+    """Whether every quantile of ``tail`` (at any n, the largest at n = 2) is a finite float64."""
+    return 0.0 < tail < 1.0 and math.isfinite(quantile(tail, 2))
 
 
 def roundoff(truth: float, eps: float) -> float:
@@ -41,18 +49,18 @@ def combined_se(se: float, truth_se: float = 0.0) -> float:
 def upper_valid(value: float, se: float, n: int, truth: float, alpha: float, truth_se: float = 0.0,
                 eps: float = 2.0**-52) -> bool:
     """One-sided validity of an upper bound at level alpha: fails only if U + q se < T."""
-    return bool(value + quantile(1 - alpha, n) * combined_se(se, truth_se) + roundoff(truth, eps) >= truth)
+    return bool(value + quantile(alpha, n) * combined_se(se, truth_se) + roundoff(truth, eps) >= truth)
 
 
 def lower_valid(value: float, se: float, n: int, truth: float, alpha: float, truth_se: float = 0.0,
                 eps: float = 2.0**-52) -> bool:
     """One-sided validity of a lower bound at level alpha: fails only if L - q se > T."""
-    return bool(value - quantile(1 - alpha, n) * combined_se(se, truth_se) - roundoff(truth, eps) <= truth)
+    return bool(value - quantile(alpha, n) * combined_se(se, truth_se) - roundoff(truth, eps) <= truth)
 
 
 def matches(value: float, se: float, n: int, expected: float, alpha: float, eps: float = 2.0**-52) -> bool:
     """Two-sided agreement with an analytic expectation: |U - E| <= q_(1-alpha/2) se."""
-    return bool(abs(value - expected) <= quantile(1 - alpha / 2, n) * se + roundoff(expected, eps))
+    return bool(abs(value - expected) <= quantile(alpha / 2, n) * se + roundoff(expected, eps))
 
 
 def bonferroni(alpha: float, tests: int) -> float:

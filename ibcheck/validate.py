@@ -9,16 +9,18 @@ section 5 with one family-wise budget ``alpha`` split over every test of the run
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 
 from ibcheck import estimators, seeds, stats
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.estimators import registry
-from ibcheck.interface import Context, Estimate, Exact, Reference
+from ibcheck.interface import Context, Estimate, Exact, InputError, Reference
 
 REFERENCE: Reference = "population"
 
@@ -120,6 +122,18 @@ EXPECTATIONS: dict[str, Callable[[CaseSetup, Estimate], Outcome]] = {
 }
 
 
+def _expected(setup: CaseSetup, name: str, est: Estimate) -> Outcome:
+    """The estimate with its analytic values; NaN where they cannot be computed (a trained q or
+    label model that diverged), which the judging reports as a failure with its reason."""
+    expect = EXPECTATIONS.get(name)
+    if expect is None:
+        return Outcome(est)
+    try:
+        return expect(setup, est)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return Outcome(est, expected=math.nan)
+
+
 def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
              names: Iterable[str] | None = None,
              tick: Callable[[str], None] = lambda label: None) -> tuple[Exact, list[Outcome]]:
@@ -130,10 +144,9 @@ def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
     for spec in applicable(case):
         if wanted is not None and spec.name not in wanted:
             continue
-        expect = EXPECTATIONS.get(spec.name)
         for est in estimators.run(spec.name, setup.encoder, setup.sampler, case.settings.params(spec.name),
                                   seed=setup.seed_for(spec.name), context=setup.context, reference=REFERENCE):
-            outcomes.append(expect(setup, est) if expect else Outcome(est))
+            outcomes.append(_expected(setup, spec.name, est))
         tick(f"{case.name}: {spec.name}")
     return setup.exact, outcomes
 
@@ -144,13 +157,15 @@ def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
 @dataclasses.dataclass(frozen=True)
 class Judged:
     """An outcome with its tests: ``valid`` (one-sided, bounds.md section 5) and
-    ``matches_expected`` (two-sided); None where a test does not apply."""
+    ``matches_expected`` (two-sided); None where a test does not apply. ``error`` says why an
+    outcome that is not a finite number failed."""
 
     outcome: Outcome
     truth: float
     truth_se: float
     valid: bool | None
     matches_expected: bool | None
+    error: str | None = None
 
     @property
     def estimate(self) -> Estimate:
@@ -183,7 +198,8 @@ class ValidationResult:
 
     @property
     def passed(self) -> bool:
-        return all(flag is not False for c in self.cases for r in c.rows for flag in (r.valid, r.matches_expected))
+        return all(r.error is None and r.valid is not False and r.matches_expected is not False
+                   for c in self.cases for r in c.rows)
 
 
 def _tests_of(outcome: Outcome) -> tuple[bool, bool]:
@@ -192,36 +208,68 @@ def _tests_of(outcome: Outcome) -> tuple[bool, bool]:
     return outcome.estimate.kind in ("upper", "lower"), outcome.expected is not None
 
 
+def _not_finite(outcome: Outcome) -> str | None:
+    est = outcome.estimate
+    if not (math.isfinite(est.value) and math.isfinite(est.stderr)):
+        return f"the estimate is not finite ({est.value} ± {est.stderr})"
+    if outcome.expected is not None and not math.isfinite(outcome.expected):
+        return "its analytic expectation is not finite (a trained q or label model diverged)"
+    return None
+
+
+def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
+    est, (one_sided, two_sided) = o.estimate, _tests_of(o)
+    truth = ex.I_XZ if est.target == "I_XZ" else ex.I_YZ
+    if truth is None:
+        raise ValueError(f"an estimate of {est.target} for a case without labels")
+    truth_se = (ex.I_XZ_se if est.target == "I_XZ" else ex.I_YZ_se) or 0.0
+    error = _not_finite(o)
+    if error is not None:
+        return Judged(o, truth, truth_se, False if one_sided else None, False if two_sided else None, error)
+    valid = None
+    if one_sided:
+        check = stats.upper_valid if est.kind == "upper" else stats.lower_valid
+        valid = check(est.value, est.stderr, est.n, truth, level, truth_se, eps)
+    match = None
+    if o.expected is not None:
+        match = stats.matches(est.value, est.stderr, est.n, o.expected, level, eps)
+    return Judged(o, truth, truth_se, valid, match)
+
+
 def judge(per_case: list[tuple[str, Exact, list[Outcome]]], *, alpha: float,
           eps: float) -> tuple[float, int, list[CaseResult]]:
     """Apply bounds.md section 5 to every outcome, alpha split evenly over all tests."""
     tests = sum(sum(_tests_of(o)) for _, _, outcomes in per_case for o in outcomes)
     level = stats.bonferroni(alpha, tests)
-    results = []
-    for name, ex, outcomes in per_case:
-        rows = []
-        for o in outcomes:
-            est, one_sided = o.estimate, _tests_of(o)[0]
-            truth = ex.I_XZ if est.target == "I_XZ" else ex.I_YZ
-            if truth is None:
-                raise ValueError(f"{name}: an estimate of {est.target} for a case without labels")
-            truth_se = (ex.I_XZ_se if est.target == "I_XZ" else ex.I_YZ_se) or 0.0
-            valid = None
-            if one_sided:
-                check = stats.upper_valid if est.kind == "upper" else stats.lower_valid
-                valid = check(est.value, est.stderr, est.n, truth, level, truth_se, eps)
-            match = None
-            if o.expected is not None:
-                match = stats.matches(est.value, est.stderr, est.n, o.expected, level, eps)
-            rows.append(Judged(o, truth, truth_se, valid, match))
-        results.append(CaseResult(name, ex, rows))
+    results = [CaseResult(name, ex, [_judge_one(o, ex, level, eps) for o in outcomes])
+               for name, ex, outcomes in per_case]
     return level, tests, results
+
+
+def max_tests(cases: list[LinearGaussianCase]) -> int:
+    """An upper bound on the tests a validation of ``cases`` makes: two per estimate."""
+    total = 0
+    for case in cases:
+        for spec in applicable(case):
+            params = case.settings.params(spec.name)
+            values = len(getattr(params, spec.sweep)) if spec.sweep else 1
+            total += 2 * values * len(spec.targets)
+    return total
+
+
+def check_alpha(alpha: float, cases: list[LinearGaussianCase]) -> None:
+    """Refuse a budget whose per-test quantile float64 cannot hold, before any work is done."""
+    bound = max_tests(cases)
+    if not stats.representable(stats.bonferroni(alpha, bound) / 2):
+        raise InputError(f"--alpha {alpha:g}: split over up to {bound} tests, each test's quantile is not "
+                         f"representable in float64 (use --alpha >= 1e-290)")
 
 
 def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int = 0, device="cpu",
              dtype: torch.dtype = torch.float64, progress: Callable[[str], None] = lambda label: None,
              names: Iterable[str] | None = None) -> ValidationResult:
     """Run and judge every case; ``progress(label)`` is called after each estimator run."""
+    check_alpha(alpha, cases)
     started = time.perf_counter()
     per_case = []
     for case in cases:

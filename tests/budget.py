@@ -87,7 +87,7 @@ class Checker:
     def same_mean(self, a: Estimate, b: Estimate, label: str = "") -> bool:
         """Two independent estimates of one quantity agree (two-sided, errors in quadrature)."""
         se, n, scale = stats.combined_se(a.stderr, b.stderr), min(a.n, b.n), max(abs(a.value), abs(b.value))
-        ok = abs(a.value - b.value) <= stats.quantile(1 - CHECK_ALPHA / 2, n) * se + stats.roundoff(scale, EPS)
+        ok = abs(a.value - b.value) <= stats.quantile(CHECK_ALPHA / 2, n) * se + stats.roundoff(scale, EPS)
         t = _standardised(abs(a.value - b.value), se, scale)
         return self._judge(ok, "same", label, f"{a.value:.5g} ± {a.stderr:.2g} vs {b.value:.5g} ± {b.stderr:.2g}",
                            t, n, 2)
@@ -95,7 +95,7 @@ class Checker:
     def not_below(self, hi: Estimate, lo: Estimate, label: str = "") -> bool:
         """One-sided: ``hi`` estimates a quantity at least as large as ``lo``'s (independent draws)."""
         se, n, scale = stats.combined_se(hi.stderr, lo.stderr), min(hi.n, lo.n), max(abs(hi.value), abs(lo.value))
-        ok = hi.value + stats.quantile(1 - CHECK_ALPHA, n) * se + stats.roundoff(scale, EPS) >= lo.value
+        ok = hi.value + stats.quantile(CHECK_ALPHA, n) * se + stats.roundoff(scale, EPS) >= lo.value
         t = _standardised(lo.value - hi.value, se, scale)
         return self._judge(ok, "order", label, f"{hi.value:.5g} ± {hi.stderr:.2g} vs {lo.value:.5g} ± {lo.stderr:.2g}",
                            t, n, 1)

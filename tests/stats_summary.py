@@ -23,7 +23,7 @@ LEVELS = (0.1, 0.05, 0.01, 0.001)
 
 
 def fails(rec: dict, level: float) -> bool:
-    return rec["t"] > stats.quantile(1 - level / rec["sided"], rec["df"] + 1)
+    return rec["t"] > stats.quantile(level / rec["sided"], rec["df"] + 1)
 
 
 def summary(records: list[dict]) -> str:

@@ -31,7 +31,7 @@ BAD = dict(GOOD, name="bad", encoder={"A": [[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]], 
 # case-file.md, "Output": the fields of every estimate, plus the params and seed ibcheck adds.
 ESTIMATE_FIELDS = {"estimator", "target", "kind", "value", "stderr", "n", "expected", "best", "gap", "valid",
                    "matches_expected", "seconds"}
-EXTRA_FIELDS = {"params", "seed"}
+EXTRA_FIELDS = {"params", "seed", "error"}
 # bounds.md section 3: what each estimator bounds, and how.
 KINDS = {"vib": {("upper", "I_XZ")}, "teacher_elbo": {("upper", "I_XZ")}, "teacher_iw": {("upper", "I_XZ")},
          "loo": {("upper", "I_XZ")}, "nce": {("lower", "I_XZ")}, "barber_agakov": {("lower", "I_YZ")},
@@ -223,7 +223,7 @@ def _check_document(data: dict, cases: list[dict], alpha: float) -> None:
             assert (est["kind"], est["target"]) in KINDS[name]
             assert math.isfinite(est["value"]) and est["stderr"] >= 0 and est["seconds"] >= 0
             assert type(est["n"]) is int and est["n"] >= 2 and isinstance(est["params"], dict)
-            assert type(est["seed"]) is int
+            assert type(est["seed"]) is int and est["error"] is None
             assert est["gap"] == est["value"] - ex[est["target"]]
             assert (est["expected"] is not None) == (name in ("vib", "teacher_elbo") or
                                                     (name == "barber_agakov" and labels == "gaussian") or

@@ -303,4 +303,6 @@ def load_cases(path: str | Path) -> list[LinearGaussianCase]:
         raise InputError(f"case file {path}: not valid JSON ({err.msg} at {where})") from None
     except RecursionError:
         raise InputError(f"case file {path}: cannot be parsed (JSON nested too deeply)") from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"case file {path}: cannot be parsed ({str(err).splitlines()[0]})") from None
     return parse_cases(document)

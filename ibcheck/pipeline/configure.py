@@ -28,6 +28,9 @@ def load_config_file(path: str | None) -> dict:
         raise InputError(f"--config {path}: cannot be read ({err.__class__.__name__})") from None
     except json.JSONDecodeError as err:
         raise InputError(f"--config {path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except (ValueError, RecursionError) as err:  # an integer of too many digits, or nesting too deep
+        raise InputError(f"--config {path}: cannot be parsed ({str(err).splitlines()[0] or 'nested too deeply'})") \
+            from None
     if not isinstance(value, dict):
         raise InputError(f"--config {path}: must hold a JSON object")
     return value

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import math
 import struct
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -35,7 +37,7 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     if len(raw) < header:
         raise InputError(f"{name}: truncated in the header ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: a header cannot overflow them
     if len(raw) - header != expected:
         what = "truncated" if len(raw) - header < expected else "longer than its header says"
         raise InputError(f"{name}: {what}: shape {list(shape)} needs {expected} data bytes, found {len(raw) - header}")
@@ -51,7 +53,7 @@ def read_idx(path: str | Path) -> np.ndarray:
             raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise InputError(f"{path}: cannot be read ({err.__class__.__name__}: {err})") from None
     return parse_idx(raw, str(path))
 
@@ -144,4 +146,8 @@ def load_images(config: DataConfig, seed: int) -> tuple[ImageSet, ImageSet]:
             raise InputError(f"data.train_points must be at most {len(train.labels)} here, got {config.train_points}")
         keep = np.sort(seeds.rng(seed, "data", "subset").permutation(len(train.labels))[:config.train_points])
         train = ImageSet(train.images[keep], train.labels[keep], f"{train.source}, {config.train_points} points")
+    if len(test.labels) == 0:
+        raise InputError(f"{test.source}: the test set is empty (raise data.test_fraction, or add test images)")
+    if len(train.labels) < 2:
+        raise InputError(f"{train.source}: the training set needs at least 2 images, has {len(train.labels)}")
     return train, test

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from ibcheck import fileio  # noqa: E402
 from ibcheck.estimators import registry  # noqa: E402
@@ -32,10 +33,13 @@ def read_run(folder: str | Path) -> list[dict]:
         lines = path.read_text().splitlines()
     except OSError:
         raise InputError(f"{folder}: not a training run (no readable {runs.METRICS})") from None
-    try:
-        records = [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: line {err.lineno} is not JSON") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise InputError(f"{path}: line {number} is not JSON") from None
     if not records or "I_XZ" not in records[0]:
         raise InputError(f"{path}: holds no information-plane records (is it a teacher run?)")
     return records
@@ -44,6 +48,17 @@ def read_run(folder: str | Path) -> list[dict]:
 def _value(record: dict, target: str, name: str, key: str = "value"):
     entry = (record.get(target) or {}).get(name)
     return None if entry is None else entry.get(key)
+
+
+def _series(records: list[dict], target: str, name: str, key: str = "value") -> np.ndarray:
+    """One value per record, NaN where the record holds none (not finite): matplotlib leaves gaps."""
+    return np.array([np.nan if v is None else v for v in (_value(r, target, name, key) for r in records)], dtype=float)
+
+
+def _gaps(*series: np.ndarray) -> str:
+    """A note for a panel's title: how many points are missing because they were not finite."""
+    missing = int(sum(np.isnan(s).sum() for s in series))
+    return f" [{missing} values not finite, not drawn]" if missing else ""
 
 
 def rows(name: str, records: list[dict]) -> list[list]:
@@ -70,13 +85,14 @@ def plot_plane(named: dict[str, list[dict]]):
     markers = "osD^v<>"
     for ax, x_name, title in ((axes[0], EXACT, "exact I(X;Z) of the training set"),
                               (axes[1], PAPER_MIN, "min(vib, teacher_elbo), as in the paper")):
+        note = ""
         for i, (name, records) in enumerate(named.items()):
-            xs = [_value(r, "I_XZ", x_name) for r in records]
-            ys = [_value(r, "I_YZ", Y_BOUND) for r in records]
+            xs, ys = _series(records, "I_XZ", x_name), _series(records, "I_YZ", Y_BOUND)
+            note += _gaps(xs, ys)
             ax.plot(xs, ys, "-", color="gray", lw=0.6, alpha=0.6)
             sc = ax.scatter(xs, ys, c=[r["epoch"] for r in records], cmap="viridis", marker=markers[i % 7], s=18,
                             label=name)
-        ax.set_xlabel(f"I(X;Z) [nats]: {title}", fontsize=9)
+        ax.set_xlabel(f"I(X;Z) [nats]: {title}{note}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"I(Y;Z) [nats]: {Y_BOUND} (lower bound)")
     axes[0].legend(fontsize=8)
@@ -89,21 +105,18 @@ def plot_estimators(named: dict[str, list[dict]]):
     """Each I(X;Z) estimator over epochs with a 95% band, and ln N, one panel per run."""
     fig, axes = plt.subplots(len(named), 1, figsize=(9, 3.6 * len(named)), squeeze=False)
     for ax, (name, records) in zip(axes[:, 0], named.items()):
-        epochs = [r["epoch"] for r in records]
+        epochs, note = [r["epoch"] for r in records], ""
         for est in X_ESTIMATORS[:-1]:
-            v = [_value(r, "I_XZ", est) for r in records]
-            se = [_value(r, "I_XZ", est, "stderr") for r in records]
-            if any(x is None for x in v):
-                continue
+            v, se = _series(records, "I_XZ", est), _series(records, "I_XZ", est, "stderr")
+            note += _gaps(v)
             ax.plot(epochs, v, color=STYLE[est], label=est, lw=1.4 if est == EXACT else 1.0)
-            ax.fill_between(epochs, [a - Z95 * b for a, b in zip(v, se)], [a + Z95 * b for a, b in zip(v, se)],
-                            color=STYLE[est], alpha=0.2)
+            ax.fill_between(epochs, v - Z95 * se, v + Z95 * se, color=STYLE[est], alpha=0.2)
         ax.axhline(records[0]["ln_N"], color="black", ls=":", lw=1, label="ln N")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("I(X;Z) [nats]")
-        ax.set_title(f"{name}: bounds on the training set (upper: vib, teacher, loo; lower: nce; exact: empirical)",
-                     fontsize=9)
+        ax.set_title(f"{name}: bounds on the training set (upper: vib, teacher, loo; lower: nce; exact: empirical)"
+                     f"{note}", fontsize=9)
         ax.legend(fontsize=7, ncol=4)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -114,7 +127,8 @@ def plot_encoder(named: dict[str, list[dict]]):
     """Mean log-determinant of the encoder covariance and mean gradient norm over epochs."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, records in named.items():
-        axes[0].plot([r["epoch"] for r in records], [r["logdet_cov"] for r in records], label=name)
+        logdet = np.array([np.nan if r["logdet_cov"] is None else r["logdet_cov"] for r in records], dtype=float)
+        axes[0].plot([r["epoch"] for r in records], logdet, label=name + _gaps(logdet))
         done = [r for r in records if r.get("grad_norm") is not None]
         axes[1].plot([r["epoch"] for r in done], [r["grad_norm"] for r in done], label=name)
     axes[0].set_ylabel("mean log det Cov[p(z|x)] [nats]")
@@ -132,7 +146,11 @@ def write_plots(folders: list[str], out: str | Path) -> list[Path]:
     named: dict[str, list[dict]] = {}
     for folder in folders:
         name = Path(folder).resolve().name
-        named[name if name not in named else f"{name}#{len(named) + 1}"] = read_run(folder)
+        name = name if name not in named else f"{name}#{len(named) + 1}"
+        status = runs.read_status(Path(folder))
+        if status.get("status") == "diverged":  # the run's label says so on every figure
+            name += f" (diverged after epoch {max(r['epoch'] for r in read_run(folder))})"
+        named[name] = read_run(folder)
     out = Path(out)
     written = [out / "plot_data.csv"]
     fileio.write_csv(written[0], HEADER, [row for name, recs in named.items() for row in rows(name, recs)])

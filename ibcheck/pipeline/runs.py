@@ -1,14 +1,20 @@
-"""Run folders: config.json, metrics.jsonl and a checkpoint, written so that a run killed
-at any moment (SIGKILL included) resumes with no lost and no duplicated epoch.
+"""Run folders: config.json, metrics.jsonl, checkpoints and a status, written so that a run
+killed at any moment (SIGKILL included) resumes with no lost and no duplicated epoch.
 
-The checkpoint is the single source of truth: it holds the model and optimiser
-states, the generators' states and every metrics record so far, and is replaced
-atomically after each epoch. metrics.jsonl is then rewritten (atomically) from
-those records, so a crash between the two writes is repaired on resume.
+The checkpoint is the single source of truth: it holds the model and optimiser states, the
+generators' states and every metrics record so far. After each epoch it is written to a
+temporary file, synced to disk, and renamed over ``checkpoint.pt``, whose previous version
+becomes ``checkpoint.prev.pt``; a checkpoint that cannot be read falls back to that one.
+metrics.jsonl is then rewritten (atomically) from the records, so a crash between the two
+writes is repaired on resume. ``status.json`` says whether the run finished or diverged. A
+lock (``.lock``, ``fcntl.flock``) keeps a second process out of a folder in use.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,51 +26,111 @@ from ibcheck.interface import InputError
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+STATUS = "status.json"
+LOCK = ".lock"
+OURS = {CONFIG, METRICS, CHECKPOINT, PREVIOUS, STATUS}
+log = logging.getLogger("ibcheck")
+
+
+def _only_leftovers(folder: Path) -> bool:
+    """True when ``folder`` holds nothing but our lock and temporary files (a run killed before
+    it wrote its config), which count as empty."""
+    for entry in folder.iterdir():
+        match = fileio.TEMP_PATTERN.match(entry.name)
+        if entry.name != LOCK and not (match and match["name"] in OURS):
+            return False
+    return True
 
 
 class RunDir:
-    """One run's folder. ``kind`` ("teacher" or "train") and the config must match on resume."""
+    """One run's folder. ``kind`` ("teacher" or "train") and the config must match on resume.
+
+    The constructor only checks, so a command can validate everything before it writes;
+    ``create`` then takes the lock, removes stale temporary files and writes config.json."""
 
     def __init__(self, path: str | Path, kind: str, config: dict, resume: bool):
         self.path, self.kind, self.config = Path(path), kind, config
-        self._claim(resume)
+        self._lock: int | None = None
+        self._check(resume)
 
-    def _claim(self, resume: bool) -> None:
-        config_path = self.path / CONFIG
+    def _check(self, resume: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"{self.path}: exists and is not a folder")
-        if config_path.exists():
+        if (self.path / CONFIG).exists():
             existing = read_config(self.path, str(self.path))
             if existing.get("kind") != self.kind or existing.get("config") != self.config:
                 raise InputError(f"{self.path}: holds another run (different kind or config); choose a new --out")
             if not resume:
                 raise InputError(f"{self.path}: a run is already there; pass --resume to continue it")
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif self.path.exists() and not _only_leftovers(self.path):
             raise InputError(f"{self.path}: folder is not empty and holds no {CONFIG}; choose a new --out")
-        else:
-            fileio.write_json(config_path, {"kind": self.kind, "config": self.config})
+
+    def create(self) -> RunDir:
+        """Make the folder, lock it for this process, clean it, and record the config."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~fileio.umask())
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot be written ({err.strerror})") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{self.path}: another ibcheck process is using this run; wait for it to end") from None
+        fileio.remove_stale_temporaries(self.path, OURS)
+        if not (self.path / CONFIG).exists():
+            fileio.write_json(self.path / CONFIG, {"kind": self.kind, "config": self.config})
+        return self
 
     def load(self) -> dict | None:
-        """The last checkpoint, or None for a fresh run; metrics.jsonl is rewritten to match it."""
-        path = self.path / CHECKPOINT
-        if not path.exists():
+        """The last readable checkpoint, or None for a fresh run; metrics.jsonl is rewritten to
+        match it. A corrupt checkpoint.pt falls back to checkpoint.prev.pt, with a warning."""
+        current, previous = self.path / CHECKPOINT, self.path / PREVIOUS
+        if not current.exists() and not previous.exists():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = _read_checkpoint(current)
+        if state is None:
+            state = _read_checkpoint(previous)
+            if state is None:
+                raise InputError(f"{current}: corrupt, and no readable {PREVIOUS} beside it; "
+                                 f"start again in a new --out")
+            log.warning("ibcheck: warning: %s is unreadable; resuming from %s (epoch %s)", current, PREVIOUS,
+                        len([r for r in state["records"] if not r.get("partial")]) - 1)
         self._write_metrics(state["records"])
         return state
 
     def save(self, state: dict[str, Any]) -> None:
-        """Atomically replace the checkpoint (which must hold ``records``), then metrics.jsonl."""
-        with fileio.atomic_path(self.path / CHECKPOINT) as tmp:
+        """Replace the checkpoint (which must hold ``records``), keeping the last one as
+        checkpoint.prev.pt, then rewrite metrics.jsonl."""
+        with fileio.atomic_path(self.path / CHECKPOINT, previous=self.path / PREVIOUS) as tmp:
             torch.save(state, tmp)
         self._write_metrics(state["records"])
 
+    def set_status(self, status: str, **details: Any) -> None:
+        """Record how the run ended: "finished", or "diverged" with the reason."""
+        fileio.write_json(self.path / STATUS, {"status": status, **details})
+
     def _write_metrics(self, records: list[dict]) -> None:
-        lines = (json.dumps(fileio.finite_or_none(r), allow_nan=False) + "\n" for r in records)
+        lines = (json.dumps(r, allow_nan=False) + "\n" for r in records)
         fileio.write_text(self.path / METRICS, "".join(lines))
 
-    def file(self, name: str) -> Path:
-        return self.path / name
+
+def _read_checkpoint(path: Path) -> dict | None:
+    """A checkpoint's state, or None if it is missing, truncated, zeroed or not ours."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - any unreadable file is the same case: fall back
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("records"), list) else None
+
+
+def read_status(folder: Path) -> dict:
+    """A run's status.json ({} while it runs or where there is none)."""
+    try:
+        value = json.loads((folder / STATUS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def read_config(folder: Path, label: str) -> dict:
@@ -72,7 +138,7 @@ def read_config(folder: Path, label: str) -> dict:
     path = folder / CONFIG
     try:
         value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, ValueError) as err:
         raise InputError(f"{label}: not a run folder (no readable {CONFIG}: {err.__class__.__name__})") from None
     if not isinstance(value, dict):
         raise InputError(f"{label}: {CONFIG} does not hold an object")

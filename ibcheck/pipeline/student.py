@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from ibcheck import seeds
 from ibcheck.config import StudentConfig
 from ibcheck.gaussian import kl_diag_to_standard, rsample
+from ibcheck.interface import Diverged
 from ibcheck.pipeline import networks
 
 Tensor = torch.Tensor
@@ -110,7 +111,8 @@ def grad_norm(module: nn.Module) -> float:
 def train_epoch(student: VIBStudent, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, config: StudentConfig,
                 generator: torch.Generator, on_step: Callable[[int], None] | None = None) -> dict:
     """One pass over (x: (n, 784), y: (n,)) in shuffled batches; returns the epoch's mean loss terms
-    and mean gradient norm. ``on_step(step_in_epoch)`` is called after each step (for log-spaced tracking)."""
+    and mean gradient norm. ``on_step(step_in_epoch)`` is called after each step (for log-spaced tracking).
+    Raises ``Diverged`` at the first non-finite loss or gradient norm, or non-finite parameters at the end."""
     order = torch.randperm(len(x), generator=generator, device=x.device)
     sums = {"loss": 0.0, "cross_entropy": 0.0, "kl": 0.0, "grad_norm": 0.0}
     steps = math.ceil(len(x) / config.batch)
@@ -119,10 +121,16 @@ def train_epoch(student: VIBStudent, opt: torch.optim.Optimizer, x: Tensor, y: T
         opt.zero_grad(set_to_none=True)
         total, ce, kl = student.loss(x[idx], y[idx], config.beta, generator)
         total.backward()
-        sums["grad_norm"] += grad_norm(student)
+        step_values = {"loss": float(total.detach()), "cross_entropy": float(ce.detach()),
+                       "kl": float(kl.detach()), "grad_norm": grad_norm(student)}
+        bad = [key for key, value in step_values.items() if not math.isfinite(value)]
+        if bad:
+            raise Diverged(f"the student diverged at step {step + 1} of the epoch: {bad[0]} is {step_values[bad[0]]}")
         opt.step()
-        for key, value in (("loss", total), ("cross_entropy", ce), ("kl", kl)):
-            sums[key] += float(value.detach())
+        for key, value in step_values.items():
+            sums[key] += value
         if on_step is not None:
             on_step(step + 1)
+    if not all(bool(torch.isfinite(p).all()) for p in student.parameters()):
+        raise Diverged("the student diverged: its parameters are not finite at the end of the epoch")
     return {key: value / steps for key, value in sums.items()}

@@ -7,6 +7,7 @@ shuffling and the training draws (``teacher/train``), the test ELBO's draws
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 
 from ibcheck import schema, seeds
 from ibcheck.config import TeacherConfig, TeacherRunConfig
-from ibcheck.interface import InputError
+from ibcheck.interface import Diverged, InputError
 from ibcheck.pipeline import runs
 from ibcheck.pipeline.vae import VAE
 
@@ -58,12 +59,16 @@ def train_teacher(config: TeacherConfig, train_x: np.ndarray, test_x: np.ndarray
             batch = x_train[order[start:start + config.batch]]
             optimiser.zero_grad(set_to_none=True)
             loss = vae.neg_elbo(batch, g_train).mean()
+            if not torch.isfinite(loss):
+                raise Diverged(f"the teacher diverged in epoch {epoch}: its loss is {float(loss)}")
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(batch)
         record = {"epoch": epoch, "train_neg_elbo_running": total / len(order),
                   "test_neg_elbo": _mean_neg_elbo(vae, x_test, g_eval),
                   "seconds": time.perf_counter() - started}
+        if not math.isfinite(record["test_neg_elbo"]):
+            raise Diverged(f"the teacher diverged in epoch {epoch}: test negative ELBO {record['test_neg_elbo']}")
         records.append(record)
         run.save({"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "records": records,
                   "generators": runs.generator_states(train=g_train, eval=g_eval)})
@@ -71,11 +76,22 @@ def train_teacher(config: TeacherConfig, train_x: np.ndarray, test_x: np.ndarray
     return vae
 
 
-def fit_teacher(config: TeacherRunConfig, folder: Path, resume: bool, train_x: np.ndarray, test_x: np.ndarray,
-                device: torch.device, progress: Callable[[int, dict], None]) -> VAE:
-    """Train (or finish, or reload) the teacher of ``config`` in ``folder``."""
-    run = runs.RunDir(folder, KIND, schema.to_json(config), resume=resume)
-    return train_teacher(config.teacher, train_x, test_x, run, device, progress)
+def teacher_folder(config: TeacherRunConfig, folder: Path, resume: bool) -> runs.RunDir:
+    """The run folder of a teacher, checked but not yet written."""
+    return runs.RunDir(folder, KIND, schema.to_json(config), resume=resume)
+
+
+def fit_teacher(config: TeacherRunConfig, run: runs.RunDir, train_x: np.ndarray, test_x: np.ndarray,
+                device: torch.device | str, progress: Callable[[int, dict], None]) -> VAE:
+    """Train (or finish, or reload) the teacher of ``config`` in ``run``, and record how it ended."""
+    run.create()
+    try:
+        vae = train_teacher(config.teacher, train_x, test_x, run, device, progress)
+    except Diverged as err:
+        run.set_status("diverged", reason=str(err))
+        raise
+    run.set_status("finished")
+    return vae
 
 
 def read_teacher_run(path: str) -> TeacherRunConfig:
@@ -93,6 +109,9 @@ def read_teacher_run(path: str) -> TeacherRunConfig:
 def finished_teacher(path: str, config: TeacherRunConfig) -> VAE:
     """The VAE of a finished teacher run of ``config``."""
     folder = Path(path)
+    status = runs.read_status(folder)
+    if status.get("status") == "diverged":
+        raise InputError(f"--teacher {path}: that teacher diverged ({status.get('reason')})")
     records = (folder / runs.METRICS).read_text().splitlines() if (folder / runs.METRICS).exists() else []
     if len(records) < config.teacher.epochs:
         raise InputError(f"--teacher {path}: unfinished ({len(records)} of {config.teacher.epochs} epochs)")

@@ -3,6 +3,7 @@ record after every epoch (and at log-spaced steps inside the first), resumable a
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from ibcheck import schema, seeds
 from ibcheck.config import TrainConfig
+from ibcheck.interface import Diverged
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
 from ibcheck.pipeline.networks import MLPInferenceNet
@@ -111,36 +113,71 @@ def _record(measured: dict, epoch: float, step: int, losses, train_seconds, part
               "seconds": {"train": train_seconds, "estimate": estimate_seconds}}
     if partial:
         record["partial"] = True
-    return record
+    return with_finite_numbers(record)
 
 
-def teacher_and_data(config: TrainConfig, out: Path, device: torch.device, resume: bool,
-                     progress: Callable[[str, int, int, dict], None]) -> tuple[VAE, dict[str, Tensor]]:
-    """The teacher (trained into OUT/teacher, or the finished ``teacher_run``) and the student's
-    data: the teacher's mean reconstructions of the images, with their original labels."""
-    train_set, test_set = data.load_images(config.data, config.teacher.seed)
-    run_config = config.teacher_run_config
-    if config.teacher_run:
-        vae = teacher_run.finished_teacher(config.teacher_run, run_config)
-    else:
-        folder = out / "teacher"
-        vae = teacher_run.fit_teacher(run_config, folder, resume or folder.exists(), train_set.as_float(),
-                                      test_set.as_float(), device,
-                                      lambda e, r: progress("teacher", e, config.teacher.epochs, r))
+def with_finite_numbers(record: dict) -> dict:
+    """The record with each non-finite number (an estimator that overflowed) replaced by null,
+    and the key paths of those numbers listed under ``not_finite``: JSON has no NaN, and a
+    null must not pass for a measurement."""
+    bad: list[str] = []
+
+    def clean(value, path: str):
+        if isinstance(value, dict):
+            return {k: clean(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(path)
+            return None
+        return value
+
+    cleaned = clean(record, "")
+    if bad:
+        cleaned["not_finite"] = bad
+    return cleaned
+
+
+def _student_data(vae: VAE, train_set: data.ImageSet, test_set: data.ImageSet,
+                  device: torch.device) -> dict[str, Tensor]:
+    """The teacher's mean reconstructions of the images, with their original labels."""
     vae = vae.to(device).eval()
     with torch.no_grad():
-        tensors = {"train_x": vae.reconstruct(torch.from_numpy(train_set.as_float()).to(device)),
-                   "test_x": vae.reconstruct(torch.from_numpy(test_set.as_float()).to(device)),
-                   "train_y": torch.from_numpy(train_set.labels).to(device),
-                   "test_y": torch.from_numpy(test_set.labels).to(device)}
-    return vae, tensors
+        return {"train_x": vae.reconstruct(torch.from_numpy(train_set.as_float()).to(device)),
+                "test_x": vae.reconstruct(torch.from_numpy(test_set.as_float()).to(device)),
+                "train_y": torch.from_numpy(train_set.labels).to(device),
+                "test_y": torch.from_numpy(test_set.labels).to(device)}
 
 
 def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bool,
           progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, record: None) -> list[dict]:
-    """Run (or resume) the whole experiment into ``out``; returns the metrics records."""
+    """Run (or resume) the whole experiment into ``out``; returns the metrics records.
+
+    Everything is checked and the data are loaded before the run folder is written. The teacher
+    comes from ``config.teacher_run`` or is trained into OUT/teacher. A divergence is recorded in
+    status.json and raised as ``Diverged``; the records up to the last epoch are kept."""
+    out = Path(out)
     run = runs.RunDir(out, "train", schema.to_json(config), resume=resume)
-    vae, d = teacher_and_data(config, Path(out), device, resume, progress)
+    teacher_dir = None if config.teacher_run else teacher_run.teacher_folder(
+        config.teacher_run_config, out / "teacher", resume or (out / "teacher").exists())
+    train_set, test_set = data.load_images(config.data, config.teacher.seed)
+    vae = teacher_run.finished_teacher(config.teacher_run, config.teacher_run_config) if config.teacher_run else None
+    run.create()
+    try:
+        if teacher_dir is not None:
+            vae = teacher_run.fit_teacher(config.teacher_run_config, teacher_dir, train_set.as_float(),
+                                          test_set.as_float(), device,
+                                          lambda e, r: progress("teacher", e, config.teacher.epochs, r))
+        assert vae is not None
+        records = _train_student(config, run, vae, _student_data(vae, train_set, test_set, device), device, progress)
+    except Diverged as err:
+        run.set_status("diverged", reason=str(err))
+        raise
+    run.set_status("finished")
+    return records
+
+
+def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str, Tensor], device: torch.device,
+                   progress: Callable[[str, int, int, dict], None]) -> list[dict]:
+    """The student's epochs, from the last checkpoint of ``run`` if there is one."""
     session = new_session(config, device)
     tracker = tracking.Tracker(vae.generative, session.q, d["train_x"], d["train_y"], d["test_x"], d["test_y"],
                                config.track, config.seed)
