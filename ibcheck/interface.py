@@ -181,3 +181,28 @@ class Diverged(RuntimeError):
     The message is one line saying where; the run keeps its records up to the last finished
     epoch and records the divergence. The CLI exits with status 3.
     """
+
+
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    """Sizes that an estimator's cost depends on: x: d, z_v: k, z: m, class count (0: none), the
+    floating-point operations of pushing one row through the encoder and the teacher, and the
+    size of a finite data set."""
+
+    d: int
+    k: int
+    m: int
+    classes: int = 0
+    encoder_flops: float = 0.0
+    teacher_flops: float = 0.0
+    points: int = 0  # the size of a finite data set, where estimators use one
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """What one estimator run needs: floating-point operations, peak bytes of memory, and the
+    parameter that drives them (named in a refusal)."""
+
+    flops: float
+    bytes: float
+    blame: str

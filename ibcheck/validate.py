@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from ibcheck import estimators, seeds, stats
+from ibcheck import estimators, limits, seeds, stats
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.estimators import registry
-from ibcheck.interface import Context, Estimate, Exact, InputError, Reference
+from ibcheck.interface import Context, Cost, Dims, Estimate, Exact, InputError, Reference
 
 REFERENCE: Reference = "population"
 
@@ -265,11 +265,33 @@ def check_alpha(alpha: float, cases: list[LinearGaussianCase]) -> None:
                          f"representable in float64 (use --alpha >= 1e-290)")
 
 
+def dims_of(case: LinearGaussianCase) -> Dims:
+    classes = len(case.labels.probs) if case.labels.kind == "classes" else 0
+    return Dims(d=case.d, k=case.k, m=case.m, classes=classes, encoder_flops=2.0 * case.d * case.m,
+                teacher_flops=2.0 * case.k * case.d)
+
+
+def check_sizes(cases: list[LinearGaussianCase], device) -> None:
+    """Refuse settings whose work or memory cannot fit (``ibcheck.limits``), before any work."""
+    for case in cases:
+        dims, prefix = dims_of(case), f"case '{case.name}': field 'settings"
+        s = case.settings
+        # a Monte Carlo draw of a class-label truth: sampling, a softmax over classes, about 100 more
+        exact_cost = Cost(s.n_exact * (dims.classes + 1) * (8.0 * dims.m * (dims.m + dims.k) + 100), 0.0, "n_exact")
+        costs = [(f"{prefix}.n_exact'", s.n_exact, exact_cost)]
+        costs += [(path + "'", value, cost) for path, value, cost in limits.q_costs(s.q, dims, f"{prefix}.q")]
+        costs += [(path + "'", value, cost) for path, value, cost in
+                  limits.estimator_costs(s.estimators, [spec.name for spec in applicable(case)], dims,
+                                         f"{prefix}.estimators")]
+        limits.refuse_if_too_large(costs, device)
+
+
 def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int = 0, device="cpu",
              dtype: torch.dtype = torch.float64, progress: Callable[[str], None] = lambda label: None,
              names: Iterable[str] | None = None) -> ValidationResult:
     """Run and judge every case; ``progress(label)`` is called after each estimator run."""
     check_alpha(alpha, cases)
+    check_sizes(cases, device)
     started = time.perf_counter()
     per_case = []
     for case in cases:

@@ -12,7 +12,7 @@ import torch
 
 from ibcheck.estimators.common import EVAL_ROWS, chunks, fit
 from ibcheck.gaussian import rsample
-from ibcheck.interface import Context, DataSampler, Encoder, Measured
+from ibcheck.interface import Context, Cost, DataSampler, Dims, Encoder, Measured
 
 Tensor = torch.Tensor
 
@@ -57,3 +57,12 @@ def barber_agakov_terms(encoder: Encoder, data: DataSampler, params: BarberAgako
             terms.append(h_y + q_y.log_prob(z, y))
     extra = {"H_Y": h_y, "final_train_loss": history[-1] if history else None}
     return [Measured("I_YZ", torch.cat(terms), extra)]
+
+
+def barber_agakov_cost(params: BarberAgakovParams, dims: Dims) -> Cost:
+    """steps minibatches of ``batch`` (forward and backward), then n rows, EVAL_ROWS at a time."""
+    row = dims.encoder_flops + dims.teacher_flops
+    flops = (3.0 * params.steps * params.batch + params.n) * row
+    rows = max(min(params.n, EVAL_ROWS), params.batch)
+    blame = "n" if params.n >= params.steps * params.batch else "steps"
+    return Cost(flops, 8.0 * 2 * rows * (dims.d + dims.k + 3 * dims.m), blame)

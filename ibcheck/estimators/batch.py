@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import torch
 
-from ibcheck.gaussian import diag_log_prob, pairwise_logmeanexp, rsample
-from ibcheck.interface import Context, DataSampler, Encoder, Measured
+from ibcheck.gaussian import CHUNK_ENTRIES, diag_log_prob, pairwise_logmeanexp, rsample
+from ibcheck.interface import Context, Cost, DataSampler, Dims, Encoder, Measured
 
 Tensor = torch.Tensor
 
@@ -48,3 +48,18 @@ def sandwich_terms(encoder: Encoder, data: DataSampler, params: BatchParams, gen
         for name in leave_one_out:
             out[name].append(Measured("I_XZ", torch.stack(terms[name]), {"N": N}))
     return out
+
+
+# an N x N entry: its share of the GEMM is 2 (2m + 1); the exp and sum of logsumexp about 20 more
+ENTRY_FLOPS = 20
+
+
+def batch_cost(params: BatchParams, dims: Dims) -> Cost:
+    """Per batch: N rows through the teacher and encoder, and the N x N log-density matrix in row
+    blocks of at most CHUNK_ENTRIES entries (at least one row)."""
+    N = max(params.N)
+    flops = params.batches * sum(n * (dims.encoder_flops + dims.teacher_flops) + n * n * (ENTRY_FLOPS + 4 * dims.m)
+                                 for n in params.N)
+    block = max(min(N * N, CHUNK_ENTRIES), N)
+    blame = "N" if N * N > params.batches else "batches"
+    return Cost(flops, 8.0 * (N * (dims.d + dims.k + 8 * dims.m) + 2 * block), blame)

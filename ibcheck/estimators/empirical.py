@@ -15,9 +15,10 @@ import math
 
 import torch
 
+from ibcheck.estimators.batch import ENTRY_FLOPS
 from ibcheck.estimators.common import EVAL_ROWS
-from ibcheck.gaussian import diag_log_prob, log_density_blocks, rsample
-from ibcheck.interface import Context, DataSampler, Encoder, FiniteData, Measured
+from ibcheck.gaussian import CHUNK_ENTRIES, diag_log_prob, log_density_blocks, rsample
+from ibcheck.interface import Context, Cost, DataSampler, Dims, Encoder, FiniteData, Measured
 
 Tensor = torch.Tensor
 
@@ -123,3 +124,14 @@ def empirical_terms(encoder: Encoder, data: DataSampler, params: EmpiricalParams
             y_terms.append(t_y.mean())
     out = [Measured("I_XZ", torch.stack(x_terms))]
     return out + ([Measured("I_YZ", torch.stack(y_terms))] if y_terms else [])
+
+
+def empirical_cost(params: EmpiricalParams, dims: Dims) -> Cost:
+    """Per data set of N points (``dims.points`` for the finite set): N rows encoded, and
+    (queried points x draws) x N log-densities in row blocks of at most CHUNK_ENTRIES entries."""
+    N = params.N if params.N is not None else dims.points
+    sets = params.sets if params.sets is not None else 1
+    queried = min(params.points or N, N) * params.draws
+    flops = sets * (N * (dims.encoder_flops + dims.teacher_flops) + queried * N * (ENTRY_FLOPS + 4 * dims.m))
+    block = max(min(queried * N, CHUNK_ENTRIES), N)
+    return Cost(flops, 8.0 * (N * (dims.d + dims.k + 8 * dims.m) + 2 * block), "N" if N >= sets else "sets")

@@ -24,7 +24,18 @@ import torch
 
 from ibcheck.estimators import barber_agakov, batch, empirical, teacher_bounds, vib
 from ibcheck.estimators.common import generator_for, module_device, summarize
-from ibcheck.interface import BoundKind, Context, DataSampler, Encoder, Estimate, Measured, Reference, Target
+from ibcheck.interface import (
+    BoundKind,
+    Context,
+    Cost,
+    DataSampler,
+    Dims,
+    Encoder,
+    Estimate,
+    Measured,
+    Reference,
+    Target,
+)
 
 NO_CONTEXT = Context()
 TermsFn = Callable[[Encoder, DataSampler, Any, torch.Generator, Context], list[Measured]]
@@ -49,6 +60,7 @@ class Spec:
     sweep: str | None = None
     joint: JointFn | None = None
     variant: Any = None
+    cost: Callable[[Any, Dims], Cost] | None = None
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -65,23 +77,26 @@ def _spec(name: str, kind: BoundKind, target: Target, params: Any, terms: TermsF
     return Spec(name, kinds, params, terms, frozenset(needs), source, **more)
 
 
-VIB = _spec("vib", "upper", "I_XZ", vib.VibParams(), vib.vib_terms, "Alemi et al. 2016, Eq. 13")
+VIB = _spec("vib", "upper", "I_XZ", vib.VibParams(), vib.vib_terms, "Alemi et al. 2016, Eq. 13", cost=vib.vib_cost)
 TEACHER_ELBO = _spec("teacher_elbo", "upper", "I_XZ", teacher_bounds.TeacherElboParams(),
-                     teacher_bounds.teacher_elbo_terms, "Herwana & Kadian, Eq. 5", needs=("teacher", "q"))
+                     teacher_bounds.teacher_elbo_terms, "Herwana & Kadian, Eq. 5", needs=("teacher", "q"),
+                     cost=teacher_bounds.teacher_elbo_cost)
 TEACHER_IW = _spec("teacher_iw", "upper", "I_XZ", teacher_bounds.TeacherIWParams(), teacher_bounds.teacher_iw_terms,
-                   "Burda et al. 2015 on Eq. 5", needs=("teacher", "q"), sweep="K")
+                   "Burda et al. 2015 on Eq. 5", needs=("teacher", "q"), sweep="K", cost=teacher_bounds.teacher_iw_cost)
 # the variant of the batch bounds: whether the mixture leaves the own component out
 LOO = _spec("loo", "upper", "I_XZ", batch.BatchParams(), None, "Poole et al. 2019, Eq. 13", sweep="N",
-            joint=batch.sandwich_terms, variant=True)
+            joint=batch.sandwich_terms, variant=True, cost=batch.batch_cost)
 NCE = _spec("nce", "lower", "I_XZ", batch.BatchParams(), None, "van den Oord et al. 2018", sweep="N",
-            joint=batch.sandwich_terms, variant=False)
+            joint=batch.sandwich_terms, variant=False, cost=batch.batch_cost)
 # The exact MI of a finite data set. Against the population, its I(X;Z) is a lower bound in
 # expectation (it equals InfoNCE's), and its I(Y;Z) has no one-sided relation at all.
 EMPIRICAL = Spec("empirical", {"population": {"I_XZ": "lower", "I_YZ": "estimate"},
                                "finite": {"I_XZ": "exact", "I_YZ": "exact"}},
-                 empirical.EmpiricalParams(), empirical.empirical_terms, frozenset(), "bounds.md section 3")
+                 empirical.EmpiricalParams(), empirical.empirical_terms, frozenset(), "bounds.md section 3",
+                 cost=empirical.empirical_cost)
 BARBER_AGAKOV = _spec("barber_agakov", "lower", "I_YZ", barber_agakov.BarberAgakovParams(),
-                      barber_agakov.barber_agakov_terms, "Barber & Agakov 2003", needs=("label_model", "h_y"))
+                      barber_agakov.barber_agakov_terms, "Barber & Agakov 2003", needs=("label_model", "h_y"),
+                      cost=barber_agakov.barber_agakov_cost)
 
 SPECS: dict[str, Spec] = {s.name: s for s in (VIB, TEACHER_ELBO, TEACHER_IW, LOO, NCE, EMPIRICAL, BARBER_AGAKOV)}
 

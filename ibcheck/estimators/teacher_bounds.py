@@ -18,7 +18,7 @@ import torch
 
 from ibcheck.estimators.common import EVAL_ROWS, chunks, fit, frozen
 from ibcheck.gaussian import diag_entropy, diag_log_prob, kl_to_standard, log_prob, rsample, with_draws_axis
-from ibcheck.interface import Context, DataSampler, Encoder, InferenceNet, Measured, Teacher
+from ibcheck.interface import Context, Cost, DataSampler, Dims, Encoder, InferenceNet, Measured, Teacher
 
 Tensor = torch.Tensor
 
@@ -136,3 +136,27 @@ def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParam
             terms.append(iw_terms(encoder, teacher, q, z, entropy, K, generator))
         out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q": context.q_fit}))
     return out
+
+
+def _chain_flops(dims: Dims) -> float:
+    """One z through Eq. 5: x -> z, z -> q -> z_v' -> x' -> the encoder again (q about as costly as the teacher)."""
+    return 2 * dims.encoder_flops + 3 * dims.teacher_flops
+
+
+def q_fit_cost(params: QFitParams, dims: Dims) -> Cost:
+    """steps minibatches of ``batch`` z, forward and backward (about three times the forward)."""
+    return Cost(3.0 * params.steps * params.batch * _chain_flops(dims),
+                8.0 * 4 * params.batch * (dims.d + dims.k + dims.m + dims.k * dims.k), "steps")
+
+
+def teacher_elbo_cost(params: TeacherElboParams, dims: Dims) -> Cost:
+    rows = min(params.n, EVAL_ROWS)
+    return Cost(params.n * _chain_flops(dims), 8.0 * 2 * rows * (dims.d + dims.k * dims.k + 3 * dims.m), "n")
+
+
+def teacher_iw_cost(params: TeacherIWParams, dims: Dims) -> Cost:
+    """n z with K draws each; a chunk holds max(EVAL_ROWS // K, 1) z, so K rows at least."""
+    K = max(params.K)
+    rows = max(EVAL_ROWS // K, 1) * K
+    flops = params.n * sum(params.K) * (dims.encoder_flops + dims.teacher_flops)
+    return Cost(flops, 8.0 * 2 * rows * (dims.d + dims.k * dims.k + 3 * dims.m), "K" if K > params.n else "n")

@@ -7,7 +7,7 @@ import torch
 
 from ibcheck.estimators.common import EVAL_ROWS, chunks
 from ibcheck.gaussian import kl_diag_to_standard
-from ibcheck.interface import Context, DataSampler, Encoder, Measured
+from ibcheck.interface import Context, Cost, DataSampler, Dims, Encoder, Measured
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,3 +28,9 @@ def vib_terms(encoder: Encoder, data: DataSampler, params: VibParams, generator:
         mean, std = encoder(data.sample(size, generator).x)
         terms.append(kl_diag_to_standard(mean, std))
     return [Measured("I_XZ", torch.cat(terms))]
+
+
+def vib_cost(params: VibParams, dims: Dims) -> Cost:
+    """n rows through the teacher and the encoder, EVAL_ROWS at a time."""
+    rows = min(params.n, EVAL_ROWS)
+    return Cost(params.n * (dims.encoder_flops + dims.teacher_flops), 8.0 * rows * (dims.d + dims.k + 3 * dims.m), "n")

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ibcheck import schema, seeds
+from ibcheck import limits, schema, seeds
 from ibcheck.config import TrainConfig
-from ibcheck.interface import Diverged
+from ibcheck.estimators import registry
+from ibcheck.interface import Dims, Diverged
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
 from ibcheck.pipeline.networks import MLPInferenceNet
@@ -136,6 +137,17 @@ def with_finite_numbers(record: dict) -> dict:
     return cleaned
 
 
+def check_sizes(config: TrainConfig, points: int, device: torch.device | str) -> None:
+    """Refuse tracking settings whose work or memory per record cannot fit (``ibcheck.limits``)."""
+    s, t = config.student, config.teacher
+    dims = Dims(d=784, k=t.latent, m=s.latent, classes=10, points=points,
+                encoder_flops=2.0 * (784 * s.hidden + s.hidden * s.hidden + s.hidden * 2 * s.latent),
+                teacher_flops=2.0 * (t.latent * t.hidden + t.hidden * 784))
+    costs = limits.q_costs(config.track.q, dims, "track.q")
+    costs += limits.estimator_costs(config.track.estimators, registry.names(), dims, "track.estimators")
+    limits.refuse_if_too_large(costs, device)
+
+
 def _student_data(vae: VAE, train_set: data.ImageSet, test_set: data.ImageSet,
                   device: torch.device) -> dict[str, Tensor]:
     """The teacher's mean reconstructions of the images, with their original labels."""
@@ -159,6 +171,7 @@ def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bo
     teacher_dir = None if config.teacher_run else teacher_run.teacher_folder(
         config.teacher_run_config, out / "teacher", resume or (out / "teacher").exists())
     train_set, test_set = data.load_images(config.data, config.teacher.seed)
+    check_sizes(config, len(train_set.labels), device)
     vae = teacher_run.finished_teacher(config.teacher_run, config.teacher_run_config) if config.teacher_run else None
     run.create()
     try:
