@@ -72,3 +72,11 @@ def types(session: nox.Session) -> None:
     """mypy on the package (settings in pyproject.toml)."""
     session.install("-e", ".", "mypy>=1.10")
     session.run("python", "-m", "mypy", *session.posargs)
+
+
+@nox.session(venv_params=VENV)
+def mutants(session: nox.Session) -> None:
+    """Plant a fixed list of known bugs one at a time in a temporary copy, run the tests that
+    should catch each, and print which survived (``-- NAME ...`` for some). Not part of CI."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/mutants.py", *session.posargs)

@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ibcheck: error: {err}", file=sys.stderr)
         return 2
     except Diverged as err:
-        print(f"ibcheck: diverged: {err}; the records before it are kept", file=sys.stderr)
+        print(f"ibcheck: diverged: {err}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print("ibcheck: interrupted", file=sys.stderr)

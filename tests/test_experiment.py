@@ -18,6 +18,7 @@ from ibcheck.estimators.common import summarize
 from ibcheck.gaussian import diag_log_prob, kl_diag_to_standard
 from ibcheck.interface import Estimate
 from ibcheck.pipeline import networks, student, vae
+from ibcheck.pipeline.tracking import PAPER_MIN
 
 import budget
 
@@ -82,6 +83,8 @@ def test_smoke_run_writes_documented_records(smoke):
         assert all(set(v) >= {"value", "stderr"} for v in list(r["I_XZ"].values()) + list(r["I_YZ"].values()))
         assert r["ln_N"] == pytest.approx(math.log(config.data.train_points))
         assert r["I_XZ"]["nce"]["value"] <= math.log(config.track.estimators["nce"].N[0]) + 1e-6
+        # the paper's measure is the smaller of its two bounds
+        assert r["I_XZ"][PAPER_MIN] == min(r["I_XZ"]["vib"], r["I_XZ"]["teacher_elbo"], key=lambda e: e["value"])
         assert 0 <= r["accuracy"]["train"] <= 1 and 0 <= r["accuracy"]["test"] <= 1
     assert all(r["seconds"]["train"] > 0 and r["grad_norm"] > 0 for r in finals[1:])
     assert (smoke / "teacher" / "metrics.jsonl").read_text().count("\n") == config.teacher.epochs

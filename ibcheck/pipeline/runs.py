@@ -34,11 +34,12 @@ log = logging.getLogger("ibcheck")
 
 
 def _only_leftovers(folder: Path) -> bool:
-    """True when ``folder`` holds nothing but our lock and temporary files (a run killed before
-    it wrote its config), which count as empty."""
+    """True when ``folder`` holds nothing but our lock and temporary files, also in its
+    subfolders (a run, or its teacher, killed before writing a config), which count as empty."""
     for entry in folder.iterdir():
         match = fileio.TEMP_PATTERN.match(entry.name)
-        if entry.name != LOCK and not (match and match["name"] in OURS):
+        ours = entry.name == LOCK or (match is not None and match["name"] in OURS)
+        if not ours and not (entry.is_dir() and not entry.is_symlink() and _only_leftovers(entry)):
             return False
     return True
 
@@ -47,7 +48,8 @@ class RunDir:
     """One run's folder. ``kind`` ("teacher" or "train") and the config must match on resume.
 
     The constructor only checks, so a command can validate everything before it writes;
-    ``create`` then takes the lock, removes stale temporary files and writes config.json."""
+    ``create`` then takes the lock, removes stale temporary files and writes config.json; use the
+    returned folder as a context manager to give the lock back."""
 
     def __init__(self, path: str | Path, kind: str, config: dict, resume: bool):
         self.path, self.kind, self.config = Path(path), kind, config
@@ -81,6 +83,18 @@ class RunDir:
         if not (self.path / CONFIG).exists():
             fileio.write_json(self.path / CONFIG, {"kind": self.kind, "config": self.config})
         return self
+
+    def release(self) -> None:
+        """Give the lock back (it also goes when the process ends)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def load(self) -> dict | None:
         """The last readable checkpoint, or None for a fresh run; metrics.jsonl is rewritten to

@@ -60,7 +60,8 @@ def train_teacher(config: TeacherConfig, train_x: np.ndarray, test_x: np.ndarray
             optimiser.zero_grad(set_to_none=True)
             loss = vae.neg_elbo(batch, g_train).mean()
             if not torch.isfinite(loss):
-                raise Diverged(f"the teacher diverged in epoch {epoch}: its loss is {float(loss)}")
+                raise Diverged(f"the teacher diverged in epoch {epoch}: its loss is {float(loss.detach())} "
+                               f"(records up to epoch {epoch - 1} kept)")
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(batch)
@@ -84,18 +85,21 @@ def teacher_folder(config: TeacherRunConfig, folder: Path, resume: bool) -> runs
 def fit_teacher(config: TeacherRunConfig, run: runs.RunDir, train_x: np.ndarray, test_x: np.ndarray,
                 device: torch.device | str, progress: Callable[[int, dict], None]) -> VAE:
     """Train (or finish, or reload) the teacher of ``config`` in ``run``, and record how it ended."""
-    run.create()
-    try:
-        vae = train_teacher(config.teacher, train_x, test_x, run, device, progress)
-    except Diverged as err:
-        run.set_status("diverged", reason=str(err))
-        raise
-    run.set_status("finished")
+    with run.create():
+        try:
+            vae = train_teacher(config.teacher, train_x, test_x, run, device, progress)
+        except Diverged as err:
+            run.set_status("diverged", reason=str(err))
+            raise
+        run.set_status("finished")
     return vae
 
 
 def read_teacher_run(path: str) -> TeacherRunConfig:
     """The config a teacher run recorded, read back through the config validator."""
+    status = runs.read_status(Path(path))
+    if status.get("status") == "diverged":
+        raise InputError(f"--teacher {path}: that teacher diverged ({status.get('reason')})")
     saved = runs.read_config(Path(path), f"--teacher {path}")
     if saved.get("kind") != KIND:
         raise InputError(f"--teacher {path}: not a teacher run (its kind is {schema.show(saved.get('kind'))})")
@@ -109,9 +113,6 @@ def read_teacher_run(path: str) -> TeacherRunConfig:
 def finished_teacher(path: str, config: TeacherRunConfig) -> VAE:
     """The VAE of a finished teacher run of ``config``."""
     folder = Path(path)
-    status = runs.read_status(folder)
-    if status.get("status") == "diverged":
-        raise InputError(f"--teacher {path}: that teacher diverged ({status.get('reason')})")
     records = (folder / runs.METRICS).read_text().splitlines() if (folder / runs.METRICS).exists() else []
     if len(records) < config.teacher.epochs:
         raise InputError(f"--teacher {path}: unfinished ({len(records)} of {config.teacher.epochs} epochs)")

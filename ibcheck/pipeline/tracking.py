@@ -34,6 +34,12 @@ def label_entropy(y: Tensor, classes: int = 10) -> float:
     return float(-(p * p.log()).sum())
 
 
+def mean_logdet(encoder, x: Tensor) -> float:
+    """Mean over x: (n, d) of log det Cov[p(z|x)] = sum_l log std_l^2, in nats (the paper's Figs. 6-7)."""
+    _, std = encoder(x)
+    return float((2 * std.log()).sum(1).mean())
+
+
 def _entry(est: Estimate) -> dict:
     return {"value": est.value, "stderr": est.stderr, "n": est.n}
 
@@ -89,7 +95,8 @@ class Tracker:
         vib, elbo = record["I_XZ"][registry.VIB.name], record["I_XZ"][registry.TEACHER_ELBO.name]
         record["I_XZ"][PAPER_MIN] = min(vib, elbo, key=lambda e: e["value"])
         with torch.no_grad():
-            record.update(accuracy=self._accuracy(student, labels, generator), logdet_cov=self._logdet(enc),
+            record.update(accuracy=self._accuracy(student, labels, generator),
+                          logdet_cov=mean_logdet(enc, self.train_x[self.subset]),
                           ln_N=math.log(len(self.train_x)))
         record["seconds_estimate"] = time.perf_counter() - started
         return record
@@ -101,7 +108,3 @@ class Tracker:
         test = test_pred == self.test_y[self.test_subset]
         return {"train": float(train.double().mean()), "test": float(test.double().mean())}
 
-    def _logdet(self, encoder) -> float:
-        """Mean over the subset of log det Cov[p(z|x)] = sum_l log std_l^2, in nats."""
-        _, std = encoder(self.train_x[self.subset])
-        return float((2 * std.log()).sum(1).mean())

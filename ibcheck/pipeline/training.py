@@ -173,18 +173,19 @@ def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bo
     train_set, test_set = data.load_images(config.data, config.teacher.seed)
     check_sizes(config, len(train_set.labels), device)
     vae = teacher_run.finished_teacher(config.teacher_run, config.teacher_run_config) if config.teacher_run else None
-    run.create()
-    try:
-        if teacher_dir is not None:
-            vae = teacher_run.fit_teacher(config.teacher_run_config, teacher_dir, train_set.as_float(),
-                                          test_set.as_float(), device,
-                                          lambda e, r: progress("teacher", e, config.teacher.epochs, r))
-        assert vae is not None
-        records = _train_student(config, run, vae, _student_data(vae, train_set, test_set, device), device, progress)
-    except Diverged as err:
-        run.set_status("diverged", reason=str(err))
-        raise
-    run.set_status("finished")
+    with run.create():
+        try:
+            if teacher_dir is not None:
+                vae = teacher_run.fit_teacher(config.teacher_run_config, teacher_dir, train_set.as_float(),
+                                              test_set.as_float(), device,
+                                              lambda e, r: progress("teacher", e, config.teacher.epochs, r))
+            assert vae is not None
+            records = _train_student(config, run, vae, _student_data(vae, train_set, test_set, device), device,
+                                     progress)
+        except Diverged as err:
+            run.set_status("diverged", reason=str(err))
+            raise
+        run.set_status("finished")
     return records
 
 
@@ -205,7 +206,10 @@ def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str,
     steps_per_epoch = -(-len(d["train_x"]) // config.student.batch)
     for epoch in range(session.epochs_done + 1, config.epochs + 1):
         labels = epoch_labels(config, d["train_y"], session)
-        run_epoch(config, session, tracker, labels, epoch, steps_per_epoch)
+        try:
+            run_epoch(config, session, tracker, labels, epoch, steps_per_epoch)
+        except Diverged as err:
+            raise Diverged(f"in epoch {epoch}, {err} (records up to epoch {epoch - 1} kept)") from None
         run.save(session.state())
         progress("student", epoch, config.epochs, session.records[-1])
     return session.records
