@@ -15,6 +15,7 @@ import torch
 from ibcheck import estimators
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase, load_cases, parse_case
+from ibcheck.estimators import registry, vib
 from ibcheck.estimators.barber_agakov import BarberAgakovParams
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
@@ -80,6 +81,20 @@ def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
     array = np.ascontiguousarray(array, dtype=np.uint8)
     raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
     Path(path).write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def _vib_without_mean(encoder, data, params, generator, context):
+    """The planted bug of bounds.md section 5: the VIB KL with the mean of p(z|x) set to zero."""
+    def zero_mean(x):
+        mean, std = encoder(x)
+        return torch.zeros_like(mean), std
+    return vib.vib_terms(zero_mean, data, params, generator, context)
+
+
+def plant_vib_without_mean(monkeypatch) -> None:
+    """Register, for this test only, a vib whose KL lost its mean term."""
+    planted = dataclasses.replace(registry.VIB, terms=_vib_without_mean)
+    monkeypatch.setattr(registry, "SPECS", dict(registry.SPECS, vib=planted))
 
 
 class LatentSampler:

@@ -4,7 +4,6 @@ the suite's statistical budget), and exit status 1 when a planted wrong bound is
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import subprocess
@@ -15,9 +14,9 @@ import pytest
 import torch
 
 from ibcheck.cli import main
-from ibcheck.estimators import registry, vib
+from ibcheck.estimators import registry
 
-from helpers import random_case_dict
+from helpers import plant_vib_without_mean, random_case_dict
 
 FAST = {"n_exact": 200000, "q": {"steps": 200},
         "estimators": {"vib": {"n": 4000}, "teacher_elbo": {"n": 4000}, "teacher_iw": {"K": [1, 10], "n": 1000},
@@ -305,14 +304,6 @@ def test_validate_on_a_new_case_file(capsys, tmp_path, stat, seed, labels):
 # ---- a failed test: exit status 1 ------------------------------------------------------
 
 
-def _vib_without_mean(encoder, data, params, generator, context):
-    """The planted bug of bounds.md section 5: the VIB KL with the mean of p(z|x) set to zero."""
-    def zero_mean(x):
-        mean, std = encoder(x)
-        return torch.zeros_like(mean), std
-    return vib.vib_terms(zero_mean, data, params, generator, context)
-
-
 @pytest.mark.power
 def test_planted_wrong_bound_exits_1(capsys, tmp_path, monkeypatch):
     # Cov(z) = 4.41 I and mz = (7, -7): I(X;Z) = ln(4.41/0.25) = 2.87 nats, while the planted
@@ -320,8 +311,7 @@ def test_planted_wrong_bound_exits_1(capsys, tmp_path, monkeypatch):
     case = {"name": "mean-matters", "teacher": {"W": [[1.0, 0.0], [0.0, 1.0]], "c": [2.0, -2.0], "noise_std": 0.2},
             "encoder": {"A": [[2.0, 0.0], [0.0, 2.0]], "b": [3.0, -3.0], "std": [0.5, 0.5]}, "settings": FAST}
     path = write_cases(tmp_path / "cases.json", case)
-    planted = dict(registry.SPECS, vib=dataclasses.replace(registry.VIB, terms=_vib_without_mean))
-    monkeypatch.setattr(registry, "SPECS", planted)
+    plant_vib_without_mean(monkeypatch)
     out_json = tmp_path / "result.json"
     code, out, err = run(capsys, "validate", "--cases", path, "--json", str(out_json), "--out", str(tmp_path / "rep"),
                          "--alpha", "0.001", "--quiet", "--device", "cpu")

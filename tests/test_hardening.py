@@ -4,7 +4,6 @@ one line on stderr and nothing written; 3 is a diverged training run."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import fcntl
 import gzip
 import json
@@ -17,9 +16,10 @@ import torch
 
 from ibcheck import fileio, stats
 from ibcheck.cli import main
-from ibcheck.estimators import registry, vib
 from ibcheck.interface import InputError
 from ibcheck.pipeline import data, runs, vae
+
+from helpers import plant_vib_without_mean
 
 TINY = {"n_exact": 20000, "q": {"steps": 50},
         "estimators": {"vib": {"n": 500}, "teacher_elbo": {"n": 500}, "teacher_iw": {"K": [1, 4], "n": 200},
@@ -62,17 +62,9 @@ def test_quantiles_stay_finite_down_to_tiny_levels():
     assert not stats.upper_valid(1.0, 0.01, 100, 2.0, 1e-20)
 
 
-def _without_mean(encoder, data_, params, generator, context):
-    def zero_mean(x):
-        mean, std = encoder(x)
-        return torch.zeros_like(mean), std
-    return vib.vib_terms(zero_mean, data_, params, generator, context)
-
-
 @pytest.mark.power
 def test_a_planted_bug_fails_at_alpha_1e_minus_20(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(registry, "SPECS", dict(registry.SPECS, vib=dataclasses.replace(registry.VIB,
-                                                                                        terms=_without_mean)))
+    plant_vib_without_mean(monkeypatch)
     out = tmp_path / "result.json"
     code = main(["validate", "--cases", cases_file(tmp_path), "--json", str(out), "--out", str(tmp_path / "rep"),
                  "--alpha", "1e-20", "--quiet", "--device", "cpu"])
