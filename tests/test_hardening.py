@@ -352,3 +352,16 @@ def test_plot_names_the_bad_line(tmp_path, capsys):
 def test_a_bad_test_fraction_is_blamed_on_itself(tmp_path, capsys):
     assert _smoke(tmp_path, tmp_path / "run", config={"data": {"test_fraction": 1.5}}) == 2
     one_line_error(capsys, "data.test_fraction")
+
+
+def test_a_teacher_with_corrupt_checkpoints_is_refused_in_one_line(tmp_path, capsys):
+    config = tmp_path / "data.json"
+    config.write_text(json.dumps({"data": {"train_points": 400}}))
+    teacher = tmp_path / "teacher"
+    assert main(["teacher", "--out", str(teacher), "--epochs", "1", "--config", str(config), "--quiet"]) == 0
+    for name in (runs.CHECKPOINT, runs.PREVIOUS):
+        (teacher / name).write_bytes(b"\0" * 64)
+    assert main(["train", "--preset", "smoke", "--teacher", str(teacher), "--config", str(config),
+                 "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    one_line_error(capsys, "corrupt")
+    assert not (tmp_path / "s").exists()

@@ -97,20 +97,11 @@ class RunDir:
         self.release()
 
     def load(self) -> dict | None:
-        """The last readable checkpoint, or None for a fresh run; metrics.jsonl is rewritten to
-        match it. A corrupt checkpoint.pt falls back to checkpoint.prev.pt, with a warning."""
-        current, previous = self.path / CHECKPOINT, self.path / PREVIOUS
-        if not current.exists() and not previous.exists():
-            return None
-        state = _read_checkpoint(current)
-        if state is None:
-            state = _read_checkpoint(previous)
-            if state is None:
-                raise InputError(f"{current}: corrupt, and no readable {PREVIOUS} beside it; "
-                                 f"start again in a new --out")
-            log.warning("ibcheck: warning: %s is unreadable; resuming from %s (epoch %s)", current, PREVIOUS,
-                        len([r for r in state["records"] if not r.get("partial")]) - 1)
-        self._write_metrics(state["records"])
+        """The last readable checkpoint (``load_state``), or None for a fresh run; metrics.jsonl
+        is rewritten to match it."""
+        state = load_state(self.path)
+        if state is not None:
+            self._write_metrics(state["records"])
         return state
 
     def save(self, state: dict[str, Any]) -> None:
@@ -127,6 +118,22 @@ class RunDir:
     def _write_metrics(self, records: list[dict]) -> None:
         lines = (json.dumps(r, allow_nan=False) + "\n" for r in records)
         fileio.write_text(self.path / METRICS, "".join(lines))
+
+
+def load_state(folder: Path) -> dict | None:
+    """The last readable checkpoint of a run folder, or None where it has none. A corrupt
+    checkpoint.pt falls back to checkpoint.prev.pt, with a warning; both corrupt is an InputError."""
+    current, previous = folder / CHECKPOINT, folder / PREVIOUS
+    if not current.exists() and not previous.exists():
+        return None
+    state = _read_checkpoint(current)
+    if state is None:
+        state = _read_checkpoint(previous)
+        if state is None:
+            raise InputError(f"{current}: corrupt, and no readable {PREVIOUS} beside it; start again in a new --out")
+        log.warning("ibcheck: warning: %s is unreadable; using %s (epoch %s)", current, PREVIOUS,
+                    len([r for r in state["records"] if not r.get("partial")]) - 1)
+    return state
 
 
 def _read_checkpoint(path: Path) -> dict | None:

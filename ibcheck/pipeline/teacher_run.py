@@ -111,11 +111,11 @@ def read_teacher_run(path: str) -> TeacherRunConfig:
 
 
 def finished_teacher(path: str, config: TeacherRunConfig) -> VAE:
-    """The VAE of a finished teacher run of ``config``."""
-    folder = Path(path)
-    records = (folder / runs.METRICS).read_text().splitlines() if (folder / runs.METRICS).exists() else []
-    if len(records) < config.teacher.epochs:
-        raise InputError(f"--teacher {path}: unfinished ({len(records)} of {config.teacher.epochs} epochs)")
+    """The VAE of a finished teacher run of ``config`` (from its last readable checkpoint)."""
+    state = runs.load_state(Path(path))
+    done = 0 if state is None else len(state["records"])
+    if state is None or done < config.teacher.epochs:
+        raise InputError(f"--teacher {path}: unfinished ({done} of {config.teacher.epochs} epochs)")
     vae = new_vae(config.teacher)
-    vae.load_state_dict(torch.load(folder / runs.CHECKPOINT, map_location="cpu", weights_only=False)["model"])
+    vae.load_state_dict(state["model"])
     return vae.eval()
