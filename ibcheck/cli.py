@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from ibcheck import fileio
 from ibcheck.interface import Diverged, InputError
 
 DESCRIPTION = """\
@@ -93,13 +94,12 @@ def check_output(option: str, path: str, folder: bool) -> None:
     mount, missing permissions)."""
     if not path:
         raise InputError(f"{option}: the path is empty")
-    target = Path(os.path.realpath(path))
-    if target.exists():
-        if folder and not target.is_dir():
+    if folder:
+        target = Path(os.path.realpath(path))
+        if target.exists() and not target.is_dir():
             raise InputError(f"{option} {path}: is not a folder")
-        if not folder and not target.is_file():
-            what = "a folder" if target.is_dir() else "not a regular file"
-            raise InputError(f"{option} {path}: is {what}; refusing to replace it")
+    else:
+        target = fileio.target(path, f"{option} {path}")
     home = target if folder and target.exists() else next(p for p in target.parents if p.exists())
     if not home.is_dir():
         raise InputError(f"{option} {path}: {home} is not a folder")
@@ -124,7 +124,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ibcheck import fileio, report
+    from ibcheck import report
     from ibcheck.validate import total_runs, validate
 
     device = resolve_device(args.device)

@@ -32,13 +32,13 @@ def umask() -> int:
     return mask
 
 
-def target(path: str | Path) -> Path:
+def target(path: str | Path, label: str | None = None) -> Path:
     """The file a write to ``path`` replaces: symbolic links resolved; refused unless it is a
-    regular file or does not exist yet."""
+    regular file or does not exist yet (``label`` names it in the message, default the path)."""
     real = Path(os.path.realpath(path))
     if real.exists() and not real.is_file():
         kind = "a folder" if real.is_dir() else "not a regular file"
-        raise InputError(f"{path}: is {kind}; refusing to replace it")
+        raise InputError(f"{label or path}: is {kind}; refusing to replace it")
     return real
 
 
