@@ -1,6 +1,6 @@
 """nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff) and ``nox -s types``
-(mypy) are the static checks CI runs beside them; ``nox -s stats``, ``nox -s bench`` and
-``nox -s validate`` are opt-in. Arguments after ``--`` go to pytest / the command.
+(mypy) are the static checks CI runs beside them; ``nox -s stats``, ``nox -s bench``,
+``nox -s validate`` and ``nox -s study`` are opt-in. Arguments after ``--`` go to pytest / the command.
 
 Virtualenvs see the base interpreter's packages (--system-site-packages) so the
 CPU build of torch installed there is reused instead of a multi-GB download. The
@@ -58,6 +58,19 @@ def validate(session: nox.Session) -> None:
     """``ibcheck validate`` on the built-in suite (arguments after -- are passed on)."""
     session.install(".")
     session.run("ibcheck", "validate", *session.posargs)
+
+
+@nox.session(venv_params=VENV)
+def study(session: nox.Session) -> None:
+    """A study and its report: ``ibcheck study SPEC --out runs/NAME`` (resumable: run it again after an
+    interruption), then ``ibcheck report runs/NAME --out reports/NAME``. ``-- SPEC [NAME] [options]``;
+    default SPEC study-small, NAME the spec's name; further options (``--address``) go to ibcheck study."""
+    session.install(".")
+    spec = session.posargs[0] if session.posargs else "study-small"
+    rest = list(session.posargs[1:])
+    name = rest.pop(0) if rest and not rest[0].startswith("-") else Path(spec).stem
+    session.run("ibcheck", "study", spec, "--out", f"runs/{name}", *rest)
+    session.run("ibcheck", "report", f"runs/{name}", "--out", f"reports/{name}")
 
 
 @nox.session(venv_params=VENV)

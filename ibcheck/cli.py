@@ -14,8 +14,9 @@ from ibcheck.interface import Diverged, InputError
 
 DESCRIPTION = """\
 ibcheck checks mutual-information bounds where the answer is known exactly
-(validate), and tracks a VIB network trained on a teacher VAE's images in the
-information plane (teacher, train, plot). All values are in nats."""
+(validate), tracks a VIB network trained on a teacher VAE's images in the
+information plane (teacher, train, plot), and runs grids of such runs on Ray and
+judges the paper's claims over seeds (study, report). All values are in nats."""
 
 TRAIN_HELP = """\
 Train the paper's experiment into --out: a teacher VAE (into OUT/teacher, unless
@@ -25,7 +26,9 @@ After every epoch, metrics.jsonl gets one record: I(X;Z) by vib, teacher_elbo,
 teacher_iw, empirical (exact for the training set), nce and loo, with standard
 errors; I(Y;Z) by barber_agakov (the student's own classifier) and empirical;
 accuracies; the encoder's mean log-determinant; the mean gradient norm; seconds
-training and estimating. --seed seeds the student, its tracking and its label
+training and estimating. With "track": {"epochs": n} (the study presets), the
+estimates run after n log-spaced epochs only, and the other epochs get a light
+record (losses, gradient norm, log-determinant). --seed seeds the student, its tracking and its label
 draws; the data and the teacher come from the teacher's seed (--teacher T, or
 --seed for a teacher trained here). --resume continues a killed run with no
 lost or repeated epoch. Exit status: 0 done, 2 bad input (a one-line message, and
@@ -43,6 +46,28 @@ budget --alpha is split over all tests (Bonferroni).
 Prints a table, writes report.md, figures (PNG) with their numbers (CSV) and
 results.json into --out. Exit status: 0 every test passed, 1 a test failed,
 2 bad input (a one-line message says what)."""
+
+STUDY_HELP = """\
+Run a grid of training runs (cells) on Ray, each an ordinary, resumable run
+folder under --out, with study.json and summary.csv beside them. SPEC is a JSON
+file, or a built-in grid (study-smoke, study-small, study-paper): a preset, an
+optional "base" in the --config format, and a "grid" mapping dotted config keys
+(student.beta, student.optimizer, student.std_shift, zero_info, seed, ...) to
+lists; the cells are their Cartesian product (a list of grids: the union). One
+teacher is trained per distinct data and teacher setting and shared by the cells.
+Without --address a local Ray starts inside this process; with it, the study
+runs on that cluster (every node must see --out at the same path). Re-running
+the same command skips finished cells, resumes killed ones and retries failed
+ones; a different spec in the same folder is refused. Exit status: 0 every cell
+finished, 1 a cell failed or diverged (its error is in summary.csv), 2 bad input."""
+
+REPORT_HELP = """\
+Turn a study folder into answers: one figure per Figure 3-7 of the paper (PNG
+with its CSV), the paper's claims judged over seeds on the paper's measure
+min(vib, teacher_elbo) and on the exact I(X;Z) of the training set
+(claims.json, claims.md: reproduced / not reproduced / inconclusive, with the
+statistic, its 95% confidence interval and the seeds; Holm's correction over all
+verdicts), and report.md with the grid, the seeds, the cost and the findings."""
 
 BUILTIN_SUITE = "built-in"
 
@@ -189,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _progress_bar(teacher_epochs + config.epochs, "train", args.quiet) as bar:
         def progress(stage: str, done: int, total: int, record: dict) -> None:
             bar.n = done if stage == "teacher" else teacher_epochs + done
-            if stage == "student":
+            if stage == "student" and "I_XZ" in record:
                 bar.set_postfix(I_XZ_emp=f"{record['I_XZ'][EMPIRICAL.name]['value']:.2f}",
                                 acc=f"{record['accuracy']['test']:.3f}", refresh=False)
             bar.refresh()
@@ -211,6 +236,67 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for path in plots.write_plots(args.runs, out):
         print(path)
     return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ibcheck.study import execute, spec
+
+    study = spec.load(args.spec)
+    check_output("--out", args.out, folder=True)
+    if args.cpus_per_cell < 1:
+        raise InputError(f"--cpus-per-cell must be >= 1, got {args.cpus_per_cell}")
+    if not 0.0 < args.gpus_per_cell <= 1.0:
+        raise InputError(f"--gpus-per-cell must be in (0, 1], got {args.gpus_per_cell}")
+    total = sum(c.config.epochs for c in study.cells)
+    with tqdm(total=total, desc="study", unit="epoch", disable=args.quiet, file=sys.stderr, leave=False) as bar:
+        def progress(state: dict) -> None:
+            bar.n = state["epochs"]
+            bar.set_postfix_str(f"cells {state['done']}/{len(study.cells)} done, {state['running']} queued or running, "
+                                f"{state['failed']} failed", refresh=False)
+            bar.refresh()
+
+        outcomes = execute.run_study(study, Path(args.out), args.address,
+                                     execute.Resources(args.cpus_per_cell, args.gpus_per_cell), progress)
+    failed = {name: o for name, o in outcomes.items() if o["status"] != execute.STATUS_FINISHED}
+    for name, outcome in failed.items():
+        print(f"ibcheck: cell {name} {outcome['status']}: {outcome['error']}", file=sys.stderr)
+    print(f"{args.out}: {len(study.cells) - len(failed)} of {len(study.cells)} cells finished "
+          f"({len(outcomes)} run now); summary: {Path(args.out) / 'summary.csv'}")
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ibcheck.study import report as study_report
+
+    check_output("--out", args.out, folder=True)
+    for path in study_report.write(Path(args.study), Path(args.out), alpha=args.alpha):
+        print(path)
+    return 0
+
+
+def _add_study_commands(sub) -> None:
+    s = sub.add_parser("study", help="run a grid of training runs on Ray", description=STUDY_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("spec", metavar="SPEC", help="study spec (JSON) or a built-in grid: study-smoke, study-small, "
+                                                "study-paper")
+    s.add_argument("--out", required=True, metavar="DIR", help="study folder, e.g. runs/NAME")
+    s.add_argument("--address", default=None, metavar="ADDR",
+                   help="an existing Ray cluster (e.g. HEAD:6379); default: a local Ray inside this process")
+    s.add_argument("--cpus-per-cell", type=int, default=1, metavar="N",
+                   help="CPU threads each cell declares and uses (default: %(default)s)")
+    s.add_argument("--gpus-per-cell", type=float, default=0.25, metavar="F",
+                   help="GPU fraction each cell declares where the cluster has GPUs (default: %(default)s)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_study)
+    r = sub.add_parser("report", help="figures and claim verdicts of a study", description=REPORT_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("study", metavar="STUDY", help="a study folder written by ibcheck study")
+    r.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    r.add_argument("--alpha", type=_positive_fraction, default=0.05, metavar="A",
+                   help="family-wise error rate of all verdicts together (Holm; default: %(default)g)")
+    r.set_defaults(func=cmd_report)
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -239,8 +325,9 @@ def _add_experiment_commands(sub) -> None:
     r = sub.add_parser("train", help="train and track a VIB student", description=TRAIN_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME")
-    r.add_argument("--preset", default="paper", choices=("smoke", "paper"),
-                   help="paper: the paper's settings; smoke: a one-minute check (default: paper)")
+    r.add_argument("--preset", default="paper", choices=("paper", "smoke", "study-small", "study-paper"),
+                   help="paper: the paper's settings; smoke: a one-minute check; study-small, study-paper: "
+                        "the studies' settings, estimating at log-spaced epochs (default: paper)")
     r.add_argument("--teacher", default=None, metavar="DIR",
                    help="a finished `ibcheck teacher` run to use: its data and teacher settings apply")
     r.add_argument("--zero-info", default=None, choices=("redraw", "fixed"),
@@ -275,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_validate)
     _add_experiment_commands(sub)
+    _add_study_commands(sub)
     return parser
 
 

@@ -103,7 +103,9 @@ class StudentConfig:
     """The VIB student. Defaults are vib_demo's (Alemi et al.): encoder 784-hidden-hidden-2·latent,
     beta 1e-3, Adam(1e-4, betas (0.5, 0.999)), x ``decay`` every ``decay_epochs`` epochs, batch
     100. The classifier q(y|z) is latent-``classifier_hidden``-10 (the paper gives no width).
-    SGD's lr 0.01 and momentum 0.9 have no source; they are settings."""
+    SGD's lr 0.01 and momentum 0.9 have no source; they are settings. ``std_shift``: the
+    encoder's std is softplus(rho - std_shift); vib_demo's 5 starts it near 0.007 (nearly
+    deterministic), 0 starts it wide, near 0.7 (``WIDE_STD_SHIFT``)."""
 
     encoder: str = _field("mlp", choices=("mlp", "cnn"))
     latent: int = _field(40, min=1)
@@ -119,7 +121,10 @@ class StudentConfig:
     sgd_lr: float = _field(0.01, positive=True)
     sgd_momentum: float = _field(0.9, at_least=0.0, below=1.0)
     batch: int = _field(100, min=1)
+    std_shift: float = _field(5.0)
 
+
+WIDE_STD_SHIFT = 0.0
 
 # Per-record estimator sizes, chosen so that estimating costs about as much as an epoch of
 # training on two CPU cores; none of them comes from the paper.
@@ -142,6 +147,9 @@ class TrackConfig:
     accuracy_draws: z draws averaged per prediction (vib_demo's 12); q_hidden: width of
     q(z_v|z), an MLP latent-q_hidden-2·k; q: its warm-started training per record (the
     paper's steps 1-8); early_points: extra log-spaced records inside epoch 1;
+    epochs: null estimates after every epoch; an integer n estimates after n log-spaced
+    epochs from the first to the last (dense early, where fitting happens), and every other
+    epoch gets a light record (losses, gradient norm, log-determinant) only;
     estimators: each estimator's parameters (``empirical`` with N null: the training set)."""
 
     subset: int = _field(1000, min=1)
@@ -149,6 +157,7 @@ class TrackConfig:
     accuracy_draws: int = _field(12, min=1)
     q_hidden: int = _field(256, min=1)
     early_points: int = _field(0, min=0)
+    epochs: int | None = _field(None, min=2)
     q: QFitParams = QFitParams(steps=15, batch=128, lr=1e-3)
     estimators: Mapping[str, Any] = _sections(lambda: TRACK_ESTIMATORS)
 
@@ -161,7 +170,7 @@ class TrainConfig:
     draws); the data and the teacher come from ``teacher.seed``'s tree, so students of
     several seeds can share one teacher run (``teacher_run``)."""
 
-    preset: str = _field("paper", choices=("paper", "smoke"))
+    preset: str = _field("paper", choices=("paper", "smoke", "study-small", "study-paper"))
     seed: int = _field(0)
     epochs: int = _field(200, min=1)
     zero_info: str | None = _field(None, choices=("redraw", "fixed"))
@@ -185,9 +194,28 @@ SMOKE_TRACK = TrackConfig(
                 registry.EMPIRICAL.name: EmpiricalParams(N=None, sets=None, draws=1, points=300),
                 registry.BARBER_AGAKOV.name: BarberAgakovParams(steps=0, n=300)})
 
+# The study presets' tracking: every record costs about half of the default's on two CPU
+# cores (the encoder's forward passes dominate, so fewer points per estimator and smaller
+# fixed subsets), so that estimating costs at most half of training over a run; empirical
+# (the exact value) keeps its 1,000 points.
+STUDY_TRACK = TrackConfig(
+    subset=500, test_subset=500, early_points=3, q=QFitParams(steps=10, batch=128, lr=1e-3),
+    estimators={**TRACK_ESTIMATORS, registry.VIB.name: VibParams(n=500),
+                registry.TEACHER_ELBO.name: TeacherElboParams(n=500),
+                registry.TEACHER_IW.name: TeacherIWParams(K=(16,), n=128),
+                registry.LOO.name: BatchParams(N=(500,), batches=2),
+                registry.NCE.name: BatchParams(N=(500,), batches=2),
+                registry.BARBER_AGAKOV.name: BarberAgakovParams(steps=0, n=500)})
+
 PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     # a few seconds on two CPU cores, teacher included: small data, few epochs, small estimates
     "smoke": TrainConfig(preset="smoke", epochs=3, data=DataConfig(train_points=2000),
                          teacher=TeacherConfig(epochs=3), student=StudentConfig(hidden=256), track=SMOKE_TRACK),
+    # two CPU cores, one thread per cell: 2,000 training points, 120 epochs, 20 tracked epochs
+    "study-small": TrainConfig(preset="study-small", epochs=120, data=DataConfig(train_points=2000),
+                               teacher=TeacherConfig(epochs=30),
+                               track=dataclasses.replace(STUDY_TRACK, epochs=20)),
+    # the paper's settings (all training points, 200 epochs), estimated after 50 log-spaced epochs
+    "study-paper": TrainConfig(preset="study-paper", track=dataclasses.replace(STUDY_TRACK, epochs=50)),
 }

@@ -100,15 +100,16 @@ def _with_teacher_run(config: TrainConfig, overrides: dict, path: str) -> TrainC
 
 def train_config(preset: str, overrides: dict, *, seed: int | None = None, data: str | None = None,
                  data_dir: str | None = None, zero_info: str | None = None,
-                 teacher: str | None = None) -> TrainConfig:
+                 teacher: str | None = None, label: str = "--config") -> TrainConfig:
     """A preset, a config file's overrides (nested by section), then the command-line values.
 
-    Without ``teacher.seed`` in the file, a teacher trained by this run takes the run's seed."""
+    Without ``teacher.seed`` in the file, a teacher trained by this run takes the run's seed.
+    ``label`` starts the message of an error in ``overrides``."""
     if preset not in PRESETS:
         raise InputError(f"--preset {preset}: unknown (choose from {', '.join(PRESETS)})")
     if "preset" in overrides:
-        raise InputError("--config: preset is chosen with --preset, not in the file")
-    config = _parse(TrainConfig, overrides, PRESETS[preset], "--config")
+        raise InputError(f"{label}: preset is chosen with --preset, not in the file")
+    config = _parse(TrainConfig, overrides, PRESETS[preset], label)
     top = {k: v for k, v in (("seed", seed), ("zero_info", zero_info), ("teacher_run", teacher)) if v is not None}
     config = dataclasses.replace(config, **top, data=_data(config.data, overrides, data, data_dir))
     if "seed" not in overrides.get("teacher", {}):

@@ -40,20 +40,21 @@ def mlp(sizes: Sequence[int], seed: int, dtype=torch.float32) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """p(z|x) = N(mu(x), diag(softplus(rho(x) - 5)^2)): x (n, d) -> mean, std (n, K).
+    """p(z|x) = N(mu(x), diag(softplus(rho(x) - std_shift)^2)): x (n, d) -> mean, std (n, K).
 
-    The -5 shift starts the encoder nearly deterministic, as in Alemi et al.'s code.
+    The default shift 5 starts the encoder nearly deterministic (std near 0.007), as in
+    Alemi et al.'s code; a shift of 0 starts it wide (std near 0.7).
     """
 
     def __init__(self, sizes: Sequence[int] = (784, 1024, 1024), latent: int = 40, seed: int = 0,
-                 dtype=torch.float32):
+                 dtype=torch.float32, std_shift: float = 5.0):
         super().__init__()
         self.net = mlp(list(sizes) + [2 * latent], seed, dtype)
-        self.latent = latent
+        self.latent, self.std_shift = latent, std_shift
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mean, rho = self.net(x).split(self.latent, dim=-1)
-        return mean, F.softplus(rho - 5.0)
+        return mean, F.softplus(rho - self.std_shift)
 
 
 class MLPTeacher(nn.Module):

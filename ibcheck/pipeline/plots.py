@@ -55,6 +55,11 @@ def _series(records: list[dict], target: str, name: str, key: str = "value") -> 
     return np.array([np.nan if v is None else v for v in (_value(r, target, name, key) for r in records)], dtype=float)
 
 
+def estimated(records: list[dict]) -> list[dict]:
+    """The records that hold estimates (a schedule with ``track.epochs`` leaves light records between)."""
+    return [r for r in records if "I_XZ" in r]
+
+
 def _gaps(*series: np.ndarray) -> str:
     """A note for a panel's title: how many points are missing because they were not finite."""
     missing = int(sum(np.isnan(s).sum() for s in series))
@@ -68,7 +73,8 @@ def rows(name: str, records: list[dict]) -> list[list]:
         row = [name, r["epoch"], r["step"], bool(r.get("partial", False))]
         row += [_value(r, "I_XZ", e, k) for e in X_ESTIMATORS for k in ("value", "stderr")]
         row += [_value(r, "I_YZ", e, k) for e in Y_ESTIMATORS for k in ("value", "stderr")]
-        row += [r["accuracy"]["train"], r["accuracy"]["test"], r["logdet_cov"], r.get("grad_norm"), r["ln_N"]]
+        accuracy = r.get("accuracy", {})  # light records (epochs without estimates) have none
+        row += [accuracy.get("train"), accuracy.get("test"), r["logdet_cov"], r.get("grad_norm"), r["ln_N"]]
         out.append(row)
     return out
 
@@ -87,6 +93,7 @@ def plot_plane(named: dict[str, list[dict]]):
                               (axes[1], PAPER_MIN, "min(vib, teacher_elbo), as in the paper")):
         note = ""
         for i, (name, records) in enumerate(named.items()):
+            records = estimated(records)
             xs, ys = _series(records, "I_XZ", x_name), _series(records, "I_YZ", Y_BOUND)
             note += _gaps(xs, ys)
             ax.plot(xs, ys, "-", color="gray", lw=0.6, alpha=0.6)
@@ -105,6 +112,7 @@ def plot_estimators(named: dict[str, list[dict]]):
     """Each I(X;Z) estimator over epochs with a 95% band, and ln N, one panel per run."""
     fig, axes = plt.subplots(len(named), 1, figsize=(9, 3.6 * len(named)), squeeze=False)
     for ax, (name, records) in zip(axes[:, 0], named.items()):
+        records = estimated(records)
         epochs, note = [r["epoch"] for r in records], ""
         for est in X_ESTIMATORS[:-1]:
             v, se = _series(records, "I_XZ", est), _series(records, "I_XZ", est, "stderr")

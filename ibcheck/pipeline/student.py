@@ -27,9 +27,9 @@ Tensor = torch.Tensor
 
 class CNNEncoder(nn.Module):
     """A 3-layer CNN encoder: conv 5x5 32 (stride 2) - conv 5x5 64 (stride 2) - conv 3x3 128 (stride 2)
-    - linear to 2K; std = softplus(rho - 5). x: (n, 784) -> mean, std (n, K)."""
+    - linear to 2K; std = softplus(rho - std_shift). x: (n, 784) -> mean, std (n, K)."""
 
-    def __init__(self, latent: int = 40, seed: int = 0):
+    def __init__(self, latent: int = 40, seed: int = 0, std_shift: float = 5.0):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         self.convs = nn.Sequential(nn.Conv2d(1, 32, 5, 2, 2), nn.ReLU(), nn.Conv2d(32, 64, 5, 2, 2), nn.ReLU(),
@@ -42,12 +42,12 @@ class CNNEncoder(nn.Module):
                     for p in (layer.weight, layer.bias):
                         assert p is not None
                         p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
-        self.latent = latent
+        self.latent, self.std_shift = latent, std_shift
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.convs((2 * x - 1).view(-1, 1, 28, 28)).flatten(1)
         mean, rho = self.head(h).split(self.latent, dim=-1)
-        return mean, F.softplus(rho - 5.0)
+        return mean, F.softplus(rho - self.std_shift)
 
 
 class ScaledMLPEncoder(networks.MLPEncoder):
@@ -66,9 +66,10 @@ class VIBStudent(nn.Module):
         encoder_seed = seeds.seed_of(seed, "encoder")
         self.encoder: nn.Module
         if config.encoder == "mlp":
-            self.encoder = ScaledMLPEncoder((784, config.hidden, config.hidden), config.latent, seed=encoder_seed)
+            self.encoder = ScaledMLPEncoder((784, config.hidden, config.hidden), config.latent, seed=encoder_seed,
+                                            std_shift=config.std_shift)
         elif config.encoder == "cnn":
-            self.encoder = CNNEncoder(config.latent, seed=encoder_seed)
+            self.encoder = CNNEncoder(config.latent, seed=encoder_seed, std_shift=config.std_shift)
         else:
             raise ValueError(f"unknown encoder {config.encoder!r} (mlp or cnn)")
         self.classifier = networks.MLPClassifier((config.latent, config.classifier_hidden, 10),

@@ -101,6 +101,15 @@ class Tracker:
         record["seconds_estimate"] = time.perf_counter() - started
         return record
 
+    @torch.no_grad()
+    def measure_light(self, student) -> dict:
+        """The record of an epoch without estimates: the encoder's mean log-determinant only (the
+        epoch's losses and gradient norm are added by the caller)."""
+        started = time.perf_counter()
+        logdet = mean_logdet(student.encoder, self.train_x[self.subset])
+        return {"logdet_cov": logdet, "ln_N": math.log(len(self.train_x)),
+                "seconds_estimate": time.perf_counter() - started}
+
     def _accuracy(self, student, labels: Tensor, generator: torch.Generator) -> dict:
         draws = self.config.accuracy_draws
         train = student.predict(self.train_x[self.subset], draws, generator).argmax(1) == labels[self.subset]

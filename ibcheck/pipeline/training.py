@@ -84,9 +84,25 @@ def early_steps(config: TrainConfig, steps_per_epoch: int) -> set[int]:
     return {int(round(s)) for s in grid}
 
 
+def tracked_epochs(epochs: int, count: int | None) -> set[int]:
+    """The epochs after which every estimator runs: all of them (``count`` None), or ``count``
+    distinct log-spaced epochs from 1 to ``epochs``, both ends included (all of them when
+    ``count >= epochs``). Rounding merges early points, so the grid is refined until ``count``
+    distinct epochs remain."""
+    if count is None or count >= epochs:
+        return set(range(1, epochs + 1))
+    points = count
+    while True:
+        chosen = {int(round(e)) for e in np.geomspace(1, epochs, points)}
+        if len(chosen) >= count:
+            return chosen
+        points += 1
+
+
 def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, labels: Tensor, epoch: int,
               steps_per_epoch: int) -> None:
-    """Train one epoch, tracking at the early steps of epoch 1, then record the epoch."""
+    """Train one epoch, tracking at the early steps of epoch 1, then record the epoch: every
+    estimator on a tracked epoch (``tracked_epochs``), the light record otherwise."""
     gen = session.generators
     early = early_steps(config, steps_per_epoch) if epoch == 1 else set()
     partial_seconds = [0.0]
@@ -102,7 +118,10 @@ def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, 
                                      gen["train"], on_step=on_step)
     train_seconds = time.perf_counter() - started - partial_seconds[0]
     session.schedule.step()
-    record = tracker.measure(session.student, labels, gen["track"])
+    if epoch in tracked_epochs(config.epochs, config.track.epochs):
+        record = tracker.measure(session.student, labels, gen["track"])
+    else:
+        record = tracker.measure_light(session.student)
     session.records.append(_record(record, epoch, epoch * steps_per_epoch, losses, train_seconds, False))
 
 

@@ -1,0 +1,291 @@
+"""``ibcheck study``: a study's teachers and cells as Ray tasks, each writing its own run folder.
+
+The driver only schedules and records: every teacher and every cell is an ordinary run
+folder (``ibcheck teacher`` / ``ibcheck train``) written by the worker that trains it, so a
+killed driver loses nothing but time, and re-running the command skips finished cells,
+resumes killed ones and retries failed ones. Ray is local by default (started inside the
+process) or an existing cluster by address; on a cluster every node must see the study
+folder at the same path (a shared file system) and have ibcheck installed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ibcheck import fileio, schema
+from ibcheck.config import TeacherRunConfig, TrainConfig
+from ibcheck.interface import Diverged, InputError
+from ibcheck.pipeline import runs
+from ibcheck.study import results
+from ibcheck.study.spec import TEACHERS, Cell, Study
+
+LOCK = ".lock"
+STATUS_FINISHED = "finished"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What each task declares to Ray: CPU threads, and a GPU fraction where the cluster has
+    GPUs (several small cells then share one GPU)."""
+
+    cpus: int = 1
+    gpus: float = 0.25
+
+
+# ---------------------------------------------------------------- tasks (run on the workers)
+
+
+def _fail(label: str) -> Callable[[str, str], Any]:
+    def fail(key: str, why: str):
+        raise InputError(f"{label}: {key} {why}")
+
+    return fail
+
+
+def _device(use_gpu: bool):
+    import torch
+
+    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+
+def teacher_task(config: dict, folder: str, threads: int, use_gpu: bool) -> dict:
+    """Train (or finish) one teacher run; returns {"status", "error", "seconds"}."""
+    import torch
+
+    from ibcheck.pipeline import data, teacher_run
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    try:
+        parsed = schema.from_json(TeacherRunConfig, config, "", _fail(folder))
+        train, test = data.load_images(parsed.data, parsed.teacher.seed)
+        run = teacher_run.teacher_folder(parsed, Path(folder), resume=True)
+        teacher_run.fit_teacher(parsed, run, train.as_float(), test.as_float(), _device(use_gpu), lambda e, r: None)
+        return {"status": STATUS_FINISHED, "error": None, "seconds": time.perf_counter() - started}
+    except (InputError, Diverged) as err:
+        return {"status": "failed", "error": f"teacher: {err}", "seconds": time.perf_counter() - started}
+
+
+def cell_task(config: dict, folder: str, threads: int, use_gpu: bool) -> dict:
+    """Train (or resume) one cell's run folder; returns {"status", "error", "seconds"}."""
+    import torch
+
+    from ibcheck.pipeline import training
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    try:
+        parsed = schema.from_json(TrainConfig, config, "", _fail(folder))
+        training.train(parsed, folder, _device(use_gpu), resume=True)
+        status, error = STATUS_FINISHED, None
+    except Diverged as err:
+        status, error = "diverged", str(err)
+    except InputError as err:
+        status, error = "failed", str(err)
+    return {"status": status, "error": error, "seconds": time.perf_counter() - started}
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def check_folder(study: Study, folder: Path) -> dict | None:
+    """Refuse a folder that holds another study (or anything else); the recorded study.json when
+    it holds this one. Every cell folder already there must hold this cell's run."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    if (folder / results.STUDY_FILE).exists():
+        recorded = results.read_study_file(folder)
+        if recorded.get("spec") != study.canonical:
+            raise InputError(f"{folder}: holds another study (its spec differs); choose a new --out")
+    elif folder.exists() and any(p.name != LOCK for p in folder.iterdir()):
+        raise InputError(f"{folder}: folder is not empty and holds no {results.STUDY_FILE}; choose a new --out")
+    else:
+        recorded = None
+    for cell in study.cells:
+        runs.RunDir(folder / cell.name, "train", schema.to_json(cell.with_teacher(folder)), resume=True)
+    return recorded
+
+
+class StudyLock:
+    """An exclusive lock on the study folder, so that two drivers never run one study."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~fileio.umask())
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise InputError(f"{folder}: another ibcheck study is running there; wait for it to end") from None
+
+    def __enter__(self) -> StudyLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def epochs_done(folder: Path) -> int:
+    """Whole epochs recorded in a run folder's metrics.jsonl (0 before the first)."""
+    try:
+        lines = (folder / runs.METRICS).read_text().splitlines()
+    except OSError:
+        return 0
+    return max(0, sum(1 for line in lines if line.strip() and '"partial"' not in line) - 1)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclasses.dataclass
+class Ledger:
+    """study.json and summary.csv, rewritten atomically after every change."""
+
+    folder: Path
+    study: Study
+    record: dict
+
+    @classmethod
+    def open(cls, folder: Path, study: Study, recorded: dict | None) -> Ledger:
+        record = recorded or {"kind": "ibcheck-study", "spec": study.canonical, "results": {}, "executions": []}
+        record["cells"] = [{"name": c.name, "values": c.values, "teacher": f"{TEACHERS}/{c.teacher}",
+                            "config": schema.to_json(c.with_teacher(folder))} for c in study.cells]
+        record["description"] = study.description
+        record["teachers"] = {key: schema.to_json(config) for key, config in study.teachers.items()}
+        return cls(folder, study, record)
+
+    def set(self, name: str, outcome: dict) -> None:
+        self.record["results"][name] = {**outcome, "epochs_done": epochs_done(self.folder / name), "at": _now()}
+        self.write()
+
+    def write(self) -> None:
+        fileio.write_json(self.folder / results.STUDY_FILE, self.record)
+        from ibcheck.study import summary
+
+        summary.write_summary(self.folder, self.record)
+
+
+def _ray(address: str | None):
+    import ray
+
+    if address is None:  # the cores this process may use, not all the machine's
+        ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+    else:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise InputError(f"--address {address}: cannot connect to a Ray cluster ({str(err).splitlines()[0]})") \
+                from None
+    return ray
+
+
+def _outcome(ray, ref) -> dict:
+    """A task's result, or a failure naming what Ray reported (a crashed worker, a lost node)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as err:
+        return {"status": "failed", "error": f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1]}",
+                "seconds": None}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskOptions:
+    """What every task of this execution declares (``ray``) and uses (threads, a GPU or not)."""
+
+    threads: int
+    gpus: float
+
+    @property
+    def ray(self) -> dict:
+        return {"num_cpus": self.threads, "num_gpus": self.gpus, "max_retries": 0}
+
+    @property
+    def gpu(self) -> bool:
+        return self.gpus > 0
+
+
+def _teachers(ray, study: Study, folder: Path, options: TaskOptions) -> dict[str, dict]:
+    """Train every teacher not finished yet, in parallel; {key: outcome} of the ones that failed."""
+    task = ray.remote(teacher_task).options(**options.ray)
+    refs = {}
+    for key, config in study.teachers.items():
+        path = folder / TEACHERS / key
+        if runs.read_status(path).get("status") != STATUS_FINISHED:
+            refs[key] = task.remote(schema.to_json(config), str(path.resolve()), options.threads, options.gpu)
+    outcomes = {key: _outcome(ray, ref) for key, ref in refs.items()}
+    return {key: o for key, o in outcomes.items() if o["status"] != STATUS_FINISHED}
+
+
+def _todo(study: Study, folder: Path) -> list[Cell]:
+    return [c for c in study.cells if runs.read_status(folder / c.name).get("status") != STATUS_FINISHED]
+
+
+def run_study(study: Study, folder: Path, address: str | None, resources: Resources,
+              progress: Callable[[dict], None] = lambda state: None) -> dict[str, dict]:
+    """Run every unfinished cell of ``study`` into ``folder`` on Ray; returns {cell: outcome}
+    for the cells run now. ``progress`` gets {"epochs", "done", "running", "failed"} about
+    once a second."""
+    folder = folder.resolve()
+    recorded = check_folder(study, folder)
+    with StudyLock(folder):
+        ledger = Ledger.open(folder, study, recorded)
+        ledger.write()
+        todo = _todo(study, folder)
+        started, wall = _now(), time.perf_counter()
+        execution = {"started": started, "address": address or "local", "cpus_per_cell": resources.cpus,
+                     "cells_to_run": len(todo)}
+        if not todo:
+            return {}
+        ray = _ray(address)
+        try:
+            outcomes = _run_cells(ray, study, folder, todo, resources, ledger, progress, execution)
+        finally:
+            execution.update(ended=_now(), wall_seconds=time.perf_counter() - wall)
+            ledger.record["executions"].append(execution)
+            ledger.write()
+            ray.shutdown()
+    return outcomes
+
+
+def _run_cells(ray, study: Study, folder: Path, todo: list[Cell], resources: Resources, ledger: Ledger,
+               progress: Callable[[dict], None], execution: dict) -> dict[str, dict]:
+    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    gpus = resources.gpus if has_gpu else 0.0
+    execution.update(gpus_per_cell=gpus, ray_version=ray.__version__,
+                     cluster_cpus=ray.cluster_resources().get("CPU", 0))
+    options = TaskOptions(resources.cpus, gpus)
+    outcomes: dict[str, dict] = {}
+    failed_teachers = _teachers(ray, study, folder, options)
+    task = ray.remote(cell_task).options(**options.ray)
+    pending = {}
+    for cell in todo:
+        if cell.teacher in failed_teachers:
+            outcomes[cell.name] = failed_teachers[cell.teacher]
+            ledger.set(cell.name, outcomes[cell.name])
+            continue
+        config = schema.to_json(cell.with_teacher(folder))
+        pending[task.remote(config, str(folder / cell.name), options.threads, options.gpu)] = cell
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for ref in ready:
+            cell = pending.pop(ref)
+            outcomes[cell.name] = _outcome(ray, ref)
+            ledger.set(cell.name, outcomes[cell.name])
+        progress(_state(study, folder, outcomes, pending))
+    progress(_state(study, folder, outcomes, {}))
+    return outcomes
+
+
+def _state(study: Study, folder: Path, outcomes: dict[str, dict], pending: dict) -> dict:
+    done = sum(1 for c in study.cells if runs.read_status(folder / c.name).get("status") == STATUS_FINISHED)
+    return {"epochs": sum(epochs_done(folder / c.name) for c in study.cells), "done": done,
+            "running": len(pending), "failed": sum(1 for o in outcomes.values() if o["status"] != STATUS_FINISHED)}

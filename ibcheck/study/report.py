@@ -1,0 +1,164 @@
+"""``ibcheck report``: a study's figures, claims table and report.md, from its folders alone.
+
+Everything is recomputed from ``study.json`` and the cells' metrics, so anyone can
+regenerate the report from the committed spec. The report folder is replaced file by
+file (each written atomically); report.md is written last.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ibcheck import fileio
+from ibcheck.interface import InputError
+from ibcheck.study import claims as claims_mod
+from ibcheck.study import figures
+from ibcheck.study.results import EXACT, PAPER_MIN, RunResult, init_label, load_study, series
+
+VERDICT_ORDER = ("reproduced", "not reproduced", "inconclusive")
+
+
+def _number(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def claims_markdown(result: dict) -> str:
+    """The claims table as Markdown, with the method and the verdict counts."""
+    lines = ["# Claims of Herwana & Kadian, judged over seeds", "",
+             f"Method: {result['method']} alpha = {result['alpha']}. A rise or fall below "
+             f"{result['margin_nats']} nats counts as none. n counts runs (seeds, times the beta values where a "
+             f"row pools them).", "",
+             "| claim | part | measure | condition | statistic | claimed | n | mean | 95% CI | p | verdict | "
+             "runs to decide |", "|" + "---|" * 12]
+    for r in result["rows"]:
+        ci = "–" if r["ci95"] is None else f"[{_number(r['ci95'][0])}, {_number(r['ci95'][1])}]"
+        claimed = f"{'>' if r['side'] == 'above' else '<'} {r['threshold']:.3g}"
+        decide = "" if r["verdict"] != "inconclusive" else (
+            "needs ≥ 2 runs" if r["n"] < 2 else (str(r["runs_to_decide"]) if r["runs_to_decide"] else "no number"))
+        lines.append(f"| {r['claim']} | {r['part']} | {r['measure']} | {r['condition']} | {r['statistic']} | "
+                     f"{claimed} | {r['n']} | {_number(r['mean'])} | {ci} | {_number(r['p'], 2)} | "
+                     f"**{r['verdict']}** | {decide} |")
+    counts = ", ".join(f"{result['counts'][v]} {v}" for v in VERDICT_ORDER)
+    return "\n".join(lines + ["", f"Verdicts: {counts}.", ""])
+
+
+def _cost(study: dict, runs: list[RunResult]) -> dict:
+    """Wall time of the executions, seconds training and estimating, cells per hour."""
+    wall = sum(e.get("wall_seconds") or 0.0 for e in study.get("executions", []))
+    train = sum(r["seconds"]["train"] or 0.0 for run in runs for r in run.records)
+    estimate = sum(r["seconds"]["estimate"] or 0.0 for run in runs for r in run.records)
+    finished = sum(run.status == "finished" for run in runs)
+    return {"wall_seconds": wall, "train_seconds": train, "estimate_seconds": estimate,
+            "estimate_over_train": estimate / train if train else None, "cells": len(runs),
+            "cells_finished": finished, "cells_per_hour": 3600 * finished / wall if wall else None}
+
+
+def _trajectory(runs: list[RunResult]) -> str:
+    """Exact I(X;Z) at the start, peak and end, per initialisation, as a sentence."""
+    parts = []
+    for shift in sorted({r.setting("student.std_shift") for r in runs}, reverse=True):
+        chosen = [r for r in runs if r.setting("student.std_shift") == shift and r.tracked()]
+        curves = [series(r.records, "I_XZ", EXACT)[1] for r in chosen]
+        curves = [c for c in curves if len(c) and not np.isnan(c).all()]
+        if not curves:
+            continue
+        first, top, last = (float(np.mean([f(c) for c in curves])) for f in (lambda c: c[0], np.nanmax,
+                                                                              lambda c: c[-1]))
+        parts.append(f"with the {init_label(shift)} initialisation it starts at {first:.2f}, peaks at "
+                     f"{top:.2f} and ends at {last:.2f} nats (means over {len(curves)} runs)")
+    return "; ".join(parts)
+
+
+def _paper_over_exact(runs: list[RunResult]) -> str:
+    ratios = []
+    for r in runs:
+        tracked = r.tracked()
+        if tracked:
+            paper, exact = (tracked[-1]["I_XZ"].get(k, {}).get("value") for k in (PAPER_MIN, EXACT))
+            if paper is not None and exact:
+                ratios.append(paper / exact)
+    return f"{np.median(ratios):.1f}" if ratios else "–"
+
+
+def _verdicts_by_claim(result: dict) -> str:
+    sentences = []
+    for claim in sorted({r["claim"] for r in result["rows"]}):
+        rows = [r for r in result["rows"] if r["claim"] == claim]
+        counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICT_ORDER}
+        exact = [r for r in rows if r["measure"] == "exact" and r["verdict"] != "inconclusive"]
+        detail = "; on the exact I(X;Z): " + ", ".join(f"{r['part']} [{r['condition']}] {r['verdict']}"
+                                                        for r in exact) if exact else ""
+        sentences.append(f"{claim}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + detail)
+    return ". ".join(sentences)
+
+
+def findings(runs: list[RunResult], result: dict) -> str:
+    """The report's paragraph on what the study found, composed from its numbers."""
+    trained = [r for r in runs if not r.zero_info]
+    ln_n = next((t["ln_N"] for r in runs for t in r.tracked()[:1]), math.nan)
+    text = (f"On the training set (ln N = {ln_n:.2f} nats), the exact I(X;Z) of the trained (not "
+            f"zero-information) cells behaves as follows: {_trajectory(trained) or 'no records'}. At the last "
+            f"record the paper's measure min(vib, teacher_elbo) is {_paper_over_exact(trained)} times the exact "
+            f"value (median over cells). "
+            f"Verdicts per claim (Holm over {sum(r['p'] is not None for r in result['rows'])} tests, family-wise "
+            f"alpha {result['alpha']}): {_verdicts_by_claim(result)}.")
+    return text
+
+
+def _grid_text(study: dict, runs: list[RunResult]) -> list[str]:
+    spec = study["spec"]
+    seeds = sorted({r.seed for r in runs})
+    lines = [f"- preset `{spec['preset']}`; base `{json.dumps(spec['base'])}`"]
+    lines += [f"- grid: `{json.dumps(g)}`" for g in spec["grid"]]
+    lines.append(f"- {len(runs)} cells, seeds {seeds}; finished: {sum(r.status == 'finished' for r in runs)}, "
+                 f"diverged or failed: {sum(r.status in ('diverged', 'failed') for r in runs)}, "
+                 f"unfinished: {sum(r.status not in ('finished', 'diverged', 'failed') for r in runs)}")
+    return lines
+
+
+def _cost_text(cost: dict) -> list[str]:
+    per_hour = cost["cells_per_hour"]
+    ratio = cost["estimate_over_train"]
+    return [f"- wall time of `ibcheck study` (all its executions): {cost['wall_seconds'] / 60:.1f} min; "
+            f"{cost['cells_finished']} cells finished"
+            + (f", {per_hour:.0f} cells per hour" if per_hour else ""),
+            f"- summed over cells: training {cost['train_seconds'] / 60:.1f} min, estimating "
+            f"{cost['estimate_seconds'] / 60:.1f} min"
+            + (f" (estimating / training = {ratio:.2f})" if ratio is not None else "")]
+
+
+FIGURE_TEXT = (
+    ("fig3_zero_info", "Fig. 3: zero information"),
+    ("fig4_bounds", "Fig. 4: the bounds and the exact value"),
+    ("fig5_info_plane", "Fig. 5: information plane"),
+    ("fig6_logdet", "Fig. 6: log-determinant"),
+    ("fig7_logdet_grad", "Fig. 7: log-determinant and gradient norm"),
+)
+
+
+def report_markdown(study: dict, runs: list[RunResult], result: dict, cost: dict) -> str:
+    lines = ["# Study report", "", study.get("description", ""), "", "## What it found", "",
+             findings(runs, result), "", "## Grid and seeds", "", *_grid_text(study, runs), "", "## Cost", "",
+             *_cost_text(cost), "", "## Claims", "", claims_markdown(result).split("\n", 2)[2], "## Figures", ""]
+    for stem, title in FIGURE_TEXT:
+        lines += [f"### {title}", "", f"![{title}]({stem}.png)", "", f"Numbers: [{stem}.csv]({stem}.csv)", ""]
+    return "\n".join(lines)
+
+
+def write(study_folder: Path, out: Path, alpha: float = 0.05) -> list[Path]:
+    """Figures (PNG + CSV), claims.json, claims.md and report.md of a study into ``out``."""
+    study, runs = load_study(study_folder)
+    if not any(r.records for r in runs):
+        raise InputError(f"{study_folder}: no cell has records yet; run ibcheck study first")
+    written = figures.write_figures(runs, out)
+    result = claims_mod.claims(runs, alpha)
+    cost = _cost(study, runs)
+    fileio.write_json(out / "claims.json", {**result, "cost": cost, "spec": study["spec"]})
+    fileio.write_text(out / "claims.md", claims_markdown(result))
+    fileio.write_text(out / "report.md", report_markdown(study, runs, result, cost))
+    return written + [out / "claims.json", out / "claims.md", out / "report.md"]

@@ -1,0 +1,181 @@
+"""``ibcheck study`` and ``ibcheck report``: the spec is checked whole before anything runs, a
+tiny study runs on local Ray (four smoke cells, one zero-information), a re-run skips finished
+cells, a killed study resumes without redoing them, a failed cell is recorded without stopping
+the others, and the report is written from the folders."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ibcheck import cli
+from ibcheck.interface import InputError
+from ibcheck.pipeline import runs
+from ibcheck.study import results, spec
+
+SMOKE = {"preset": "smoke", "grid": [{"seed": [0, 1, 2]}, {"zero_info": ["redraw"], "seed": [0]}]}
+
+BAD_SPECS = [
+    ({"preset": "nope", "grid": {"seed": [0]}}, "preset must be one of"),
+    ({"preset": "smoke"}, "grid must be a non-empty object"),
+    ({"preset": "smoke", "grid": {}}, "grid must be a non-empty object"),
+    ({"preset": "smoke", "grid": {"seed": []}}, "grid.seed must be a non-empty list"),
+    ({"preset": "smoke", "grid": {"seed": 3}}, "grid.seed must be a non-empty list"),
+    ({"preset": "smoke", "grid": {"seed": [1, 1]}}, "grid.seed lists a value twice"),
+    ({"preset": "smoke", "grid": {"student.beta": [0.1, "x"]}}, 'grid.student.beta = "x": student.beta must be'),
+    ({"preset": "smoke", "grid": {"student.bogus": [1]}}, "student.bogus unknown key"),
+    ({"preset": "smoke", "grid": [{"seed": [0]}, {"zero_info": ["sometimes"]}]}, "grid[1].zero_info"),
+    ({"preset": "smoke", "grid": {"teacher_run": ["x"]}}, "the study sets teacher_run itself"),
+    ({"preset": "smoke", "base": {"student": {"beta": -1}}, "grid": {"seed": [0]}}, "base: student.beta must be"),
+    ({"preset": "smoke", "base": [], "grid": {"seed": [0]}}, "base must be an object"),
+    ({"preset": "smoke", "grid": {"seed": [0]}, "grdi": 1}, "grdi: unknown key"),
+    ({"preset": "smoke", "grid": {"data.source": ["idx"]}}, "data.source idx needs data.dir"),
+]
+
+
+@pytest.mark.parametrize("bad,message", BAD_SPECS, ids=[m for _, m in BAD_SPECS])
+def test_a_bad_spec_gets_one_line_and_status_2(tmp_path, capsys, bad, message):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(bad))
+    assert cli.main(["study", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and str(path) in err
+    assert not (tmp_path / "out").exists()  # nothing is written
+
+
+def test_cells_are_the_union_of_grid_products_and_share_one_teacher():
+    study = spec.check({"preset": "smoke", "grid": [{"student.beta": [0.001, 0.01], "seed": [0, 1]},
+                                                    {"zero_info": ["redraw"], "seed": [0]}]}, "s")
+    assert [c.name for c in study.cells] == ["student.beta=0.001,seed=0", "student.beta=0.001,seed=1",
+                                             "student.beta=0.01,seed=0", "student.beta=0.01,seed=1",
+                                             "zero_info=redraw,seed=0"]
+    assert len(study.teachers) == 1 and {c.config.teacher.seed for c in study.cells} == {0}
+    assert [c.config.seed for c in study.cells] == [0, 1, 0, 1, 0]
+    other = spec.check({"preset": "smoke", "grid": {"data.train_points": [500, 1000]}}, "s")
+    assert len(other.teachers) == 2  # one teacher per distinct data setting
+
+
+def test_builtin_grids_are_valid_and_sized_as_stated():
+    small, paper = spec.load("study-small"), spec.load("study-paper")
+    assert len(small.cells) == 30 and len({c.config.seed for c in small.cells}) >= 3
+    assert {c.config.student.std_shift for c in small.cells} == {5.0, 0.0}
+    assert {c.config.student.optimizer for c in small.cells} == {"adam", "sgd"}
+    assert any(c.config.zero_info for c in small.cells)
+    assert {c.config.student.beta for c in paper.cells} == {1e-4, 1e-3, 1e-2}
+    assert {c.config.student.encoder for c in paper.cells} == {"mlp", "cnn"}
+    assert all(c.config.epochs == 200 for c in paper.cells) and len({c.config.seed for c in paper.cells}) == 5
+
+
+def _ibcheck(*args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ibcheck", *args], capture_output=True, text=True, timeout=600,
+                          **options)
+
+
+def _write(path: Path, value: dict) -> str:
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """The CI study: four smoke cells (one zero-information) on a local Ray, then its report."""
+    root = tmp_path_factory.mktemp("study")
+    spec_file = _write(root / "smoke.json", SMOKE)
+    done = _ibcheck("study", spec_file, "--out", str(root / "s"), "--quiet")
+    report = _ibcheck("report", str(root / "s"), "--out", str(root / "report"))
+    return root, spec_file, done, report
+
+
+def test_a_tiny_study_runs_on_local_ray(smoke_study):
+    root, _, done, _ = smoke_study
+    assert done.returncode == 0, done.stderr
+    study = json.loads((root / "s" / results.STUDY_FILE).read_text())
+    assert [e["address"] for e in study["executions"]] == ["local"] and study["executions"][0]["cells_to_run"] == 4
+    with open(root / "s" / results.SUMMARY_FILE) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"finished"}
+    assert {r["zero_info"] for r in rows} == {"", "redraw"} and all(r["epochs_done"] == "3" for r in rows)
+    teachers = list((root / "s" / "teachers").iterdir())
+    assert len(teachers) == 1 and runs.read_status(teachers[0])["status"] == "finished"
+    for cell in study["cells"]:  # each cell is an ordinary run folder that uses the shared teacher
+        config = json.loads((root / "s" / cell["name"] / runs.CONFIG).read_text())["config"]
+        assert config["teacher_run"] == str(teachers[0])
+
+
+def test_the_report_of_the_tiny_study(smoke_study):
+    root, _, _, report = smoke_study
+    assert report.returncode == 0, report.stderr
+    out = root / "report"
+    for stem in ("fig3_zero_info", "fig4_bounds", "fig5_info_plane", "fig6_logdet", "fig7_logdet_grad"):
+        assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.csv").exists()
+    claims = json.loads((out / "claims.json").read_text())
+    assert {r["claim"] for r in claims["rows"]} == {"C1", "C2", "C3", "C4", "C5", "C6"}
+    assert all(r["verdict"] in ("reproduced", "not reproduced", "inconclusive") for r in claims["rows"])
+    text = (out / "report.md").read_text()
+    assert "## What it found" in text and "seeds [0, 1, 2]" in text and "![Fig. 3" in text
+
+
+def test_a_rerun_skips_finished_cells_and_another_spec_is_refused(smoke_study):
+    root, spec_file, _, _ = smoke_study
+    stamps = {p: p.stat().st_mtime_ns for p in (root / "s").glob("*/checkpoint.pt")}
+    again = _ibcheck("study", spec_file, "--out", str(root / "s"), "--quiet")
+    assert again.returncode == 0 and "4 of 4 cells finished (0 run now)" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    other = _write(root / "other.json", {**SMOKE, "grid": {"seed": [5]}})
+    refused = _ibcheck("study", other, "--out", str(root / "s"), "--quiet")
+    assert refused.returncode == 2 and "holds another study" in refused.stderr
+
+
+def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path):
+    bad = {"preset": "smoke", "base": {"student": {"optimizer": "sgd"}}, "grid": {"student.sgd_lr": [0.01, 1e12]}}
+    done = _ibcheck("study", _write(tmp_path / "bad.json", bad), "--out", str(tmp_path / "s"), "--quiet")
+    assert done.returncode == 1 and "diverged" in done.stderr
+    with open(tmp_path / "s" / results.SUMMARY_FILE) as handle:
+        rows = {r["cell"]: r for r in csv.DictReader(handle)}
+    assert rows["student.sgd_lr=0.01"]["status"] == "finished"
+    assert rows["student.sgd_lr=1000000000000.0"]["status"] == "diverged"
+    assert "diverged" in rows["student.sgd_lr=1000000000000.0"]["error"]
+
+
+def test_a_killed_study_resumes_without_redoing_finished_cells(tmp_path):
+    spec_file = _write(tmp_path / "smoke.json", SMOKE)
+    folder = tmp_path / "s"
+    driver = subprocess.Popen([sys.executable, "-m", "ibcheck", "study", spec_file, "--out", str(folder), "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    finished: list[Path] = []
+    while not finished and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        finished = [p.parent for p in folder.glob("*/status.json") if p.parent.name != "teachers"
+                    and runs.read_status(p.parent).get("status") == "finished"]
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert finished, "no cell finished before the deadline"
+    stamps = {p: (p / runs.CHECKPOINT).stat().st_mtime_ns for p in finished}
+    again = _ibcheck("study", spec_file, "--out", str(folder), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert {p: (p / runs.CHECKPOINT).stat().st_mtime_ns for p in stamps} == stamps
+    for cell in spec.check(SMOKE, "s").cells:
+        records = results.read_records(folder / cell.name)
+        whole = [r["epoch"] for r in records if not r.get("partial")]
+        assert whole == [0, 1, 2, 3], cell.name  # no lost and no repeated epoch
+
+
+def test_report_refuses_a_folder_that_is_not_a_study(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "not a study folder" in capsys.readouterr().err
+
+
+def test_spec_errors_name_the_file(tmp_path):
+    with pytest.raises(InputError, match="cannot be read"):
+        spec.load(str(tmp_path / "missing.json"))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(InputError, match="not valid JSON"):
+        spec.load(str(tmp_path / "broken.json"))
