@@ -265,7 +265,7 @@ def _label(keep: Sequence[str], key: tuple, varying: set[str]) -> str:
 
 
 def observations(part: Part, runs: Sequence[RunResult], measure: str) -> dict[str, list[float]]:
-    """{condition label: one value of S per run (per seed pair for C4)}, NaNs dropped."""
+    """{condition label: one value of S per run (per seed pair for C4)}, NaN where S is undefined."""
     chosen = [r for r in runs if r.zero_info == part.zero_info and r.tracked()]
     varying = {f for f, key in FACTORS.items() if len({str(r.setting(key)) for r in chosen}) > 1}
     groups: dict[tuple, list[RunResult]] = {}
@@ -277,8 +277,7 @@ def observations(part: Part, runs: Sequence[RunResult], measure: str) -> dict[st
         if part.claim == PAIRED:
             out.update(_paired(part, members, measure, label))
         else:
-            values = [part.statistic(r, measure) for r in sorted(members, key=lambda r: r.seed)]
-            out[label] = [v for v in values if not math.isnan(v)]
+            out[label] = [part.statistic(r, measure) for r in sorted(members, key=lambda r: r.seed)]
     return out
 
 
@@ -291,7 +290,7 @@ def _paired(part: Part, members: list[RunResult], measure: str, label: str) -> d
         seeds = sorted({s for b, s in by if b == low} & {s for b, s in by if b == high})
         diffs = [by[(low, s)] - by[(high, s)] for s in seeds]
         prefix = "" if label == "all runs" else f"{label}, "
-        out[f"{prefix}β {low:g} vs {high:g}"] = [d for d in diffs if not math.isnan(d)]
+        out[f"{prefix}β {low:g} vs {high:g}"] = diffs
     return out
 
 
@@ -300,12 +299,13 @@ def _paired(part: Part, members: list[RunResult], measure: str, label: str) -> d
 
 def _t_test(values: Sequence[float], threshold: float) -> tuple[float, float, float, float, float]:
     """(mean, sd, ci_low, ci_high, p) of a one-sample t test of mean = threshold, 95% interval.
-    With zero spread p is 0 when the mean differs from the threshold, else 1."""
+    With zero spread (a discrete statistic equal in every run) p is 0: the side is certain, and a
+    mean on the threshold is not on the claimed side of it."""
     x = np.asarray(values, dtype=float)
     mean, sd = float(x.mean()), float(x.std(ddof=1))
     half = float(sps.t.ppf(0.975, len(x) - 1)) * sd / math.sqrt(len(x))
-    if sd == 0.0:
-        p = 0.0 if mean != threshold else 1.0
+    if sd == 0.0:  # every run gives the same number: its side of the threshold is certain
+        p = 0.0
     else:
         p = float(2 * sps.t.sf(abs(mean - threshold) / (sd / math.sqrt(len(x))), len(x) - 1))
     return mean, sd, mean - half, mean + half, p
@@ -331,10 +331,12 @@ def table(runs: Sequence[RunResult]) -> list[dict]:
     for part in PARTS:
         for measure in part.measures:
             found = observations(part, runs, "paper" if measure == "bounds" else measure)
-            for condition, values in (found or {NO_RUNS: []}).items():
+            for condition, all_values in (found or {NO_RUNS: []}).items():
+                values = [v for v in all_values if not math.isnan(v)]
                 rows.append({"claim": part.claim, "part": part.name, "statistic": part.definition,
                              "measure": measure, "condition": condition, "side": part.side,
-                             "threshold": part.threshold, "values": values, "n": len(values)})
+                             "threshold": part.threshold, "values": values, "n": len(values),
+                             "undefined": len(all_values) - len(values)})
     return rows
 
 

@@ -27,22 +27,39 @@ def _number(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _runs(row: dict) -> str:
+    undefined = row.get("undefined", 0)
+    return f"{row['n']} (+{undefined} undefined)" if undefined else str(row["n"])
+
+
+def _decide(row: dict) -> str:
+    """What would decide an inconclusive row."""
+    if row["verdict"] != "inconclusive":
+        return ""
+    if row["n"] < 2:
+        return "undefined in every run" if row.get("undefined") and not row["n"] else "needs ≥ 2 runs"
+    return f"{row['runs_to_decide']} runs" if row["runs_to_decide"] else "no number of runs"
+
+
 def claims_markdown(result: dict) -> str:
     """The claims table as Markdown, with the method and the verdict counts."""
     lines = ["# Claims of Herwana & Kadian, judged over seeds", "",
              f"Method: {result['method']} alpha = {result['alpha']}. A rise or fall below "
              f"{result['margin_nats']} nats counts as none. n counts runs (seeds, times the beta values where a "
-             f"row pools them).", "",
+             f"row pools them); runs where the statistic is undefined (for example no fitting phase) are left "
+             f"out and counted beside n.", "",
              "| claim | part | measure | condition | statistic | claimed | n | mean | 95% CI | p | verdict | "
              "runs to decide |", "|" + "---|" * 12]
     for r in result["rows"]:
         ci = "–" if r["ci95"] is None else f"[{_number(r['ci95'][0])}, {_number(r['ci95'][1])}]"
         claimed = f"{'>' if r['side'] == 'above' else '<'} {r['threshold']:.3g}"
-        decide = "" if r["verdict"] != "inconclusive" else (
-            "needs ≥ 2 runs" if r["n"] < 2 else (str(r["runs_to_decide"]) if r["runs_to_decide"] else "no number"))
-        lines.append(f"| {r['claim']} | {r['part']} | {r['measure']} | {r['condition']} | {r['statistic']} | "
-                     f"{claimed} | {r['n']} | {_number(r['mean'])} | {ci} | {_number(r['p'], 2)} | "
-                     f"**{r['verdict']}** | {decide} |")
+        lines.append("| " + " | ".join(_cell(c) for c in (
+            r["claim"], r["part"], r["measure"], r["condition"], r["statistic"], claimed, _runs(r), _number(r["mean"]),
+            ci, _number(r["p"], 2), f"**{r['verdict']}**", _decide(r))) + " |")
     counts = ", ".join(f"{result['counts'][v]} {v}" for v in VERDICT_ORDER)
     return "\n".join(lines + ["", f"Verdicts: {counts}.", ""])
 
