@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -179,3 +180,43 @@ def test_spec_errors_name_the_file(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="not valid JSON"):
         spec.load(str(tmp_path / "broken.json"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_study_runs_on_an_existing_cluster_by_address(tmp_path):
+    """`ray start --head` (token authentication, Ray's default since 2.59), then --address."""
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        spec_file = _write(tmp_path / "two.json", {"preset": "smoke", "grid": {"seed": [0, 1]}})
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the head answers
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        done = _ibcheck("study", spec_file, "--out", str(tmp_path / "s"), "--address", address, "--quiet", env=env)
+        assert done.returncode == 0, done.stderr
+        study = json.loads((tmp_path / "s" / results.STUDY_FILE).read_text())
+        assert study["executions"][0]["address"] == address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+
+
+@pytest.mark.parametrize("address,message", [("nonsense", "expected HOST:PORT"),
+                                             ("127.0.0.1:1", "no Ray cluster answers there")])
+def test_a_bad_address_is_refused_before_anything_is_written(tmp_path, capsys, address, message):
+    spec_file = _write(tmp_path / "smoke.json", SMOKE)
+    assert cli.main(["study", spec_file, "--out", str(tmp_path / "s"), "--address", address, "--quiet"]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -9,11 +9,15 @@ folder at the same path (a shared file system) and have ibcheck installed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import fcntl
 import logging
 import os
+import socket
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -173,18 +177,54 @@ class Ledger:
         summary.write_summary(self.folder, self.record)
 
 
-def _ray(address: str | None):
-    import ray
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse a HOST:PORT that accepts no connection now, instead of Ray's minutes of retries.
+    ``auto`` and ``ray://`` addresses are left to Ray."""
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379), auto or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise InputError(f"--address {address}: no Ray cluster answers there ({err.strerror or err}); "
+                         f"start one with `ray start --head`") from None
 
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hold back what Ray's C++ client writes to stderr while it connects: its retries print a
+    line a second; a failure is reported in one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _ray(address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise InputError("ibcheck study needs Ray: pip install 'ray>=2.9'") from None
     if address is None:  # the cores this process may use, not all the machine's
         ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
-    else:
-        try:
+        return ray
+    try:
+        with _quiet_stderr():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise InputError(f"--address {address}: cannot connect to a Ray cluster ({str(err).splitlines()[0]})") \
-                from None
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
+        hint = ("; if the cluster uses token authentication (the default of `ray start` since Ray 2.59), set "
+                "RAY_AUTH_MODE=token here and give this machine its token (`ray get-auth-token` on the head)"
+                if os.environ.get("RAY_AUTH_MODE") != "token" else "")
+        raise InputError(f"--address {address}: cannot connect to a Ray cluster "
+                         f"({str(err).strip().splitlines()[0]}){hint}") from None
     return ray
 
 
@@ -235,17 +275,18 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
     for the cells run now. ``progress`` gets {"epochs", "done", "running", "failed"} about
     once a second."""
     folder = folder.resolve()
+    check_address(address)
     recorded = check_folder(study, folder)
+    todo = _todo(study, folder)
+    ray = _ray(address) if todo else None  # connect before anything is written
     with StudyLock(folder):
         ledger = Ledger.open(folder, study, recorded)
         ledger.write()
-        todo = _todo(study, folder)
+        if ray is None:
+            return {}
         started, wall = _now(), time.perf_counter()
         execution = {"started": started, "address": address or "local", "cpus_per_cell": resources.cpus,
                      "cells_to_run": len(todo)}
-        if not todo:
-            return {}
-        ray = _ray(address)
         try:
             outcomes = _run_cells(ray, study, folder, todo, resources, ledger, progress, execution)
         finally:
