@@ -212,9 +212,10 @@ def _ray(address: str | None):
         import ray
     except ImportError:
         raise InputError("ibcheck study needs Ray: pip install 'ray>=2.9'") from None
-    if address is None:  # the cores this process may use, not all the machine's
-        ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR)
+    if address is None:  # a new Ray inside this process (never a cluster that `ray start` left running), on
+        # the cores this process may use, not all the machine's
+        ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)
         return ray
     try:
         with _quiet_stderr():
