@@ -36,8 +36,8 @@ nothing is written), 3 training diverged (the run folder keeps the records befor
 it, and its status.json says so)."""
 
 VALIDATE_HELP = """\
-Run every applicable estimator (vib, teacher_elbo, teacher_iw, loo, nce,
-empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
+Run every applicable estimator (vib, teacher_elbo, teacher_iw, teacher_riw, loo,
+nce, empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
 exactly, and test each estimate: an upper bound must not sit significantly below
 the truth, a lower bound not above it, and where the estimator's expectation is
 known in closed form the estimate must match it (two-sided). One false-failure

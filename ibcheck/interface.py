@@ -100,6 +100,15 @@ class DataSampler(Protocol):
 
 
 @runtime_checkable
+class PriorData(DataSampler, Protocol):
+    """Data drawn through the teacher from a prior of known density: ``log_prior(z_v)`` is
+    log p_d(z_v) of the distribution the batches' z_v: (n, k) were drawn from, (n,) in nats
+    (bounds.md section 3b: what ``teacher_riw`` and ``teacher_iw`` with the data prior need)."""
+
+    def log_prior(self, z_v: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
 class FiniteData(DataSampler, Protocol):
     """A finite data set, sampled uniformly: ``points`` holds all N rows (x: (N, d), y or None)."""
 

@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ibcheck import fileio, stats  # noqa: E402
+from ibcheck import bracket, fileio, stats  # noqa: E402
 from ibcheck.estimators import registry  # noqa: E402
 from ibcheck.interface import InputError  # noqa: E402
 from ibcheck.validate import Judged, ValidationResult  # noqa: E402
@@ -73,7 +73,8 @@ def to_json(result: ValidationResult, table: list[Row] | None = None) -> dict:
         ex = c.exact
         cases.append({"name": c.name,
                       "exact": {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se},
-                      "estimates": [{k: row[k] for k in JSON_FIELDS} for row in table if row["case"] == c.name]})
+                      "estimates": [{k: row[k] for k in JSON_FIELDS} for row in table if row["case"] == c.name],
+                      "bracket": bracket.case_bracket(_by_case(table, c.name))})
     return fileio.finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
                                   "tests": result.tests, "seed": result.seed, "device": result.device,
                                   "dtype": result.dtype, "seconds": result.seconds, "cases": cases})
@@ -99,9 +100,19 @@ def terminal_table(result: ValidationResult, table: list[Row]) -> str:
         lines.append(f"{row['case'][:22]:<22} {row['label'][:24]:<24} {row['value']:>10.4f} {row['stderr']:>8.4f} "
                      f"{row['exact']:>9.4f} {row['gap']:>+9.4f}  {flags[0]}  {flags[1]}"
                      + (f"  ({row['error']})" if row["error"] else ""))
+    for c in result.cases:
+        lines.append(_bracket_line(c.name, bracket.case_bracket(_by_case(table, c.name))))
     lines.append(f"{_status(result)}: {result.tests} tests at family-wise alpha {result.alpha:g} "
                  f"({result.test_alpha:.2e} each), {result.seconds:.1f} s on {result.device}")
     return "\n".join(lines)
+
+
+def _bracket_line(case: str, found: dict | None) -> str:
+    if found is None:
+        return f"bracket {case}: none (no trusted lower or upper bound)"
+    low, high = found["lower"], found["upper"]
+    return (f"bracket {case}: [{low['value']:.4f} ({low['estimator']}), {high['value']:.4f} ({high['estimator']})], "
+            f"width {found['width']:.4f}")
 
 
 def _by_case(table: list[Row], case: str) -> list[Row]:
@@ -241,8 +252,10 @@ def markdown(result: ValidationResult, table: list[Row]) -> str:
         "![estimates](estimates.png)", "",
         "![teacher_iw against K](iw_vs_K.png)", "",
         "![loo and nce against N](batch_vs_N.png)", "",
-        "Numbers behind the figures: `estimates.csv`, `iw_vs_K.csv`, `batch_vs_N.csv`; "
+        "![width of the bracket against K and N](bracket_vs_K.png)", "",
+        "Numbers behind the figures: `estimates.csv`, `iw_vs_K.csv`, `batch_vs_N.csv`, `bracket_vs_K.csv`; "
         "everything in `results.json`.", "",
+        *_bracket_table(result, table),
     ]
     for c in result.cases:
         ex = c.exact
@@ -260,12 +273,31 @@ def markdown(result: ValidationResult, table: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _bracket_table(result: ValidationResult, table: list[Row]) -> list[str]:
+    """The bracket of every case: the largest trusted lower bound and the smallest trusted upper one."""
+    lines = ["## The bracket on I(X;Z)", "",
+             "Per case, the largest lower bound and the smallest upper bound among the estimates that passed "
+             "their one-sided test, and the width between them. The ends are extremes of noisy estimates: "
+             "where both are tight, a slightly negative width means they crossed within their noise.", "",
+             "| case | I(X;Z) | lower bound | upper bound | width |", "| --- | --- | --- | --- | --- |"]
+    for c in result.cases:
+        found = bracket.case_bracket(_by_case(table, c.name))
+        if found is None:
+            lines.append(f"| {c.name} | {c.exact.I_XZ:.4f} | – | – | – |")
+            continue
+        low, high = found["lower"], found["upper"]
+        lines.append(f"| {c.name} | {c.exact.I_XZ:.4f} | {low['value']:.4f} ± {low['stderr']:.4f} "
+                     f"({low['estimator']}) | {high['value']:.4f} ± {high['stderr']:.4f} ({high['estimator']}) | "
+                     f"{found['width']:.4f} |")
+    return lines + [""]
+
+
 def _csv(path: Path, fields: list[str], table: list[Row]) -> None:
     fileio.write_csv(path, fields, [[row[f] for f in fields] for row in table])
 
 
-REPORT_FILES = ("results.json", "estimates.csv", "iw_vs_K.csv", "batch_vs_N.csv", "estimates.png", "iw_vs_K.png",
-                "batch_vs_N.png", "report.md")
+REPORT_FILES = ("results.json", "estimates.csv", "iw_vs_K.csv", "batch_vs_N.csv", "bracket_vs_K.csv",
+                "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "bracket_vs_K.png", "report.md")
 
 
 def check_report_folder(out: str | Path) -> None:
@@ -317,7 +349,9 @@ def _write_files(result: ValidationResult, out: Path, table: list[Row]) -> None:
     _csv(out / "estimates.csv", CSV_FIELDS, table)
     _csv(out / "iw_vs_K.csv", ["case", "K", "value", "stderr", "exact", "gap"], iw_table)
     _csv(out / "batch_vs_N.csv", ["case", "estimator", "N", "value", "stderr", "exact", "ln_N"], batch_table)
-    for name, plot in (("estimates.png", plot_estimates), ("iw_vs_K.png", plot_iw), ("batch_vs_N.png", plot_batch)):
+    _csv(out / "bracket_vs_K.csv", bracket.WIDTH_FIELDS, bracket.widths(table))
+    for name, plot in (("estimates.png", plot_estimates), ("iw_vs_K.png", plot_iw), ("batch_vs_N.png", plot_batch),
+                       ("bracket_vs_K.png", lambda result, table: bracket.plot_widths(table))):
         fig = plot(result, table)
         fileio.save_figure(fig, out / name)
         plt.close(fig)

@@ -106,6 +106,14 @@ def _expect_iw(setup: CaseSetup, est: Estimate) -> Outcome:
     return Outcome(est, expected=_at_q(setup) if est.params["K"] == 1 else None)
 
 
+def _expect_riw(setup: CaseSetup, est: Estimate) -> Outcome:
+    """At K = 0 the only weight is the generating sample's, and the term is log q(z_v|z) - log p_d(z_v):
+    its expectation is the Barber-Agakov bound on I(Z_v;Z) at the same q."""
+    if est.params["K"] != 0:
+        return Outcome(est)
+    return Outcome(est, expected=exact.riw_zero_expectation(setup.case, *setup.q.numpy_params()))
+
+
 def _expect_barber_agakov(setup: CaseSetup, est: Estimate) -> Outcome:
     if setup.case.labels.kind != "gaussian":
         return Outcome(est)
@@ -118,6 +126,7 @@ EXPECTATIONS: dict[str, Callable[[CaseSetup, Estimate], Outcome]] = {
     registry.VIB.name: _expect_vib,
     registry.TEACHER_ELBO.name: _expect_elbo,
     registry.TEACHER_IW.name: _expect_iw,
+    registry.TEACHER_RIW.name: _expect_riw,
     registry.BARBER_AGAKOV.name: _expect_barber_agakov,
 }
 

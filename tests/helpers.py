@@ -19,7 +19,7 @@ from ibcheck.estimators import registry, vib
 from ibcheck.estimators.barber_agakov import BarberAgakovParams
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
-from ibcheck.estimators.teacher_bounds import QFitParams, TeacherElboParams, TeacherIWParams
+from ibcheck.estimators.teacher_bounds import QFitParams, TeacherElboParams, TeacherIWParams, TeacherRIWParams
 from ibcheck.estimators.vib import VibParams
 from ibcheck.gaussian import rsample, standard_normal
 from ibcheck.interface import Batch, Context
@@ -27,7 +27,8 @@ from ibcheck.interface import Batch, Context
 # Sizes that keep each estimator run well under a second yet give standard errors
 # small next to the gaps the tests resolve.
 FAST_ESTIMATORS = {"vib": VibParams(n=8000), "teacher_elbo": TeacherElboParams(n=8000),
-                   "teacher_iw": TeacherIWParams(K=(1, 10, 100), n=1500), "loo": BatchParams(N=(64, 256), batches=32),
+                   "teacher_iw": TeacherIWParams(K=(1, 10, 100), n=1500),
+                   "teacher_riw": TeacherRIWParams(K=(0, 10, 100), n=1500), "loo": BatchParams(N=(64, 256), batches=32),
                    "nce": BatchParams(N=(64, 256), batches=32), "empirical": EmpiricalParams(N=256, sets=24, draws=2),
                    "barber_agakov": BarberAgakovParams(steps=400, n=8000)}
 FAST = dict(n_exact=200_000, q=QFitParams(steps=400), estimators=FAST_ESTIMATORS)

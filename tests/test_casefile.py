@@ -395,7 +395,7 @@ PARAM_KEYS = sorted({f.name for spec in registry.SPECS.values() for f in datacla
 
 def _check_params(params) -> None:
     """Parameters as the validator promises: ints in [0, 2^63), counts of terms >= 2, non-empty
-    tuples of positive ints, finite positive floats."""
+    tuples of positive ints, finite positive floats, strings among their choices."""
     for f in dataclasses.fields(params):
         value, low = getattr(params, f.name), f.metadata.get("min", 0)
         if value is None:
@@ -404,6 +404,8 @@ def _check_params(params) -> None:
             assert value and all(type(v) is int and low <= v < 2**63 for v in value), f.name
         elif isinstance(value, float):
             assert math.isfinite(value) and value > 0, f.name
+        elif isinstance(value, str):
+            assert value in f.metadata["choices"], f.name
         else:
             assert type(value) is int and low <= value < 2**63, f.name
 

@@ -33,10 +33,11 @@ ESTIMATE_FIELDS = {"estimator", "target", "kind", "value", "stderr", "n", "expec
 EXTRA_FIELDS = {"params", "seed", "error"}
 # bounds.md section 3: what each estimator bounds, and how.
 KINDS = {"vib": {("upper", "I_XZ")}, "teacher_elbo": {("upper", "I_XZ")}, "teacher_iw": {("upper", "I_XZ")},
+         "teacher_riw": {("lower", "I_XZ")},
          "loo": {("upper", "I_XZ")}, "nce": {("lower", "I_XZ")}, "barber_agakov": {("lower", "I_YZ")},
          "empirical": {("lower", "I_XZ"), ("estimate", "I_YZ")}}
-REPORT_FILES = ["report.md", "results.json", "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "estimates.csv",
-                "iw_vs_K.csv", "batch_vs_N.csv"]
+REPORT_FILES = ["report.md", "results.json", "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "bracket_vs_K.png",
+                "estimates.csv", "iw_vs_K.csv", "batch_vs_N.csv", "bracket_vs_K.csv"]
 
 
 def write_cases(path, *cases) -> str:
@@ -226,12 +227,19 @@ def _check_document(data: dict, cases: list[dict], alpha: float) -> None:
             assert est["gap"] == est["value"] - ex[est["target"]]
             assert (est["expected"] is not None) == (name in ("vib", "teacher_elbo") or
                                                     (name == "barber_agakov" and labels == "gaussian") or
-                                                    (name == "teacher_iw" and est["params"]["K"] == 1))
+                                                    (name == "teacher_iw" and est["params"]["K"] == 1) or
+                                                    (name == "teacher_riw" and est["params"]["K"] == 0
+                                                     and labels != "classes"))
             assert (est["best"] is not None) == (name == "teacher_elbo")
             assert (est["matches_expected"] is None) == (est["expected"] is None)
             assert (est["valid"] is None) == (est["kind"] == "estimate")
             flags += [f for f in (est["valid"], est["matches_expected"]) if f is not None]
             assert all(isinstance(f, bool) for f in flags)
+        trusted = {kind: [e["value"] for e in entry["estimates"] if e["target"] == "I_XZ" and e["kind"] == kind
+                          and e["valid"] is True] for kind in ("lower", "upper")}
+        bracket = entry["bracket"]  # the largest trusted lower bound, the smallest trusted upper one
+        assert bracket["lower"]["value"] == max(trusted["lower"]) and bracket["upper"]["value"] == min(trusted["upper"])
+        assert bracket["width"] == bracket["upper"]["value"] - bracket["lower"]["value"]
         applies = set(registry.names()) - ({"barber_agakov"} if labels == "none" else set())
         assert set(seen) == applies
         assert [e["params"]["K"] for e in seen["teacher_iw"]] == FAST["estimators"]["teacher_iw"]["K"]

@@ -189,3 +189,25 @@ def barber_agakov_expectation(case: LinearGaussianCase, F: np.ndarray, g: np.nda
     p = Sy.shape[0]
     log_q = -0.5 * (p * math.log(2 * math.pi) + logdet(Sigma) + np.trace(np.linalg.solve(Sigma, Err)))
     return label_entropy(case) + float(log_q)
+
+
+def riw_zero_expectation(case: LinearGaussianCase, C: np.ndarray, e: np.ndarray, Sq: np.ndarray) -> float | None:
+    """``teacher_riw`` at K = 0: E log q(z_v|z) + h(Z_v), the Barber-Agakov bound on I(Z_v;Z) at
+    q(z_v|z) = N(C z + e, Sq) (bounds.md section 3b); None for class labels, whose mixture prior
+    has no closed-form entropy.
+
+    With M = A W and G = I - C M, the residual r = z_v - C z - e has mean G mv - C(A c + b) - e and
+    covariance G Sv G^T + sx^2 C A A^T C^T + C D C^T, so
+    E log q = -1/2 [k log 2 pi + logdet Sq + tr(Sq^-1 Cov r) + |E r|^2_{Sq^-1}].
+    """
+    if case.labels.kind == "classes":
+        return None
+    mv, Sv = case.prior_mean, case.prior_cov
+    G = np.eye(case.k) - C @ case.A @ case.W
+    mean_r = G @ mv - C @ (case.A @ case.c + case.b) - e
+    CA = C @ case.A
+    cov_r = G @ Sv @ G.T + case.noise_std**2 * CA @ CA.T + C @ np.diag(case.std**2) @ C.T
+    quad = np.trace(np.linalg.solve(Sq, cov_r)) + mean_r @ np.linalg.solve(Sq, mean_r)
+    log_q = -0.5 * (case.k * math.log(2 * math.pi) + logdet(Sq) + quad)
+    entropy = 0.5 * (case.k * LOG_2PI_E + logdet(Sv))
+    return float(log_q + entropy)

@@ -162,6 +162,16 @@ class CaseSampler:
         return Batch(x=x, z_v=z_v, y=y)
 
 
+    def log_prior(self, z_v: Tensor) -> Tensor:
+        """log p_d(z_v) of the case's data prior (the class mixture for class labels): (..., k) -> (...)."""
+        if self.case.labels.kind == "classes":
+            # the factor gets the means' leading axes, so that it reads as a Cholesky factor
+            chol = self.prior_chol.expand(*self.class_means.shape, self.case.k)
+            per_class = log_prob(z_v.unsqueeze(-2), self.class_means, chol)
+            return torch.logsumexp(per_class + self.class_probs.log().to(z_v.dtype), dim=-1)
+        return log_prob(z_v, self.prior_mean, self.prior_chol)
+
+
 def encoder_for(case: LinearGaussianCase, device=None, dtype=torch.float64) -> LinearEncoder:
     """The case's student encoder as a module."""
     return LinearEncoder(_t(case.A, device, dtype), _t(case.b, device, dtype), _t(case.std, device, dtype))

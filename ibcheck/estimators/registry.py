@@ -61,6 +61,7 @@ class Spec:
     joint: JointFn | None = None
     variant: Any = None
     cost: Callable[[Any, Dims], Cost] | None = None
+    needs_prior: bool = False  # runs only on data with z_v and their prior's density (interface.PriorData)
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -83,6 +84,11 @@ TEACHER_ELBO = _spec("teacher_elbo", "upper", "I_XZ", teacher_bounds.TeacherElbo
                      cost=teacher_bounds.teacher_elbo_cost)
 TEACHER_IW = _spec("teacher_iw", "upper", "I_XZ", teacher_bounds.TeacherIWParams(), teacher_bounds.teacher_iw_terms,
                    "Burda et al. 2015 on Eq. 5", needs=("teacher", "q"), sweep="K", cost=teacher_bounds.teacher_iw_cost)
+# Against a finite data set's own MI the reverse bound says nothing: its data carry no z_v.
+TEACHER_RIW = Spec("teacher_riw", {"population": {"I_XZ": "lower"}, "finite": {"I_XZ": "estimate"}},
+                   teacher_bounds.TeacherRIWParams(), teacher_bounds.teacher_riw_terms, frozenset(("teacher", "q")),
+                   "Sobolev & Vetrov 2019 on Eq. 5; bounds.md section 3b", sweep="K",
+                   cost=teacher_bounds.teacher_riw_cost, needs_prior=True)
 # the variant of the batch bounds: whether the mixture leaves the own component out
 LOO = _spec("loo", "upper", "I_XZ", batch.BatchParams(), None, "Poole et al. 2019, Eq. 13", sweep="N",
             joint=batch.sandwich_terms, variant=True, cost=batch.batch_cost)
@@ -98,11 +104,17 @@ BARBER_AGAKOV = _spec("barber_agakov", "lower", "I_YZ", barber_agakov.BarberAgak
                       barber_agakov.barber_agakov_terms, "Barber & Agakov 2003", needs=("label_model", "h_y"),
                       cost=barber_agakov.barber_agakov_cost)
 
-SPECS: dict[str, Spec] = {s.name: s for s in (VIB, TEACHER_ELBO, TEACHER_IW, LOO, NCE, EMPIRICAL, BARBER_AGAKOV)}
+SPECS: dict[str, Spec] = {s.name: s for s in (VIB, TEACHER_ELBO, TEACHER_IW, TEACHER_RIW, LOO, NCE, EMPIRICAL,
+                                              BARBER_AGAKOV)}
 
 
 def names() -> tuple[str, ...]:
     return tuple(SPECS)
+
+
+def without_prior() -> tuple[str, ...]:
+    """The estimators that run on any data, a finite training set included (tracking's)."""
+    return tuple(name for name, spec in SPECS.items() if not spec.needs_prior)
 
 
 def default_params() -> dict[str, Any]:

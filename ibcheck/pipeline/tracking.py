@@ -79,7 +79,7 @@ class Tracker:
         started = time.perf_counter()
         enc, data, params = student.encoder, FiniteSampler(self.train_x, labels), self.config.estimators
         # estimators that can share their draws (loo and nce) run together, with one seed
-        groups = registry.groups(estimators.names(), params)
+        groups = registry.groups(registry.without_prior(), params)
         draws = torch.randint(0, 2**62, (len(groups) + 1,), generator=generator, device=generator.device).tolist()
         q_fit = estimators.train_q(enc, self.teacher, data, self.q, self.config.q,
                                    generator_for(draws[-1], self.train_x.device))

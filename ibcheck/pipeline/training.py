@@ -163,7 +163,7 @@ def check_sizes(config: TrainConfig, points: int, device: torch.device | str) ->
                 encoder_flops=2.0 * (784 * s.hidden + s.hidden * s.hidden + s.hidden * 2 * s.latent),
                 teacher_flops=2.0 * (t.latent * t.hidden + t.hidden * 784))
     costs = limits.q_costs(config.track.q, dims, "track.q")
-    costs += limits.estimator_costs(config.track.estimators, registry.names(), dims, "track.estimators")
+    costs += limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "track.estimators")
     limits.refuse_if_too_large(costs, device)
 
 

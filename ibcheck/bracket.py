@@ -1,0 +1,84 @@
+"""The bracket on I(X;Z) of a validate run (bounds.md section 3b): per case, the largest lower
+bound and the smallest upper bound among the estimates that passed their tests, and how the
+width of the two teacher bounds (``teacher_iw`` above, ``teacher_riw`` below) shrinks with K
+beside that of the batch bounds (``loo`` above, ``nce`` below) with N.
+
+Reads the report rows of ``ibcheck.report`` (one dict per estimate) and nothing else.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ibcheck.estimators import registry  # noqa: E402
+
+Row = dict[str, Any]
+# (upper, lower, swept parameter) of the two families whose widths are drawn
+FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"), (registry.LOO.name, registry.NCE.name, "N"))
+WIDTH_FIELDS = ["case", "upper", "lower", "param", "value", "upper_value", "lower_value", "width"]
+
+
+def _trusted(rows: list[Row], kind: str) -> list[Row]:
+    """I(X;Z) bounds of ``kind`` that are finite numbers and passed their one-sided test."""
+    return [r for r in rows if r["target"] == "I_XZ" and r["kind"] == kind and r["valid"] is True
+            and r["error"] is None and math.isfinite(r["value"])]
+
+
+def _end(row: Row) -> dict:
+    return {"estimator": row["label"], "value": row["value"], "stderr": row["stderr"]}
+
+
+def case_bracket(rows: list[Row]) -> dict | None:
+    """{"lower", "upper", "width", "contains_exact"} of one case's rows, None without both ends.
+    contains_exact allows each end the half-width of its own test (the bounds passed those)."""
+    lows, highs = _trusted(rows, "lower"), _trusted(rows, "upper")
+    if not lows or not highs:
+        return None
+    low, high = max(lows, key=lambda r: r["value"]), min(highs, key=lambda r: r["value"])
+    exact = low["exact"]
+    inside = low["value"] - low["ci_half_width"] <= exact <= high["value"] + high["ci_half_width"]
+    return {"lower": _end(low), "upper": _end(high), "width": high["value"] - low["value"], "contains_exact": inside}
+
+
+def widths(rows: list[Row]) -> list[Row]:
+    """Per case and family, the width at each value of K (or N) that both bounds ran with."""
+    out = []
+    for upper, lower, param in FAMILIES:
+        for case in dict.fromkeys(r["case"] for r in rows):
+            ends = {(r["estimator"], r["params"][param]): r for r in rows
+                    if r["case"] == case and r["estimator"] in (upper, lower) and r["target"] == "I_XZ"}
+            shared = {v for (name, v) in ends if name == upper} & {v for (name, v) in ends if name == lower}
+            for value in sorted(shared):
+                hi, lo = ends[(upper, value)]["value"], ends[(lower, value)]["value"]
+                out.append({"case": case, "upper": upper, "lower": lower, "param": param, "value": value,
+                            "upper_value": hi, "lower_value": lo, "width": hi - lo})
+    return out
+
+
+def plot_widths(table: list[Row]):
+    """Width of teacher_iw - teacher_riw against K, and of loo - nce against N, one line per case."""
+    data = widths(table)
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), sharey=True)
+    for ax, (upper, lower, param) in zip(axes, FAMILIES):
+        for case in dict.fromkeys(r["case"] for r in data):
+            mine = [r for r in data if r["case"] == case and r["upper"] == upper and r["value"] > 0]
+            if mine:
+                ax.plot([r["value"] for r in mine], [r["width"] for r in mine], "o-", ms=3, label=case)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.axhline(0.0, color="black", lw=1)
+        ax.set_xlabel(f"{param}")
+        ax.set_title(f"{upper} - {lower} against {param}", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("width of the bracket [nats]")
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("How fast each pair of bounds closes on I(X;Z) (K = 0 of teacher_riw is left out: no teacher_iw "
+                 "at K = 0)", fontsize=9)
+    fig.tight_layout()
+    return fig
