@@ -27,7 +27,7 @@ from ibcheck import fileio, schema
 from ibcheck.config import TeacherRunConfig, TrainConfig
 from ibcheck.interface import Diverged, InputError
 from ibcheck.pipeline import runs
-from ibcheck.study import results
+from ibcheck.study import results, summary
 from ibcheck.study.spec import TEACHERS, Cell, Study
 
 LOCK = ".lock"
@@ -172,8 +172,6 @@ class Ledger:
 
     def write(self) -> None:
         fileio.write_json(self.folder / results.STUDY_FILE, self.record)
-        from ibcheck.study import summary
-
         summary.write_summary(self.folder, self.record)
 
 
