@@ -46,6 +46,7 @@ from matplotlib.ticker import LogFormatter  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from ibcheck import fileio  # noqa: E402
+from ibcheck.pipeline import plots  # noqa: E402
 from ibcheck.study.results import EXACT, PAPER_MIN, RunResult, dense, init_label, series  # noqa: E402
 
 LINE_HEADER = ["panel", "condition", "series", "epoch", "mean", "lo", "hi", "n"]
@@ -54,8 +55,8 @@ PLANE_HEADER = ["panel", "condition", "x_estimator", "epoch", "x_mean", "x_lo", 
 X_SERIES = ("vib", "teacher_elbo", "teacher_iw", EXACT)
 Y_BOUND = "barber_agakov"
 Y_SERIES = (Y_BOUND, EXACT)
-COLOURS = {"vib": "#c0392b", "teacher_elbo": "#e67e22", "teacher_iw": "#d4ac0d", EXACT: "#2c3e50",
-           Y_BOUND: "#2471a3", "ln_N": "black"}
+# the colours of `ibcheck plot`, so that an estimator looks the same in every figure
+COLOURS = {**{name: plots.STYLE[name] for name in X_SERIES}, Y_BOUND: "#2471a3", "ln_N": "black"}
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = "osD^v<>pP*Xh"
 TARGET_BETA = 1e-3

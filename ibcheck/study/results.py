@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from ibcheck.config import WIDE_STD_SHIFT, StudentConfig
+from ibcheck.estimators import registry
 from ibcheck.interface import InputError
-from ibcheck.pipeline import runs
+from ibcheck.pipeline import runs, tracking
 
 STUDY_FILE = "study.json"
 SUMMARY_FILE = "summary.csv"
-PAPER_MIN = "min_vib_teacher"  # the paper's I(X;Z): min(vib, teacher_elbo) (tracking.PAPER_MIN)
-EXACT = "empirical"  # the exact I(X;Z) / I(Y;Z) of the training set
+PAPER_MIN = tracking.PAPER_MIN  # the paper's I(X;Z): min(vib, teacher_elbo)
+EXACT = registry.EMPIRICAL.name  # the exact I(X;Z) / I(Y;Z) of the training set
 INITS = {StudentConfig().std_shift: "vib_demo", WIDE_STD_SHIFT: "wide"}
 
 
