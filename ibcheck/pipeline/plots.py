@@ -3,7 +3,6 @@ confidence bands and the ln N line, and the encoder's log-determinant and gradie
 Each figure comes with the numbers it shows, as CSV."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -31,17 +30,9 @@ Z95 = 1.959964  # two-sided 95% normal quantile for the bands
 
 def read_run(folder: str | Path) -> list[dict]:
     path = Path(folder) / runs.METRICS
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        raise InputError(f"{folder}: not a training run (no readable {runs.METRICS})") from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                raise InputError(f"{path}: line {number} is not JSON") from None
+    records = runs.read_metrics(Path(folder))
+    if records is None:
+        raise InputError(f"{folder}: not a training run (no readable {runs.METRICS})")
     if not records or "I_XZ" not in records[0]:
         raise InputError(f"{path}: holds no information-plane records (is it a teacher run?)")
     return records

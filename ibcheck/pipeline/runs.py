@@ -145,6 +145,24 @@ def _read_checkpoint(path: Path) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("records"), list) else None
 
 
+def read_metrics(folder: Path) -> list[dict] | None:
+    """A run folder's metrics records, None where it has no readable metrics.jsonl; InputError
+    naming the line that is not JSON."""
+    path = folder / METRICS
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise InputError(f"{path}: line {number} is not JSON") from None
+    return records
+
+
 def read_status(folder: Path) -> dict:
     """A run's status.json ({} while it runs or where there is none)."""
     try:

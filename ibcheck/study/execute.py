@@ -138,11 +138,8 @@ class StudyLock:
 
 def epochs_done(folder: Path) -> int:
     """Whole epochs recorded in a run folder's metrics.jsonl (0 before the first)."""
-    try:
-        lines = (folder / runs.METRICS).read_text().splitlines()
-    except OSError:
-        return 0
-    return max(0, sum(1 for line in lines if line.strip() and '"partial"' not in line) - 1)
+    records = runs.read_metrics(folder) or []
+    return max(0, sum(1 for r in records if not r.get("partial")) - 1)
 
 
 def _now() -> str:

@@ -108,14 +108,7 @@ def read_run_status(folder: Path) -> str | None:
 
 def read_records(folder: Path) -> list[dict]:
     """A run folder's metrics records ([] before its first)."""
-    try:
-        lines = (folder / runs.METRICS).read_text().splitlines()
-    except OSError:
-        return []
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except ValueError:
-        raise InputError(f"{folder / runs.METRICS}: a line is not JSON") from None
+    return runs.read_metrics(folder) or []
 
 
 def load_study(folder: str | Path) -> tuple[dict, list[RunResult]]:
