@@ -51,7 +51,8 @@ def cases() -> list[dict]:
     out.append(det)
     # why: the same student behind a noisy decoder: teacher_elbo keeps a gap; teacher_iw closes it as K grows.
     noisy = _random_case("noisy-teacher", 11, d=6, k=3, m=4, noise=0.5, enc_scale=2.0, std_range=(0.3, 0.8))
-    noisy["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100, 1000], "n": 2000}}}
+    noisy["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100, 1000], "n": 2000},
+                                        "teacher_riw": {"K": [0, 10, 100, 1000], "n": 2000}}}
     out.append(noisy)
     # why: data prior != model prior N(0, I): every teacher bound loosens but stays valid.
     shifted = _random_case("shifted-data-prior", 21, d=6, k=3, m=4, noise=0.2, enc_scale=2.0, std_range=(0.3, 0.8))
@@ -61,13 +62,21 @@ def cases() -> list[dict]:
     # why: I(X;Z) > 8 nats, beyond ln N of every batch: nce saturates, loo and vib loosen.
     out.append({"name": "high-mi", "teacher": {"W": np.eye(4).tolist(), "c": [0.0] * 4, "noise_std": 0.0},
                 "encoder": {"A": np.eye(4).tolist(), "b": [0.0] * 4, "std": [0.1] * 4}})
+    # why: I(X;Z) = 15.07 nats from the teacher's model, a narrow posterior and small noise: nce is stuck
+    # below ln N, loo is far above, and the bracket teacher_riw <= I <= teacher_iw must do the work; q has to
+    # be trained to convergence (bounds.md section 3b).
+    fifteen = _random_case("teacher-15-nats", 71, d=12, k=10, m=10, noise=0.05, enc_scale=2.0, std_range=(0.09, 0.27))
+    fifteen["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100, 1000], "n": 2000},
+                                          "teacher_riw": {"K": [0, 10, 100, 1000], "n": 2000}}}
+    out.append(fifteen)
     # why: MNIST-shaped dimensions (d = 784, k = 20, m = 40) with ten class labels.
     mnist = _random_case("mnist-shaped", 31, d=784, k=20, m=40, noise=0.1, enc_scale=1.0, std_range=(0.3, 1.0))
     rng = np.random.default_rng(32)
     mnist["data_prior"] = {"mean": [0.0] * 20, "cov": (np.eye(20) * 0.5).tolist()}
     mnist["labels"] = {"kind": "classes", "means": _r(rng.normal(size=(10, 20)) * 0.5),
                        "probs": _r(np.array(MNIST_COUNTS) / 10000)}
-    mnist["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100], "n": 2000}}}
+    mnist["settings"] = {"estimators": {"teacher_iw": {"K": [1, 10, 100], "n": 2000},
+                                        "teacher_riw": {"K": [0, 10, 100], "n": 1000}}}
     out.append(mnist)
     # why: ten classes in a small space: the numerically exact I(Y;Z) and the linear-softmax decoder.
     ten = _random_case("ten-classes", 41, d=8, k=4, m=3, noise=0.3, enc_scale=2.0, std_range=(0.4, 0.8))

@@ -68,12 +68,18 @@ class InferenceNet(Protocol):
 
     ``q(z)`` with z: (n, m) returns (mean, scale): mean (n, k), and scale either
     (n, k) standard deviations (diagonal) or (n, k, k) lower-triangular Cholesky
-    factors with a positive diagonal (an expanded view where q shares one).
+    factors with a positive diagonal (an expanded view where q shares one). ``state_dict`` and
+    ``load_state_dict`` (any torch module's) let one q start from another's parameters; an
+    optional ``fit_input(z)`` sets a fixed normalisation of its input without changing its function.
     """
 
     def __call__(self, z: Tensor) -> tuple[Tensor, Tensor]: ...
 
     def parameters(self): ...
+
+    def state_dict(self): ...
+
+    def load_state_dict(self, state): ...
 
 
 @runtime_checkable
@@ -119,14 +125,18 @@ class FiniteData(DataSampler, Protocol):
 class Context:
     """What some estimators need beside the encoder and the data.
 
-    teacher: p(x|z_v) (teacher bounds); q: the inference network q(z_v|z), already
-    trained; q_fit: how it was trained (recorded with the teacher bounds' params);
-    label_model: q(y|z) (Barber-Agakov); h_y: H(Y) in nats.
+    teacher: p(x|z_v) (teacher bounds); q: the inference network q(z_v|z) trained on
+    Eq. 5 ("elbo"), q_forward: one trained by maximum likelihood on simulated pairs
+    ("forward"); q_fit, q_forward_fit: how each was trained (``q_fit.train_q``'s record,
+    summarised in the params of every estimate that used it); label_model: q(y|z)
+    (Barber-Agakov); h_y: H(Y) in nats.
     """
 
     teacher: Teacher | None = None
     q: InferenceNet | None = None
     q_fit: dict | None = None
+    q_forward: InferenceNet | None = None
+    q_forward_fit: dict | None = None
     label_model: LabelModel | None = None
     h_y: float | None = None
 

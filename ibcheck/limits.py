@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ibcheck.estimators import registry
-from ibcheck.estimators.teacher_bounds import QFitParams, q_fit_cost
+from ibcheck.estimators.q_fit import QFitParams, q_fit_cost
 from ibcheck.interface import Cost, Dims, InputError
 
 FLOP_LIMIT = 1e15

@@ -28,7 +28,7 @@ COLOURS = {"upper": "#c0392b", "lower": "#2471a3", "exact": "#7f8c8d", "estimate
 # The fields of one estimate in --json (case-file.md, plus params and seed).
 JSON_FIELDS = ["estimator", "target", "kind", "value", "stderr", "n", "expected", "best", "gap", "valid",
                "matches_expected", "seconds", "params", "seed", "error"]
-CSV_FIELDS = ["case", "estimator", "target", "kind", "param", "value", "stderr", "n", "ci_half_width",
+CSV_FIELDS = ["case", "estimator", "target", "kind", "param", "q", "value", "stderr", "n", "ci_half_width",
               "exact", "exact_se", "gap", "expected", "best", "valid", "matches_expected", "seconds", "error"]
 # The parameters that tell repeated runs of one estimator apart.
 DISTINGUISHING = ("K", "N")
@@ -54,7 +54,8 @@ def rows(result: ValidationResult) -> list[Row]:
             est, param = r.estimate, _param(r)
             name = est.estimator if est.target == "I_XZ" else f"{est.estimator} [I(Y;Z)]"
             out.append({"case": c.name, "estimator": est.estimator, "label": f"{name} {param}".strip(),
-                        "target": est.target, "kind": est.kind, "param": param, "value": est.value,
+                        "target": est.target, "kind": est.kind, "param": param, "q": est.params.get("q", ""),
+                        "value": est.value,
                         "stderr": est.stderr, "n": est.n, "ci_half_width": half_width(r, result.test_alpha),
                         "exact": r.truth, "exact_se": r.truth_se, "gap": r.gap, "expected": r.outcome.expected,
                         "best": r.outcome.best, "valid": r.valid, "matches_expected": r.matches_expected,
@@ -74,7 +75,7 @@ def to_json(result: ValidationResult, table: list[Row] | None = None) -> dict:
         cases.append({"name": c.name,
                       "exact": {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se},
                       "estimates": [{k: row[k] for k in JSON_FIELDS} for row in table if row["case"] == c.name],
-                      "bracket": bracket.case_bracket(_by_case(table, c.name))})
+                      "bracket": bracket.case_bracket(_by_case(table, c.name)), "q_fits": c.q_fits})
     return fileio.finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
                                   "tests": result.tests, "seed": result.seed, "device": result.device,
                                   "dtype": result.dtype, "seconds": result.seconds, "cases": cases})
@@ -102,9 +103,19 @@ def terminal_table(result: ValidationResult, table: list[Row]) -> str:
                      + (f"  ({row['error']})" if row["error"] else ""))
     for c in result.cases:
         lines.append(_bracket_line(c.name, bracket.case_bracket(_by_case(table, c.name))))
+    lines += [f"q {c.name}: {q_summary(c.q_fits)}" for c in result.cases if c.q_fits]
     lines.append(f"{_status(result)}: {result.tests} tests at family-wise alpha {result.alpha:g} "
                  f"({result.test_alpha:.2e} each), {result.seconds:.1f} s on {result.device}")
     return "\n".join(lines)
+
+
+def q_summary(fits: dict[str, dict]) -> str:
+    """How each q was trained, in a line: its objective, steps, and whether it converged or hit the cap."""
+    parts = []
+    for objective, fit in fits.items():
+        state = "converged" if fit.get("converged") else ("CAPPED" if fit.get("capped") else "not converged")
+        parts.append(f"{objective} {fit.get('steps_used')} steps, {state}, held-out {_fmt(fit.get('heldout'))}")
+    return "; ".join(parts)
 
 
 def _bracket_line(case: str, found: dict | None) -> str:
@@ -261,11 +272,12 @@ def markdown(result: ValidationResult, table: list[Row]) -> str:
         ex = c.exact
         yz = "" if ex.I_YZ is None else f", I(Y;Z) = {ex.I_YZ:.4f}" + (f" ± {ex.I_YZ_se:.1e}" if ex.I_YZ_se else "")
         xz_se = f" ± {ex.I_XZ_se:.1e}" if ex.I_XZ_se else ""
-        lines += [f"## {c.name}", "", f"I(X;Z) = {ex.I_XZ:.4f}{xz_se}{yz}", "",
-                  "| estimator | kind | value ± se | expected | best q | gap | valid | match | s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        q_line = [f"q(z_v|z) (column q): {q_summary(c.q_fits)}.", ""] if c.q_fits else []
+        lines += [f"## {c.name}", "", f"I(X;Z) = {ex.I_XZ:.4f}{xz_se}{yz}", "", *q_line,
+                  "| estimator | q | kind | value ± se | expected | best q | gap | valid | match | s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in _by_case(table, c.name):
-            lines.append(f"| {row['label']} | {row['kind']} | {row['value']:.4f} ± {row['stderr']:.4f} | "
+            lines.append(f"| {row['label']} | {row['q']} | {row['kind']} | {row['value']:.4f} ± {row['stderr']:.4f} | "
                          f"{_fmt(row['expected'])} | {_fmt(row['best'])} | {row['gap']:+.4f} | {_mark(row['valid'])} | "
                          f"{_mark(row['matches_expected'])} | {row['seconds']:.2f} |")
         errors = [f"- **{row['label']} failed**: {row['error']}." for row in _by_case(table, c.name) if row["error"]]

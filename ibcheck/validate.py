@@ -20,6 +20,7 @@ from ibcheck import estimators, limits, seeds, stats
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.estimators import registry
+from ibcheck.estimators.q_fit import train_both
 from ibcheck.interface import Context, Cost, Dims, Estimate, Exact, InputError, Reference
 
 REFERENCE: Reference = "population"
@@ -34,7 +35,6 @@ class CaseSetup:
     exact: Exact
     encoder: models.LinearEncoder
     sampler: models.CaseSampler
-    q: models.LinearGaussianQ
     context: Context
     seed: int
 
@@ -53,19 +53,20 @@ def _label_model(case: LinearGaussianCase, device, dtype):
 
 
 def prepare(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype) -> CaseSetup:
-    """Exact values, modules, and q(z_v|z) trained with ``settings.q`` (Eq. 5, step 8)."""
+    """Exact values, modules, and the two q(z_v|z) trained with ``settings.q`` until converged:
+    the forward one, then the Eq. 5 one started from it (``q_fit.train_both``)."""
     device = torch.device(device)
     ex = exact.exact_values(case, seed=seeds.seed_of(seed, case.name, case.settings.seed, "exact"))
     encoder = models.encoder_for(case, device, dtype)
     sampler = models.CaseSampler(case, device, dtype)
-    q = models.LinearGaussianQ(case.m, case.k, device, dtype)
+    q, q_forward = (models.LinearGaussianQ(case.m, case.k, device, dtype) for _ in range(2))
     q_seed = seeds.seed_of(seed, case.name, case.settings.seed, "q")
-    q_fit = estimators.train_q(encoder, sampler.teacher, sampler, q, case.settings.q,
-                               torch.Generator(device=device).manual_seed(q_seed))
+    forward_fit, q_fit = train_both(encoder, sampler.teacher, sampler, q_forward, q, case.settings.q,
+                                    torch.Generator(device=device).manual_seed(q_seed))
     label_model = _label_model(case, device, dtype)
-    context = Context(teacher=sampler.teacher, q=q, q_fit=q_fit, label_model=label_model,
-                      h_y=None if label_model is None else exact.label_entropy(case))
-    return CaseSetup(case, ex, encoder, sampler, q, context, seed)
+    context = Context(teacher=sampler.teacher, q=q, q_fit=q_fit, q_forward=q_forward, q_forward_fit=forward_fit,
+                      label_model=label_model, h_y=None if label_model is None else exact.label_entropy(case))
+    return CaseSetup(case, ex, encoder, sampler, context, seed)
 
 
 def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
@@ -87,8 +88,15 @@ class Outcome:
     best: float | None = None
 
 
-def _at_q(setup: CaseSetup) -> float:
-    return exact.teacher_bound(setup.case, *setup.q.numpy_params())
+def _q_of(setup: CaseSetup, est: Estimate) -> models.LinearGaussianQ:
+    """The q an estimate used (its ``q`` parameter)."""
+    q = setup.context.q_forward if est.params.get("q") == "forward" else setup.context.q
+    assert isinstance(q, models.LinearGaussianQ)
+    return q
+
+
+def _at_q(setup: CaseSetup, est: Estimate) -> float:
+    return exact.teacher_bound(setup.case, *_q_of(setup, est).numpy_params())
 
 
 def _expect_vib(setup: CaseSetup, est: Estimate) -> Outcome:
@@ -97,13 +105,13 @@ def _expect_vib(setup: CaseSetup, est: Estimate) -> Outcome:
 
 def _expect_elbo(setup: CaseSetup, est: Estimate) -> Outcome:
     best = exact.teacher_bound(setup.case, *exact.optimal_q(setup.case))
-    return Outcome(est, expected=_at_q(setup), best=best)
+    return Outcome(est, expected=_at_q(setup, est), best=best)
 
 
 def _expect_iw(setup: CaseSetup, est: Estimate) -> Outcome:
     """At K = 1 the importance weight's log is Eq. 5's integrand with the KL estimated by
     sampling, so its expectation is the closed-form teacher bound at the same q."""
-    return Outcome(est, expected=_at_q(setup) if est.params["K"] == 1 else None)
+    return Outcome(est, expected=_at_q(setup, est) if est.params["K"] == 1 else None)
 
 
 def _expect_riw(setup: CaseSetup, est: Estimate) -> Outcome:
@@ -111,7 +119,7 @@ def _expect_riw(setup: CaseSetup, est: Estimate) -> Outcome:
     its expectation is the Barber-Agakov bound on I(Z_v;Z) at the same q."""
     if est.params["K"] != 0:
         return Outcome(est)
-    return Outcome(est, expected=exact.riw_zero_expectation(setup.case, *setup.q.numpy_params()))
+    return Outcome(est, expected=exact.riw_zero_expectation(setup.case, *_q_of(setup, est).numpy_params()))
 
 
 def _expect_barber_agakov(setup: CaseSetup, est: Estimate) -> Outcome:
@@ -145,8 +153,9 @@ def _expected(setup: CaseSetup, name: str, est: Estimate) -> Outcome:
 
 def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
              names: Iterable[str] | None = None,
-             tick: Callable[[str], None] = lambda label: None) -> tuple[Exact, list[Outcome]]:
-    """Exact values and the outcomes of every applicable estimator (or those in ``names``)."""
+             tick: Callable[[str], None] = lambda label: None) -> tuple[Exact, list[Outcome], dict[str, dict]]:
+    """Exact values, the outcomes of every applicable estimator (or those in ``names``) and the
+    records of the two q's training, by objective."""
     setup = prepare(case, seed=seed, device=device, dtype=dtype)
     wanted = None if names is None else set(names)
     outcomes = []
@@ -157,7 +166,8 @@ def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
                                   seed=setup.seed_for(spec.name), context=setup.context, reference=REFERENCE):
             outcomes.append(_expected(setup, spec.name, est))
         tick(f"{case.name}: {spec.name}")
-    return setup.exact, outcomes
+    fits = {"elbo": setup.context.q_fit or {}, "forward": setup.context.q_forward_fit or {}}
+    return setup.exact, outcomes, fits
 
 
 # ---------------------------------------------------------------- judging
@@ -187,9 +197,12 @@ class Judged:
 
 @dataclasses.dataclass(frozen=True)
 class CaseResult:
+    """One case judged; q_fits: the training record of each q (by objective, with its curve)."""
+
     name: str
     exact: Exact
     rows: list[Judged]
+    q_fits: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,13 +258,13 @@ def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
     return Judged(o, truth, truth_se, valid, match)
 
 
-def judge(per_case: list[tuple[str, Exact, list[Outcome]]], *, alpha: float,
+def judge(per_case: list[tuple[str, Exact, list[Outcome], dict[str, dict]]], *, alpha: float,
           eps: float) -> tuple[float, int, list[CaseResult]]:
     """Apply bounds.md section 5 to every outcome, alpha split evenly over all tests."""
-    tests = sum(sum(_tests_of(o)) for _, _, outcomes in per_case for o in outcomes)
+    tests = sum(sum(_tests_of(o)) for _, _, outcomes, _ in per_case for o in outcomes)
     level = stats.bonferroni(alpha, tests)
-    results = [CaseResult(name, ex, [_judge_one(o, ex, level, eps) for o in outcomes])
-               for name, ex, outcomes in per_case]
+    results = [CaseResult(name, ex, [_judge_one(o, ex, level, eps) for o in outcomes], fits)
+               for name, ex, outcomes, fits in per_case]
     return level, tests, results
 
 
@@ -304,8 +317,8 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
     started = time.perf_counter()
     per_case = []
     for case in cases:
-        ex, outcomes = run_case(case, seed=seed, device=device, dtype=dtype, names=names, tick=progress)
-        per_case.append((case.name, ex, outcomes))
+        ex, outcomes, fits = run_case(case, seed=seed, device=device, dtype=dtype, names=names, tick=progress)
+        per_case.append((case.name, ex, outcomes, fits))
     level, tests, results = judge(per_case, alpha=alpha, eps=torch.finfo(dtype).eps)
     return ValidationResult(alpha=alpha, test_alpha=level, tests=tests, cases=results, seed=seed,
                             device=str(device), dtype=str(dtype).replace("torch.", ""),

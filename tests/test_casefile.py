@@ -17,7 +17,8 @@ from ibcheck.analytic import exact
 from ibcheck.analytic.case import LinearGaussianCase, load_cases, parse_case, parse_cases
 from ibcheck.config import EstimatorSettings
 from ibcheck.estimators import registry
-from ibcheck.estimators.teacher_bounds import QFitParams, TeacherIWParams
+from ibcheck.estimators.q_fit import QFitParams
+from ibcheck.estimators.teacher_bounds import TeacherIWParams
 from ibcheck.estimators.vib import VibParams
 from ibcheck.interface import InputError
 

@@ -35,7 +35,7 @@ def _riw(encoder, sampler, context, K: int, n: int, seed: int):
 def test_riw_at_K_0_matches_the_barber_agakov_closed_form(stat, seed, name):
     case, encoder, sampler, context = _setup(name, seed)
     est = _riw(encoder, sampler, context, 0, 20_000, seed + 1)
-    stat.matches(est, exact.riw_zero_expectation(case, *context.q.numpy_params()), label=f"{name}: riw K=0")
+    stat.matches(est, exact.riw_zero_expectation(case, *context.q_forward.numpy_params()), label=f"{name}: riw K=0")
 
 
 @pytest.mark.statistical
@@ -85,9 +85,9 @@ def _planted_riw(encoder, sampler, context, K: int, n: int, seed: int, *, keep_g
         mean, std = encoder(batch.x)
         z = rsample(mean, std, g)
         log_lik = diag_log_prob(z, mean, std)
-        log_w = log_weights(encoder, sampler.teacher, context.q, z, K, g, sampler.log_prior)
+        log_w = log_weights(encoder, sampler.teacher, context.q_forward, z, K, g, sampler.log_prior)
         if keep_generating:
-            q_mean, q_scale = context.q(z)
+            q_mean, q_scale = context.q_forward(z)
             w0 = log_lik + sampler.log_prior(batch.z_v) - log_prob(batch.z_v, q_mean, q_scale)
             log_w = torch.cat([w0.unsqueeze(1), log_w], dim=1)
         terms = log_lik - (torch.logsumexp(log_w, dim=1) - math.log(divisor(K)))
@@ -108,4 +108,4 @@ def test_riw_normalised_by_K_instead_of_K_plus_1_is_caught(stat, seed):
     (on a case where one proposal gains far less than ln 2 over the generating sample alone)."""
     case, encoder, sampler, context = _setup("deterministic-teacher", seed)
     est = _planted_riw(encoder, sampler, context, 1, 20_000, seed + 1, keep_generating=True, divisor=lambda K: K)
-    stat.caught("upper", est, exact.riw_zero_expectation(case, *context.q.numpy_params()), "riw divided by K")
+    stat.caught("upper", est, exact.riw_zero_expectation(case, *context.q_forward.numpy_params()), "riw divided by K")

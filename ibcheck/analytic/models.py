@@ -60,7 +60,9 @@ class LinearTeacher(nn.Module):
 
 
 class _Cholesky(nn.Module):
-    """A trainable lower-triangular factor with a positive diagonal, started at I."""
+    """A trainable lower-triangular factor with a positive diagonal, started at I: L = U diag(s),
+    U unit lower-triangular, so that its off-diagonal entries scale with the diagonal they sit
+    over (a narrow posterior needs no tiny absolute entries)."""
 
     def __init__(self, size: int, device, dtype):
         super().__init__()
@@ -68,26 +70,55 @@ class _Cholesky(nn.Module):
         self.log_diag = nn.Parameter(torch.zeros(size, device=device, dtype=dtype))
 
     def forward(self) -> Tensor:
-        return torch.tril(self.lower, diagonal=-1) + torch.diag(self.log_diag.exp())
+        eye = torch.eye(self.lower.shape[0], device=self.lower.device, dtype=self.lower.dtype)
+        return (torch.tril(self.lower, diagonal=-1) + eye) * self.log_diag.exp()
 
 
 class LinearGaussianQ(nn.Module):
-    """q(z_v|z) = N(C z + e, L L^T), C: (k, m), started at the model prior N(0, I)."""
+    """q(z_v|z) = N(C P (z - mu) + e, L L^T), C: (k, m), started at the model prior N(0, I).
+
+    P, mu are a fixed normalisation of the input (``fit_input``), by default P = I, mu = 0: with
+    z whitened, Adam's steps on C are well conditioned even where z's covariance is not (a narrow
+    posterior in a high-information case). The family is the same; ``numpy_params`` folds P, mu in.
+    """
+
+    mu: Tensor
+    P: Tensor
 
     def __init__(self, m: int, k: int, device=None, dtype=torch.float64):
         super().__init__()
         self.C = nn.Parameter(torch.zeros(k, m, device=device, dtype=dtype))
         self.e = nn.Parameter(torch.zeros(k, device=device, dtype=dtype))
         self.chol = _Cholesky(k, device, dtype)
+        self.register_buffer("mu", torch.zeros(m, device=device, dtype=dtype))
+        self.register_buffer("P", torch.eye(m, device=device, dtype=dtype))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return z @ self.C.T + self.e, self.chol().expand(z.shape[0], -1, -1)
+        return (z - self.mu) @ (self.C @ self.P).T + self.e, self.chol().expand(z.shape[0], -1, -1)
+
+    @torch.no_grad()
+    def fit_input(self, z: Tensor) -> None:
+        """Whiten the input with the mean and covariance of z: (n, m), keeping q's function:
+        C' P' = C P and e' = e + C P (mu' - mu)."""
+        mu = z.mean(0)
+        centred = z - mu
+        cov = centred.T @ centred / max(len(z) - 1, 1)
+        factor, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:  # a degenerate z: keep the current normalisation
+            return
+        P = torch.linalg.inv(factor)
+        CP = self.C @ self.P
+        self.e.add_(CP @ (mu - self.mu))
+        self.C.copy_(CP @ torch.linalg.inv(P))
+        self.mu.copy_(mu)
+        self.P.copy_(P)
 
     def numpy_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(C, e, Sq) in float64 for ``exact.teacher_bound``."""
+        """(C P, e - C P mu, L L^T) in float64 for ``exact.teacher_bound``."""
         with torch.no_grad():
             L = self.chol().double().cpu().numpy()
-            return self.C.double().cpu().numpy(), self.e.double().cpu().numpy(), L @ L.T
+            CP = (self.C @ self.P).double().cpu().numpy()
+            return CP, self.e.double().cpu().numpy() - CP @ self.mu.double().cpu().numpy(), L @ L.T
 
 
 class LinearGaussianLabelQ(nn.Module):

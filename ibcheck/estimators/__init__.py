@@ -5,8 +5,8 @@ and std, a teacher sampling p(x|z_v), inference networks and data samplers),
 so the same functions serve the linear-Gaussian harness and neural networks.
 ``registry`` lists them and runs them under one calling convention.
 """
+from ibcheck.estimators.q_fit import QFitParams, train_q
 from ibcheck.estimators.registry import SPECS, Spec, default_params, get, names, run, run_one, run_together
-from ibcheck.estimators.teacher_bounds import QFitParams, train_q
 
 __all__ = ["SPECS", "Spec", "default_params", "get", "names", "run", "run_one", "run_together", "QFitParams",
            "train_q"]

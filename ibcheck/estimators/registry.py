@@ -128,6 +128,12 @@ def get(name: str) -> Spec:
     return SPECS[name]
 
 
+def _needed(spec: Spec, params: Any) -> set[str]:
+    """The Context fields a run reads: a teacher bound's "q" is the one its ``q`` parameter names."""
+    forward = getattr(params, "q", None) == "forward"
+    return {"q_forward" if need == "q" and forward else need for need in spec.needs}
+
+
 def _checked(names: Sequence[str], params: Any, context: Context) -> tuple[list[Spec], Any]:
     specs = [get(name) for name in names]
     first = specs[0]
@@ -137,7 +143,7 @@ def _checked(names: Sequence[str], params: Any, context: Context) -> tuple[list[
     for spec in specs:
         if not isinstance(params, type(spec.params)):
             raise TypeError(f"{spec.name} takes {type(spec.params).__name__}, got {type(params).__name__}")
-        missing = [need for need in sorted(spec.needs) if getattr(context, need) is None]
+        missing = [need for need in sorted(_needed(spec, params)) if getattr(context, need) is None]
         if missing:
             raise ValueError(f"{spec.name} needs context.{', context.'.join(missing)}")
     return specs, params

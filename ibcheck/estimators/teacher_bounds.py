@@ -5,20 +5,21 @@ p'(z) = E_{z_v ~ N(0, I)} E_{x ~ p(x|z_v)} p(z|x), and lower-bound log p'(z)
 with an inference network q(z_v|z) (Herwana & Kadian, section 3.3). Any
 normalised p'(z) and any q give an upper bound on I(X;Z).
 
-Training q (the paper's step 8) is a step of its own, ``train_q``: both bounds
-then evaluate the same trained q on fresh samples it never trained on.
+Training q (the paper's step 8) is a step of its own (``q_fit.train_q``), by one of
+two objectives; each bound's ``q`` parameter names the one it evaluates, on fresh samples
+that q never trained on, and records how that q was trained.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 
 import torch
 
-from ibcheck.estimators.common import EVAL_ROWS, chunks, fit, frozen
-from ibcheck.gaussian import diag_entropy, diag_log_prob, kl_to_standard, log_prob, rsample, with_draws_axis
+from ibcheck.estimators.common import EVAL_ROWS, chunks
+from ibcheck.estimators.q_fit import OBJECTIVES, elbo_terms, encode_fresh
+from ibcheck.gaussian import diag_log_prob, log_prob, rsample, with_draws_axis
 from ibcheck.interface import (
     Batch,
     Context,
@@ -36,78 +37,49 @@ Tensor = torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
-class QFitParams:
-    """Training of q(z_v|z): Adam steps (cosine-annealed lr) on fresh minibatches of ``batch`` z."""
-
-    steps: int = dataclasses.field(default=1_500, metadata={"min": 0})
-    batch: int = dataclasses.field(default=256, metadata={"min": 1})
-    lr: float = dataclasses.field(default=0.01, metadata={"positive": True})
-
-
-@dataclasses.dataclass(frozen=True)
 class TeacherElboParams:
-    """n: fresh z evaluating Eq. 5."""
+    """n: fresh z evaluating Eq. 5; q: the q it evaluates, trained by that objective (``q_fit``)."""
 
     n: int = dataclasses.field(default=20_000, metadata={"min": 2})
+    q: str = dataclasses.field(default="elbo", metadata={"choices": OBJECTIVES})
 
 
 @dataclasses.dataclass(frozen=True)
 class TeacherIWParams:
     """K: importance samples per z (one estimate each); n: z per estimate; prior: the p(z_v) in
     the weights, the teacher's model prior N(0, I) ("model", the paper's) or the density the
-    data were drawn from ("data", bounds.md section 3b: then the bound tends to I(X;Z))."""
+    data were drawn from ("data", bounds.md section 3b: then the bound tends to I(X;Z)); q: the
+    proposal, trained by that objective (``q_fit``)."""
 
     K: tuple[int, ...] = dataclasses.field(default=(1, 10, 100), metadata={"min": 1})
     n: int = dataclasses.field(default=4_000, metadata={"min": 2})
     prior: str = dataclasses.field(default="model", metadata={"choices": ("model", "data")})
+    q: str = dataclasses.field(default="forward", metadata={"choices": OBJECTIVES})
 
 
 @dataclasses.dataclass(frozen=True)
 class TeacherRIWParams:
     """K: importance samples per z beside the generating one (one estimate each; K = 0 is the
-    Barber-Agakov bound on I(Z_v;Z)); n: z per estimate."""
+    Barber-Agakov bound on I(Z_v;Z)); n: z per estimate; q: the proposal, trained by that
+    objective (``q_fit``)."""
 
     K: tuple[int, ...] = dataclasses.field(default=(0, 1, 10, 100), metadata={"min": 0})
     n: int = dataclasses.field(default=2_000, metadata={"min": 2})
+    q: str = dataclasses.field(default="forward", metadata={"choices": OBJECTIVES})
 
 
-def encode_fresh(encoder: Encoder, data: DataSampler, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Steps 1-3 of the paper's algorithm: z_v, x from the data, z ~ p(z|x).
-    Returns z: (n, m) and H[p(z|x)]: (n,)."""
-    with torch.no_grad():
-        mean, std = encoder(data.sample(n, generator).x)
-        return rsample(mean, std, generator), diag_entropy(std)
+def _needs_q(context: Context, objective: str) -> tuple[Teacher, InferenceNet, dict]:
+    """The teacher, the q trained by ``objective``, and the summary of its training."""
+    q, fit = (context.q, context.q_fit) if objective == "elbo" else (context.q_forward, context.q_forward_fit)
+    if context.teacher is None or q is None:
+        field = "context.q" if objective == "elbo" else "context.q_forward"
+        raise ValueError(f"the teacher bounds with q = {objective!r} need context.teacher and a trained {field}")
+    return context.teacher, q, fit_summary(fit)
 
 
-def elbo_terms(encoder: Encoder, teacher: Teacher, q: InferenceNet, z: Tensor, entropy: Tensor,
-               generator: torch.Generator) -> Tensor:
-    """Per-z terms of Eq. 5, steps 4-7: -H[p(z|x)] - log p(z|x') + KL(q(z_v|z) || N(0, I)),
-    z_v' ~ q(.|z), x' ~ p(x|z_v'). z: (n, m), entropy: (n,) -> (n,), in nats."""
-    q_mean, q_scale = q(z)
-    x_prime = teacher.sample(rsample(q_mean, q_scale, generator), generator)
-    mean, std = encoder(x_prime)
-    return -entropy - diag_log_prob(z, mean, std) + kl_to_standard(q_mean, q_scale)
-
-
-def train_q(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceNet, params: QFitParams,
-            generator: torch.Generator) -> dict:
-    """Step 8: minimise the Eq. 5 bound over q's parameters on fresh minibatches, in place
-    (warm start: whatever q holds). Returns the record kept with the bounds' params."""
-    def loss() -> Tensor:
-        z, entropy = encode_fresh(encoder, data, params.batch, generator)
-        return elbo_terms(encoder, teacher, q, z, entropy, generator).mean()
-
-    started = time.perf_counter()
-    with frozen(encoder, teacher):
-        history = fit(q.parameters(), loss, params.steps, params.lr)
-    return {**dataclasses.asdict(params), "final_train_loss": history[-1] if history else None,
-            "seconds": time.perf_counter() - started}
-
-
-def _needs_q(context: Context) -> tuple[Teacher, InferenceNet]:
-    if context.teacher is None or context.q is None:
-        raise ValueError("the teacher bounds need context.teacher and a trained context.q")
-    return context.teacher, context.q
+def fit_summary(fit: dict | None) -> dict:
+    """A q's training record without its curve, as kept in each estimate's params."""
+    return {key: value for key, value in (fit or {}).items() if key != "curve"}
 
 
 @torch.no_grad()
@@ -124,9 +96,9 @@ def elbo_evaluate(encoder: Encoder, teacher: Teacher, data: DataSampler, q: Infe
 def teacher_elbo_terms(encoder: Encoder, data: DataSampler, params: TeacherElboParams, generator: torch.Generator,
                        context: Context) -> list[Measured]:
     """The teacher inference-network bound of Herwana & Kadian Eq. 5 at the trained q: (n,) terms."""
-    teacher, q = _needs_q(context)
+    teacher, q, fit = _needs_q(context, params.q)
     terms = elbo_evaluate(encoder, teacher, data, q, params.n, generator)
-    return [Measured("I_XZ", terms, {"q": context.q_fit})]
+    return [Measured("I_XZ", terms, {"q_fit": fit})]
 
 
 LogPrior = Callable[[Tensor], Tensor]
@@ -193,7 +165,7 @@ def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParam
     """The importance-weighted teacher bound, one estimate per K, each over n fresh z; non-increasing
     in K in expectation, tending to the cross-entropy limit CE(p(z), p'(z)) - H(Z|X) (model
     prior), or to I(X;Z) (data prior)."""
-    teacher, q = _needs_q(context)
+    teacher, q, fit = _needs_q(context, params.q)
     log_prior = standard_log_prior if params.prior == "model" else data_log_prior(data, "teacher_iw (prior data)")
     out = []
     for K in params.K:
@@ -201,7 +173,7 @@ def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParam
         for size in chunks(params.n, max(1, EVAL_ROWS // K)):
             z, entropy = encode_fresh(encoder, data, size, generator)
             terms.append(iw_terms(encoder, teacher, q, z, entropy, K, generator, log_prior))
-        out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q": context.q_fit}))
+        out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q_fit": fit}))
     return out
 
 
@@ -210,7 +182,7 @@ def teacher_riw_terms(encoder: Encoder, data: DataSampler, params: TeacherRIWPar
                       context: Context) -> list[Measured]:
     """The reverse importance-weighted teacher bound, a lower bound on I(X;Z) with no ln N
     ceiling: one estimate per K, each over n z whose generating (z_v, x) the data give."""
-    teacher, q = _needs_q(context)
+    teacher, q, fit = _needs_q(context, params.q)
     log_prior = data_log_prior(data, "teacher_riw")
     out = []
     for K in params.K:
@@ -220,19 +192,13 @@ def teacher_riw_terms(encoder: Encoder, data: DataSampler, params: TeacherRIWPar
             if batch.z_v is None:
                 raise ValueError("teacher_riw needs the z_v that generated each x; this data gives none")
             terms.append(riw_terms(encoder, teacher, q, batch, K, generator, log_prior))
-        out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q": context.q_fit}))
+        out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q_fit": fit}))
     return out
 
 
 def _chain_flops(dims: Dims) -> float:
     """One z through Eq. 5: x -> z, z -> q -> z_v' -> x' -> the encoder again (q about as costly as the teacher)."""
     return 2 * dims.encoder_flops + 3 * dims.teacher_flops
-
-
-def q_fit_cost(params: QFitParams, dims: Dims) -> Cost:
-    """steps minibatches of ``batch`` z, forward and backward (about three times the forward)."""
-    return Cost(3.0 * params.steps * params.batch * _chain_flops(dims),
-                8.0 * 4 * params.batch * (dims.d + dims.k + dims.m + dims.k * dims.k), "steps")
 
 
 def teacher_elbo_cost(params: TeacherElboParams, dims: Dims) -> Cost:

@@ -24,7 +24,7 @@ from ibcheck.analytic import exact, models  # noqa: E402
 from ibcheck.analytic.case import LinearGaussianCase, load_cases  # noqa: E402
 from ibcheck.estimators.batch import BatchParams  # noqa: E402
 from ibcheck.estimators.common import generator_for  # noqa: E402
-from ibcheck.estimators.teacher_bounds import QFitParams, train_q  # noqa: E402
+from ibcheck.estimators.q_fit import QFitParams, train_q  # noqa: E402
 from ibcheck.interface import Estimate, Exact  # noqa: E402
 from ibcheck.pipeline import networks  # noqa: E402
 
