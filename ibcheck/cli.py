@@ -25,10 +25,13 @@ reconstructions of the training images, original labels), and a VIB student.
 After every epoch, metrics.jsonl gets one record: I(X;Z) by vib, teacher_elbo,
 teacher_iw, empirical (exact for the training set), nce and loo, with standard
 errors; I(Y;Z) by barber_agakov (the student's own classifier) and empirical;
-accuracies; the encoder's mean log-determinant; the mean gradient norm; seconds
-training and estimating. With "track": {"epochs": n} (the study presets), the
-estimates run after n log-spaced epochs only, and the other epochs get a light
-record (losses, gradient norm, log-determinant). --seed seeds the student, its tracking and its label
+"population": a bracket on the I(X;Z) of the teacher's model population (fresh
+z_v ~ N(0, I) through the teacher: teacher_riw below, teacher_iw above), which has
+no ln N ceiling; how each q was trained ("q_fit"); accuracies; the encoder's mean
+log-determinant; the mean gradient norm; seconds training and estimating. With
+"track": {"epochs": n} (the study presets), the estimates run after n log-spaced
+epochs only, and the other epochs get a light record (losses, gradient norm,
+log-determinant). --seed seeds the student, its tracking and its label
 draws; the data and the teacher come from the teacher's seed (--teacher T, or
 --seed for a teacher trained here). --resume continues a killed run with no
 lost or repeated epoch. Exit status: 0 done, 2 bad input (a one-line message, and

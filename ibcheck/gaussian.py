@@ -167,3 +167,8 @@ def pairwise_logmeanexp(
     blocks = log_density_blocks(z, mean, std, own, own_logp, exclude_own)
     total = torch.cat([torch.logsumexp(block, dim=1) for _, block in blocks])
     return total - math.log(mean.shape[0] - 1 if exclude_own else mean.shape[0])
+
+
+def standard_log_prior(z_v: Tensor) -> Tensor:
+    """log N(z_v; 0, I), the teacher's model prior: (..., k) -> (...)."""
+    return -0.5 * (z_v * z_v).sum(-1) - 0.5 * z_v.shape[-1] * math.log(2 * math.pi)

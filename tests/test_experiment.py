@@ -90,6 +90,20 @@ def test_smoke_run_writes_documented_records(smoke):
     assert (smoke / "teacher" / "metrics.jsonl").read_text().count("\n") == config.teacher.epochs
 
 
+@pytest.mark.statistical
+def test_every_record_brackets_the_population_information_and_says_how_q_was_trained(smoke, stat):
+    """The population bracket (teacher_riw below, teacher_iw with the N(0, I) prior above, on fresh
+    z_v through the teacher) is ordered, and each q's training is recorded with its curve."""
+    pop = PRESETS["smoke"].track.population
+    for r in _records(smoke):
+        low, high = (_estimate(r["population"][end], end) for end in ("lower", "upper"))
+        assert r["population"]["K"] == pop.K and low.n == high.n == pop.n
+        stat.not_below(high, low, label=f"epoch {r['epoch']}: population upper >= lower")
+        for objective, fit in r["q_fit"].items():
+            assert fit["objective"] == objective and fit["curve"][-1][0] == fit["steps_used"]
+            assert fit["converged"] != fit["capped"]
+
+
 def _estimate(entry: dict, name: str) -> Estimate:
     return Estimate(name, "I_XZ", "upper", entry["value"], entry["stderr"], entry["n"], 0)
 

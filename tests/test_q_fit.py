@@ -119,6 +119,19 @@ def test_the_forward_q_reaches_the_exact_posterior(name, seed):
     assert 0 <= kl < 0.1, f"{name}: E KL(posterior || forward q) = {kl:.4f} nats"
 
 
+def test_a_forward_q_trained_on_one_pool_of_pairs_reaches_the_posterior_too():
+    """``pool``: minibatches from one fixed set of simulated pairs (the pipeline's cheap way) obey the
+    same rule and land as near the exact posterior as fresh minibatches do."""
+    case = suite_case("teacher-15-nats")
+    encoder, sampler = linear(case)
+    q = models.LinearGaussianQ(case.m, case.k)
+    fit = train_q(encoder, sampler.teacher, sampler, q, QFitParams(pool=8192), torch.Generator().manual_seed(6),
+                  "forward")
+    _followed_rule(fit)
+    assert fit["converged"] and fit["pool"] == 8192
+    assert expected_kl(case, *posterior(case), *q.numpy_params()) < 0.1
+
+
 @pytest.mark.parametrize("name", SUITE_NAMES)
 def test_the_eq5_q_reaches_its_closed_form_best(name, seed):
     """Issue 9: teacher_elbo at the trained q within 5% + 0.05 nats of its value at the best q."""

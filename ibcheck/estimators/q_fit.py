@@ -33,10 +33,12 @@ OBJECTIVES = ("elbo", "forward")
 
 @dataclasses.dataclass(frozen=True)
 class QFitParams:
-    """Adam on fresh minibatches of ``batch`` z at learning rate ``lr``, checked on ``holdout``
-    held-out z every ``window`` steps; stops after ``decays`` halvings of the learning rate
-    without an improvement larger than its standard error and ``tol`` (nats), or at ``steps``
-    steps (the cap)."""
+    """Adam on fresh minibatches of ``batch`` z at learning rate ``lr`` (or, with ``pool`` > 0,
+    minibatches drawn from one pool of that many rows, drawn once: where the encoder and teacher
+    dominate the cost of a row, the forward q then trains at the cost of q alone), checked on
+    ``holdout`` held-out z every ``window`` steps; stops after ``decays`` halvings of the learning
+    rate without an improvement larger than its standard error and ``tol`` (nats), or at
+    ``steps`` steps (the cap)."""
 
     steps: int = dataclasses.field(default=5_000, metadata={"min": 0})
     batch: int = dataclasses.field(default=256, metadata={"min": 1})
@@ -45,6 +47,7 @@ class QFitParams:
     holdout: int = dataclasses.field(default=4_096, metadata={"min": 2})
     decays: int = dataclasses.field(default=2, metadata={"min": 0})
     tol: float = dataclasses.field(default=1e-3, metadata={"min": 0})
+    pool: int = dataclasses.field(default=0, metadata={"min": 0})
 
 
 def encode_fresh(encoder: Encoder, data: DataSampler, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -82,24 +85,23 @@ def simulated_pairs(encoder: Encoder, teacher: Teacher, data: DataSampler, n: in
         return z_v, rsample(mean, std, generator)
 
 
-Loss = Callable[[torch.Generator], Tensor]
-Draw = Callable[[int, torch.Generator], tuple[Tensor, Loss]]
+Rows = tuple[Tensor, Tensor]
+Loss = Callable[[Tensor, Tensor, torch.Generator], Tensor]
 
 
 def _objective(objective: str, encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceNet,
-               dtype: torch.dtype) -> Draw:
-    """A factory: draw(n, g) fixes n rows of data and returns their z: (n, m) and terms(g) -> (n,),
-    the per-row losses of q on them, whose remaining randomness (Eq. 5's z_v', x') comes from g."""
+               dtype: torch.dtype) -> tuple[Callable[[int, torch.Generator], Rows], Loss]:
+    """(draw, loss): draw(n, g) gives n rows of data, (z: (n, m), other: (n,) entropies or (n, k)
+    z_v); loss(z, other, g) -> (n,) the per-row losses of q on them, whose remaining randomness
+    (Eq. 5's z_v', x') comes from g."""
     if objective == "elbo":
-        def draw_elbo(n: int, generator: torch.Generator) -> tuple[Tensor, Loss]:
-            z, entropy = encode_fresh(encoder, data, n, generator)
-            return z, lambda g: elbo_terms(encoder, teacher, q, z, entropy, g)
-        return draw_elbo
+        return (lambda n, g: encode_fresh(encoder, data, n, g),
+                lambda z, entropy, g: elbo_terms(encoder, teacher, q, z, entropy, g))
     if objective == "forward":
-        def draw_forward(n: int, generator: torch.Generator) -> tuple[Tensor, Loss]:
+        def draw_forward(n: int, generator: torch.Generator) -> Rows:
             z_v, z = simulated_pairs(encoder, teacher, data, n, generator, dtype)
-            return z, lambda g: -log_prob(z_v, *q(z))
-        return draw_forward
+            return z, z_v
+        return draw_forward, lambda z, z_v, g: -log_prob(z_v, *q(z))
     raise ValueError(f"unknown q objective {objective!r}; one of {', '.join(OBJECTIVES)}")
 
 
@@ -109,22 +111,26 @@ def train_q(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceN
     of the module docstring says it has converged, or until the cap. A q with ``fit_input(z)``
     first normalises its input on the held-out z. Returns the record kept with the bounds'
     params: the objective, the steps used, ``converged``, ``capped`` (stopped by the cap), the
-    best held-out value (the q kept)
-    and the curve [step, held-out mean (nats), standard error of its gain, learning rate]."""
+    best held-out value (the q kept) and the curve [step, held-out mean (nats), standard error
+    of its gain, learning rate]."""
     started = time.perf_counter()
     dtype = next(iter(q.parameters())).dtype
-    draw = _objective(objective, encoder, teacher, data, q, dtype)
+    draw, per_row = _objective(objective, encoder, teacher, data, q, dtype)
     crn_seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    z_heldout, heldout = draw(params.holdout, generator)
+    heldout = draw(params.holdout, generator)
+    pool = draw(params.pool, generator) if params.pool else None
     if hasattr(q, "fit_input"):
-        q.fit_input(z_heldout)
+        q.fit_input(heldout[0])
 
     def evaluate() -> Tensor:
         with torch.no_grad():
-            return heldout(torch.Generator(device=generator.device).manual_seed(crn_seed)).double()
+            return per_row(*heldout, torch.Generator(device=generator.device).manual_seed(crn_seed)).double()
 
     def loss() -> Tensor:
-        return draw(params.batch, generator)[1](generator).mean()
+        if pool is None:
+            return per_row(*draw(params.batch, generator), generator).mean()
+        rows = torch.randint(params.pool, (params.batch,), generator=generator, device=generator.device)
+        return per_row(pool[0][rows], pool[1][rows], generator).mean()
 
     with frozen(encoder, teacher):
         steps, converged, curve, best = _descend(q, loss, evaluate, params)
@@ -194,9 +200,9 @@ def _load(q: InferenceNet, state: list[Tensor]) -> None:
 def q_fit_cost(params: QFitParams, dims: Dims) -> Cost:
     """At most ``steps`` minibatches of ``batch`` z, forward and backward (about three times the
     forward) through Eq. 5's chain (x -> z, z -> q -> z_v' -> x' -> the encoder again, q about as
-    costly as the teacher), and a held-out check of ``holdout`` z every ``window`` steps."""
+    costly as the teacher), a held-out check of ``holdout`` z every ``window`` steps, and the pool."""
     chain = 2 * dims.encoder_flops + 3 * dims.teacher_flops
     checks = params.steps // params.window + 1
-    rows = max(params.batch, params.holdout)
-    return Cost((3.0 * params.steps * params.batch + checks * params.holdout) * chain,
+    rows = max(params.batch, params.holdout, params.pool)
+    return Cost((3.0 * params.steps * params.batch + checks * params.holdout + params.pool) * chain,
                 8.0 * 4 * rows * (dims.d + dims.k + dims.m + dims.k * dims.k), "steps")

@@ -19,7 +19,7 @@ import torch
 
 from ibcheck.estimators.common import EVAL_ROWS, chunks
 from ibcheck.estimators.q_fit import OBJECTIVES, elbo_terms, encode_fresh
-from ibcheck.gaussian import diag_log_prob, log_prob, rsample, with_draws_axis
+from ibcheck.gaussian import diag_log_prob, log_prob, rsample, standard_log_prior, with_draws_axis
 from ibcheck.interface import (
     Batch,
     Context,
@@ -102,11 +102,6 @@ def teacher_elbo_terms(encoder: Encoder, data: DataSampler, params: TeacherElboP
 
 
 LogPrior = Callable[[Tensor], Tensor]
-
-
-def standard_log_prior(z_v: Tensor) -> Tensor:
-    """log N(z_v; 0, I), the teacher's model prior: (..., k) -> (...)."""
-    return -0.5 * (z_v * z_v).sum(-1) - 0.5 * z_v.shape[-1] * math.log(2 * math.pi)
 
 
 def log_weights(encoder: Encoder, teacher: Teacher, q: InferenceNet, z: Tensor, K: int,

@@ -59,6 +59,10 @@ def _gaps(*series: np.ndarray) -> str:
     return f" [{missing} values not finite, not drawn]" if missing else ""
 
 
+# the population bracket's ends: teacher_riw and teacher_iw on the teacher's model population
+POPULATION_ENDS = ("lower", "upper")
+
+
 def rows(name: str, records: list[dict]) -> list[list]:
     """One CSV row per record: run, epoch, step, every estimator's value and stderr, and the rest."""
     out = []
@@ -66,6 +70,7 @@ def rows(name: str, records: list[dict]) -> list[list]:
         row = [name, r["epoch"], r["step"], bool(r.get("partial", False))]
         row += [_value(r, "I_XZ", e, k) for e in X_ESTIMATORS for k in ("value", "stderr")]
         row += [_value(r, "I_YZ", e, k) for e in Y_ESTIMATORS for k in ("value", "stderr")]
+        row += [_value(r, "population", end, k) for end in POPULATION_ENDS for k in ("value", "stderr")]
         accuracy = r.get("accuracy", {})  # light records (epochs without estimates) have none
         row += [accuracy.get("train"), accuracy.get("test"), r["logdet_cov"], r.get("grad_norm"), r["ln_N"]]
         out.append(row)
@@ -74,6 +79,7 @@ def rows(name: str, records: list[dict]) -> list[list]:
 
 HEADER = (["run", "epoch", "step", "partial"] + [f"I_XZ_{e}_{k}" for e in X_ESTIMATORS for k in ("value", "stderr")]
           + [f"I_YZ_{e}_{k}" for e in Y_ESTIMATORS for k in ("value", "stderr")]
+          + [f"population_I_XZ_{end}_{k}" for end in POPULATION_ENDS for k in ("value", "stderr")]
           + ["accuracy_train", "accuracy_test", "logdet_cov", "grad_norm", "ln_N"])
 
 
@@ -112,12 +118,17 @@ def plot_estimators(named: dict[str, list[dict]]):
             note += _gaps(v)
             ax.plot(epochs, v, color=STYLE[est], label=est, lw=1.4 if est == EXACT else 1.0)
             ax.fill_between(epochs, v - Z95 * se, v + Z95 * se, color=STYLE[est], alpha=0.2)
+        bracketed = [r for r in records if "population" in r]  # it may run on some records only
+        if bracketed:
+            low, high = (_series(bracketed, "population", end) for end in POPULATION_ENDS)
+            ax.fill_between([r["epoch"] for r in bracketed], low, high, color="grey", alpha=0.3, lw=0,
+                            label="population I(X;Z): [teacher_riw, teacher_iw]")
         ax.axhline(records[0]["ln_N"], color="black", ls=":", lw=1, label="ln N")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("I(X;Z) [nats]")
-        ax.set_title(f"{name}: bounds on the training set (upper: vib, teacher, loo; lower: nce; exact: empirical)"
-                     f"{note}", fontsize=9)
+        ax.set_title(f"{name}: bounds on the training set (upper: vib, teacher, loo; lower: nce; exact: empirical);"
+                     f" grey: the teacher's model population{note}", fontsize=9)
         ax.legend(fontsize=7, ncol=4)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -13,7 +13,7 @@ import torch
 
 from ibcheck import limits, schema, seeds
 from ibcheck.config import TrainConfig
-from ibcheck.estimators import registry
+from ibcheck.estimators import registry, teacher_bounds
 from ibcheck.interface import Dims, Diverged
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
@@ -31,12 +31,14 @@ class Session:
     optimiser: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
     q: MLPInferenceNet
+    q_forward: MLPInferenceNet
     generators: dict[str, torch.Generator]
     records: list[dict]
 
     def state(self) -> dict:
         return {"student": self.student.state_dict(), "optimiser": self.optimiser.state_dict(),
-                "schedule": self.schedule.state_dict(), "q": self.q.state_dict(), "records": self.records,
+                "schedule": self.schedule.state_dict(), "q": self.q.state_dict(),
+                "q_forward": self.q_forward.state_dict(), "records": self.records,
                 "generators": runs.generator_states(**self.generators)}
 
     def restore(self, state: dict) -> None:
@@ -44,6 +46,8 @@ class Session:
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])
         self.q.load_state_dict(state["q"])
+        if "q_forward" in state:  # checkpoints written before the population bracket have none
+            self.q_forward.load_state_dict(state["q_forward"])
         runs.restore_generators(state["generators"], **self.generators)
         self.records = state["records"]
 
@@ -59,10 +63,11 @@ def new_session(config: TrainConfig, device: torch.device) -> Session:
     """A fresh student, optimiser, q and generators, all from the seed tree of ``config.seed``."""
     student = student_mod.VIBStudent(config.student, seed=seeds.seed_of(config.seed, "student")).to(device)
     optimiser, schedule = student_mod.make_optimizer(student, config.student)
-    q = MLPInferenceNet((config.student.latent, config.track.q_hidden), config.teacher.latent,
-                        seed=seeds.seed_of(config.seed, "track", "q")).to(device)
+    q, q_forward = (MLPInferenceNet((config.student.latent, config.track.q_hidden), config.teacher.latent,
+                                    seed=seeds.seed_of(config.seed, "track", name)).to(device)
+                    for name in ("q", "q_forward"))
     generators = {name: seeds.generator(config.seed, name, device=device) for name in GENERATORS}
-    return Session(student, optimiser, schedule, q, generators, [])
+    return Session(student, optimiser, schedule, q, q_forward, generators, [])
 
 
 def epoch_labels(config: TrainConfig, labels: Tensor, session: Session) -> Tensor:
@@ -109,7 +114,7 @@ def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, 
 
     def on_step(step: int) -> None:
         if step in early:
-            record = tracker.measure(session.student, labels, gen["track"])
+            record = tracker.measure(session.student, labels, gen["track"], epoch - 1 + step / steps_per_epoch)
             partial_seconds[0] += record["seconds_estimate"]
             session.records.append(_record(record, epoch - 1 + step / steps_per_epoch, step, None, None, True))
 
@@ -119,7 +124,7 @@ def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, 
     train_seconds = time.perf_counter() - started - partial_seconds[0]
     session.schedule.step()
     if epoch in tracked_epochs(config.epochs, config.track.epochs):
-        record = tracker.measure(session.student, labels, gen["track"])
+        record = tracker.measure(session.student, labels, gen["track"], epoch)
     else:
         record = tracker.measure_light(session.student)
     session.records.append(_record(record, epoch, epoch * steps_per_epoch, losses, train_seconds, False))
@@ -164,6 +169,11 @@ def check_sizes(config: TrainConfig, points: int, device: torch.device | str) ->
                 teacher_flops=2.0 * (t.latent * t.hidden + t.hidden * 784))
     costs = limits.q_costs(config.track.q, dims, "track.q")
     costs += limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "track.estimators")
+    pop = config.track.population
+    if pop.K > 0:
+        costs += limits.q_costs(pop.q, dims, "track.population.q")
+        riw = teacher_bounds.teacher_riw_cost(teacher_bounds.TeacherRIWParams(K=(pop.K,), n=pop.n), dims)
+        costs.append(("track.population.K", pop.K, riw))
     limits.refuse_if_too_large(costs, device)
 
 
@@ -212,7 +222,8 @@ def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str,
                    progress: Callable[[str, int, int, dict], None]) -> list[dict]:
     """The student's epochs, from the last checkpoint of ``run`` if there is one."""
     session = new_session(config, device)
-    tracker = tracking.Tracker(vae.generative, session.q, d["train_x"], d["train_y"], d["test_x"], d["test_y"],
+    tracker = tracking.Tracker(vae.generative, session.q, session.q_forward, d["train_x"], d["train_y"],
+                               d["test_x"], d["test_y"],
                                config.track, config.seed)
     state = run.load()
     if state is not None:
