@@ -24,9 +24,10 @@ WIDTH_FIELDS = ["case", "upper", "lower", "param", "value", "upper_value", "lowe
 
 
 def _trusted(rows: list[Row], kind: str) -> list[Row]:
-    """I(X;Z) bounds of ``kind`` that are finite numbers and passed their one-sided test."""
-    return [r for r in rows if r["target"] == "I_XZ" and r["kind"] == kind and r["valid"] is True
-            and r["error"] is None and math.isfinite(r["value"])]
+    """ibcheck's own I(X;Z) bounds of ``kind`` that are finite numbers and passed their one-sided
+    test (a user's estimator under judgement is never an end)."""
+    return [r for r in rows if r["estimator"] in registry.SPECS and r["target"] == "I_XZ" and r["kind"] == kind
+            and r["valid"] is True and r["error"] is None and math.isfinite(r["value"])]
 
 
 def _end(row: Row) -> dict:

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
-from ibcheck import fileio
+from ibcheck.cli_args import check_output, positive_fraction, resolve_device, seed_arg
+from ibcheck.cli_validate import add_validate_commands
 from ibcheck.interface import Diverged, InputError
 
 DESCRIPTION = """\
@@ -38,18 +36,6 @@ lost or repeated epoch. Exit status: 0 done, 2 bad input (a one-line message, an
 nothing is written), 3 training diverged (the run folder keeps the records before
 it, and its status.json says so)."""
 
-VALIDATE_HELP = """\
-Run every applicable estimator (vib, teacher_elbo, teacher_iw, teacher_riw, loo,
-nce, empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
-exactly, and test each estimate: an upper bound must not sit significantly below
-the truth, a lower bound not above it, and where the estimator's expectation is
-known in closed form the estimate must match it (two-sided). One false-failure
-budget --alpha is split over all tests (Bonferroni).
-
-Prints a table, writes report.md, figures (PNG) with their numbers (CSV) and
-results.json into --out. Exit status: 0 every test passed, 1 a test failed,
-2 bad input (a one-line message says what)."""
-
 STUDY_HELP = """\
 Run a grid of training runs (cells) on Ray, each an ordinary, resumable run
 folder under --out, with study.json and summary.csv beside them. SPEC is a JSON
@@ -71,113 +57,6 @@ min(vib, teacher_elbo) and on the exact I(X;Z) of the training set
 (claims.json, claims.md: reproduced / not reproduced / inconclusive, with the
 statistic, its 95% confidence interval and the seeds; Holm's correction over all
 verdicts), and report.md with the grid, the seeds, the cost and the findings."""
-
-BUILTIN_SUITE = "built-in"
-
-
-def _positive_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2^63), got {text}")
-    return value
-
-
-def resolve_device(name: str):
-    """'auto' -> cuda when available, else cpu; anything else must name an available device."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif device.type != "cpu":
-        raise InputError(f"--device {name}: only cpu and cuda devices are supported")
-    return device
-
-
-def check_output(option: str, path: str, folder: bool) -> None:
-    """Refuse an output path that cannot be written now, not after the whole run: an empty
-    path, a file where a folder is wanted, a folder, device or FIFO where a file is wanted
-    (a symbolic link is followed), and a place where no file can be created (a read-only
-    mount, missing permissions)."""
-    if not path:
-        raise InputError(f"{option}: the path is empty")
-    if folder:
-        target = Path(os.path.realpath(path))
-        if target.exists() and not target.is_dir():
-            raise InputError(f"{option} {path}: is not a folder")
-    else:
-        target = fileio.target(path, f"{option} {path}")
-    home = target if folder and target.exists() else next(p for p in target.parents if p.exists())
-    if not home.is_dir():
-        raise InputError(f"{option} {path}: {home} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".ibcheck-probe.", dir=home)
-    except OSError as err:
-        raise InputError(f"{option} {path}: cannot write in {home} ({err.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _load(cases_path: str):
-    from ibcheck.analytic.case import load_cases
-
-    if cases_path == BUILTIN_SUITE:
-        with resources.as_file(resources.files("ibcheck.baselines") / "suite.json") as path:
-            return load_cases(path)
-    return load_cases(cases_path)
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from ibcheck import report
-    from ibcheck.validate import total_runs, validate
-
-    device = resolve_device(args.device)
-    check_output("--out", args.out, folder=True)
-    report.check_report_folder(args.out)
-    if args.json is not None:
-        check_output("--json", args.json, folder=False)
-    cases = _load(args.cases)
-    torch.manual_seed(args.seed)
-    dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
-    with tqdm(total=total_runs(cases), desc="validate", unit="run", disable=args.quiet, file=sys.stderr,
-              leave=False) as bar:
-        def progress(label: str) -> None:
-            bar.set_postfix_str(label, refresh=False)
-            bar.update(1)
-
-        result = validate(cases, alpha=args.alpha, seed=args.seed, device=device, dtype=dtype, progress=progress)
-    table = report.rows(result)
-    print(report.terminal_table(result, table))
-    if args.json is not None:
-        fileio.write_json(args.json, report.to_json(result, table))
-    written = report.write_report(result, args.out, table)
-    print(f"report: {written[-1]}", file=sys.stderr)
-    return 0 if result.passed else 1
-
 
 def _progress_bar(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
@@ -297,7 +176,7 @@ def _add_study_commands(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("study", metavar="STUDY", help="a study folder written by ibcheck study")
     r.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    r.add_argument("--alpha", type=_positive_fraction, default=0.05, metavar="A",
+    r.add_argument("--alpha", type=positive_fraction, default=0.05, metavar="A",
                    help="family-wise error rate of all verdicts together (Holm; default: %(default)g)")
     r.set_defaults(func=cmd_report)
 
@@ -308,7 +187,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, metavar="DIR", help="a folder of MNIST-format IDX files instead")
     p.add_argument("--config", metavar="FILE",
                    help="JSON overriding settings, by section (data, teacher, student, track; see the README)")
-    p.add_argument("--seed", type=_seed, default=None, metavar="S",
+    p.add_argument("--seed", type=seed_arg, default=None, metavar="S",
                    help="root of the seed tree of every random draw of this command (default 0)")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")
@@ -348,22 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ibcheck", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    v = sub.add_parser("validate", help="check every bound on cases with exact answers", description=VALIDATE_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    v.add_argument("--cases", default=BUILTIN_SUITE, metavar="FILE",
-                   help="case file (JSON, see the README); default: the built-in analytic suite")
-    v.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    v.add_argument("--out", default="reports/validate", metavar="DIR",
-                   help="folder for report.md, figures, CSV and results.json (default: %(default)s)")
-    v.add_argument("--alpha", type=_positive_fraction, default=1e-3, metavar="A",
-                   help="family-wise false-failure budget of all tests together (default: %(default)g)")
-    v.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of every random draw (default: 0)")
-    v.add_argument("--device", default="auto", metavar="D",
-                   help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
-    v.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                   help="precision of the estimators (default: float64; exact values are always float64)")
-    v.add_argument("--quiet", action="store_true", help="no progress bar")
-    v.set_defaults(func=cmd_validate)
+    add_validate_commands(sub)
     _add_experiment_commands(sub)
     _add_study_commands(sub)
     return parser

@@ -112,6 +112,14 @@ def write_csv(path: str | Path, header: list[str], rows: list[list]) -> None:
     write_text(path, buffer.getvalue())
 
 
+def write_npz(path: str | Path, arrays: dict) -> None:
+    """numpy arrays (and strings) by name into one uncompressed .npz file."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
 def save_figure(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=130, bbox_inches="tight")

@@ -58,9 +58,12 @@ def lower_valid(value: float, se: float, n: int, truth: float, alpha: float, tru
     return bool(value - quantile(alpha, n) * combined_se(se, truth_se) - roundoff(truth, eps) <= truth)
 
 
-def matches(value: float, se: float, n: int, expected: float, alpha: float, eps: float = 2.0**-52) -> bool:
-    """Two-sided agreement with an analytic expectation: |U - E| <= q_(1-alpha/2) se."""
-    return bool(abs(value - expected) <= quantile(alpha / 2, n) * se + roundoff(expected, eps))
+def matches(value: float, se: float, n: int, expected: float, alpha: float, eps: float = 2.0**-52,
+            expected_se: float = 0.0) -> bool:
+    """Two-sided agreement with an analytic expectation: |U - E| <= q_(1-alpha/2) se (se combined
+    with that of E where E is itself a Monte Carlo value)."""
+    return bool(abs(value - expected) <= quantile(alpha / 2, n) * combined_se(se, expected_se)
+                + roundoff(expected, eps))
 
 
 def bonferroni(alpha: float, tests: int) -> float:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
 
 import numpy as np
 import torch
 
 from ibcheck import estimators, limits, seeds, stats
+from ibcheck import plugin as plugin_mod
 from ibcheck.analytic import exact, models
-from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.analytic.case import LinearGaussianCase, load_cases
 from ibcheck.estimators import registry
 from ibcheck.estimators.q_fit import train_both
 from ibcheck.interface import Context, Cost, Dims, Estimate, Exact, InputError, Reference
@@ -80,12 +82,15 @@ def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """One estimate with its analytic expectation (``expected``) at the parameters it ran with,
-    and the analytic value at the optimal q (``best``), where they exist."""
+    """One estimate with its analytic expectation (``expected``, with its se where it is a Monte
+    Carlo value) at the parameters it ran with, and the analytic value at the optimal q (``best``),
+    where they exist; ``error``: why the run failed (a user's estimator that raised, say)."""
 
     estimate: Estimate
     expected: float | None = None
     best: float | None = None
+    expected_se: float = 0.0
+    error: str | None = None
 
 
 def _q_of(setup: CaseSetup, est: Estimate) -> models.LinearGaussianQ:
@@ -152,22 +157,40 @@ def _expected(setup: CaseSetup, name: str, est: Estimate) -> Outcome:
 
 
 def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
-             names: Iterable[str] | None = None,
+             names: Iterable[str] | None = None, plugins: Sequence[plugin_mod.Plugin] = (),
              tick: Callable[[str], None] = lambda label: None) -> tuple[Exact, list[Outcome], dict[str, dict]]:
-    """Exact values, the outcomes of every applicable estimator (or those in ``names``) and the
-    records of the two q's training, by objective."""
-    setup = prepare(case, seed=seed, device=device, dtype=dtype)
+    """Exact values, the outcomes of every applicable estimator (or those in ``names``) and of the
+    user's ``plugins``, and the records of the two q's training, by objective (none where no
+    built-in estimator runs)."""
     wanted = None if names is None else set(names)
+    specs = [spec for spec in applicable(case) if wanted is None or spec.name in wanted]
+    setup = prepare(case, seed=seed, device=device, dtype=dtype) if specs else None
+    ex = setup.exact if setup else exact.exact_values(case, seed=seeds.seed_of(seed, case.name, case.settings.seed,
+                                                                                   "exact"))
     outcomes = []
-    for spec in applicable(case):
-        if wanted is not None and spec.name not in wanted:
-            continue
+    for spec in specs:
+        assert setup is not None
         for est in estimators.run(spec.name, setup.encoder, setup.sampler, case.settings.params(spec.name),
                                   seed=setup.seed_for(spec.name), context=setup.context, reference=REFERENCE):
             outcomes.append(_expected(setup, spec.name, est))
         tick(f"{case.name}: {spec.name}")
-    fits = {"elbo": setup.context.q_fit or {}, "forward": setup.context.q_forward_fit or {}}
-    return setup.exact, outcomes, fits
+    for plugin in plugins:
+        if plugin.applies(case):
+            outcomes.append(_plugin_outcome(plugin, case, ex, seed))
+            tick(f"{case.name}: {plugin.name}")
+    fits = {} if setup is None else {"elbo": setup.context.q_fit or {}, "forward": setup.context.q_forward_fit or {}}
+    return ex, outcomes, fits
+
+
+def _plugin_outcome(plugin: plugin_mod.Plugin, case: LinearGaussianCase, ex: Exact, seed: int) -> Outcome:
+    """A user's estimator on a case; a point estimator's expectation is the truth itself (its bias is
+    tested against 0)."""
+    done = plugin_mod.run(plugin, case, seed)
+    if plugin.kind != "point":
+        return Outcome(done.estimate, error=done.error)
+    truth = ex.I_XZ if plugin.target == "I_XZ" else ex.I_YZ
+    truth_se = (ex.I_XZ_se if plugin.target == "I_XZ" else ex.I_YZ_se) or 0.0
+    return Outcome(done.estimate, expected=truth, expected_se=truth_se, error=done.error)
 
 
 # ---------------------------------------------------------------- judging
@@ -245,7 +268,7 @@ def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
     if truth is None:
         raise ValueError(f"an estimate of {est.target} for a case without labels")
     truth_se = (ex.I_XZ_se if est.target == "I_XZ" else ex.I_YZ_se) or 0.0
-    error = _not_finite(o)
+    error = o.error or _not_finite(o)
     if error is not None:
         return Judged(o, truth, truth_se, False if one_sided else None, False if two_sided else None, error)
     valid = None
@@ -254,7 +277,7 @@ def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
         valid = check(est.value, est.stderr, est.n, truth, level, truth_se, eps)
     match = None
     if o.expected is not None:
-        match = stats.matches(est.value, est.stderr, est.n, o.expected, level, eps)
+        match = stats.matches(est.value, est.stderr, est.n, o.expected, level, eps, o.expected_se)
     return Judged(o, truth, truth_se, valid, match)
 
 
@@ -279,9 +302,9 @@ def max_tests(cases: list[LinearGaussianCase]) -> int:
     return total
 
 
-def check_alpha(alpha: float, cases: list[LinearGaussianCase]) -> None:
+def check_alpha(alpha: float, cases: list[LinearGaussianCase], plugins: int = 0) -> None:
     """Refuse a budget whose per-test quantile float64 cannot hold, before any work is done."""
-    bound = max_tests(cases)
+    bound = max_tests(cases) + plugins * len(cases)
     if not stats.representable(stats.bonferroni(alpha, bound) / 2):
         raise InputError(f"--alpha {alpha:g}: split over up to {bound} tests, each test's quantile is not "
                          f"representable in float64 (use --alpha >= 1e-290)")
@@ -310,14 +333,16 @@ def check_sizes(cases: list[LinearGaussianCase], device) -> None:
 
 def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int = 0, device="cpu",
              dtype: torch.dtype = torch.float64, progress: Callable[[str], None] = lambda label: None,
-             names: Iterable[str] | None = None) -> ValidationResult:
-    """Run and judge every case; ``progress(label)`` is called after each estimator run."""
-    check_alpha(alpha, cases)
+             names: Iterable[str] | None = None, plugins: Sequence[plugin_mod.Plugin] = ()) -> ValidationResult:
+    """Run and judge every case, with the user's ``plugins`` beside the built-in estimators (or
+    those in ``names``); ``progress(label)`` is called after each estimator run."""
+    check_alpha(alpha, cases, len(plugins))
     check_sizes(cases, device)
     started = time.perf_counter()
     per_case = []
     for case in cases:
-        ex, outcomes, fits = run_case(case, seed=seed, device=device, dtype=dtype, names=names, tick=progress)
+        ex, outcomes, fits = run_case(case, seed=seed, device=device, dtype=dtype, names=names, plugins=plugins,
+                                      tick=progress)
         per_case.append((case.name, ex, outcomes, fits))
     level, tests, results = judge(per_case, alpha=alpha, eps=torch.finfo(dtype).eps)
     return ValidationResult(alpha=alpha, test_alpha=level, tests=tests, cases=results, seed=seed,
@@ -325,6 +350,12 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
                             seconds=time.perf_counter() - started)
 
 
-def total_runs(cases: list[LinearGaussianCase]) -> int:
+def total_runs(cases: list[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin] = ()) -> int:
     """Progress-bar length: estimator runs the validation will make."""
-    return sum(len(applicable(c)) for c in cases)
+    return sum(len(applicable(c)) + sum(p.applies(c) for p in plugins) for c in cases)
+
+
+def builtin_suite() -> list[LinearGaussianCase]:
+    """The built-in analytic suite (``baselines/suite.json``, installed as ``ibcheck.baselines``)."""
+    with resources.as_file(resources.files("ibcheck.baselines") / "suite.json") as path:
+        return load_cases(path)

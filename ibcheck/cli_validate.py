@@ -1,0 +1,142 @@
+"""``ibcheck validate`` (with users' estimators beside the built-in ones) and ``ibcheck sample``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ibcheck import fileio
+from ibcheck.cli_args import (
+    BUILTIN_SUITE,
+    at_least_two,
+    check_output,
+    load_cases_arg,
+    positive_float,
+    positive_fraction,
+    resolve_device,
+    seed_arg,
+)
+from ibcheck.interface import InputError
+
+VALIDATE_HELP = """\
+Run every applicable estimator (vib, teacher_elbo, teacher_iw, teacher_riw, loo,
+nce, empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
+exactly, and test each estimate: an upper bound must not sit significantly below
+the truth, a lower bound not above it, and where the estimator's expectation is
+known in closed form the estimate must match it (two-sided). One false-failure
+budget --alpha is split over all tests (Bonferroni).
+
+--estimator MODULE:FUNCTION adds your estimator, a callable fn(a, b) -> float on
+numpy arrays a: (n, d), b: (n, m) returning its estimate of I(A;B) in nats: it
+gets --estimator-repeats independent sets of --estimator-n pairs (x, z) of each
+case (or (y, z) with --estimator-target I_YZ), and the mean over them is judged
+as its --kind says: lower or upper (one-sided), or point (its bias, two-sided).
+A call that raises, returns no finite number or runs past the time limit is a
+recorded failure of that case. Give --estimator and --kind once per estimator.
+
+Prints a table, writes report.md, figures (PNG) with their numbers (CSV) and
+results.json into --out. Exit status: 0 every test passed, 1 a test failed,
+2 bad input (a one-line message says what)."""
+
+SAMPLE_HELP = """\
+Write N iid draws (z_v, x, z, and y where the case has labels) of every case of
+--cases into one .npz file, for estimators in other languages, keyed CASE/NAME
+(e.g. "hand-1d/x"), with the exact values in the JSON string "exact" and the
+case names in order in "cases"."""
+
+
+def _plugins(args: argparse.Namespace) -> tuple:
+    from ibcheck import plugin
+
+    specs, kinds = args.estimator or [], args.kind or []
+    if len(specs) != len(kinds):
+        raise InputError(f"give --kind once per --estimator ({len(specs)} --estimator, {len(kinds)} --kind)")
+    return tuple(plugin.Plugin(spec, plugin.load(spec), kind, args.estimator_target, args.estimator_n,
+                               args.estimator_repeats, args.estimator_time_limit) for spec, kind in zip(specs, kinds))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ibcheck import report
+    from ibcheck.validate import total_runs, validate
+
+    device = resolve_device(args.device)
+    check_output("--out", args.out, folder=True)
+    report.check_report_folder(args.out)
+    if args.json is not None:
+        check_output("--json", args.json, folder=False)
+    cases = load_cases_arg(args.cases)
+    plugins = _plugins(args)
+    torch.manual_seed(args.seed)
+    dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
+    with tqdm(total=total_runs(cases, plugins), desc="validate", unit="run", disable=args.quiet, file=sys.stderr,
+              leave=False) as bar:
+        def progress(label: str) -> None:
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(1)
+
+        result = validate(cases, alpha=args.alpha, seed=args.seed, device=device, dtype=dtype, progress=progress,
+                          plugins=plugins)
+    table = report.rows(result)
+    print(report.terminal_table(result, table))
+    if args.json is not None:
+        fileio.write_json(args.json, report.to_json(result, table))
+    written = report.write_report(result, args.out, table)
+    print(f"report: {written[-1]}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ibcheck import plugin
+
+    check_output("--out", args.out, folder=False)
+    if not args.out.endswith(".npz"):
+        raise InputError(f"--out {args.out}: the file name must end in .npz")
+    cases = load_cases_arg(args.cases)
+    fileio.write_npz(args.out, plugin.sample_arrays(cases, args.n, args.seed))
+    print(f"samples: {args.out} ({len(cases)} cases, {args.n} draws each)", file=sys.stderr)
+    return 0
+
+
+def _estimator_options(v: argparse.ArgumentParser) -> None:
+    v.add_argument("--estimator", action="append", metavar="MODULE:FUNCTION",
+                   help="your estimator fn(a, b) -> float in nats, judged beside the built-in ones (repeatable)")
+    v.add_argument("--kind", action="append", choices=("lower", "upper", "point"),
+                   help="what that estimator claims to be, once per --estimator")
+    v.add_argument("--estimator-target", choices=("I_XZ", "I_YZ"), default="I_XZ",
+                   help="(x, z) or (y, z) pairs, the latter on cases with labels (default: %(default)s)")
+    v.add_argument("--estimator-n", type=at_least_two, default=1000, metavar="N",
+                   help="pairs per call (default: %(default)s)")
+    v.add_argument("--estimator-repeats", type=at_least_two, default=20, metavar="R",
+                   help="independent sample sets, one call each, per case (default: %(default)s)")
+    v.add_argument("--estimator-time-limit", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="per call; a longer call is a recorded failure (default: %(default)g)")
+
+
+def add_validate_commands(sub) -> None:
+    v = sub.add_parser("validate", help="check every bound on cases with exact answers", description=VALIDATE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("--cases", default=BUILTIN_SUITE, metavar="FILE",
+                   help="case file (JSON, see the README); default: the built-in analytic suite")
+    v.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    v.add_argument("--out", default="reports/validate", metavar="DIR",
+                   help="folder for report.md, figures, CSV and results.json (default: %(default)s)")
+    v.add_argument("--alpha", type=positive_fraction, default=1e-3, metavar="A",
+                   help="family-wise false-failure budget of all tests together (default: %(default)g)")
+    v.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of every random draw (default: 0)")
+    v.add_argument("--device", default="auto", metavar="D",
+                   help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    v.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the estimators (default: float64; exact values are always float64)")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    _estimator_options(v)
+    v.set_defaults(func=cmd_validate)
+    s = sub.add_parser("sample", help="write samples of every case, with the exact values, to a .npz file",
+                       description=SAMPLE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--cases", default=BUILTIN_SUITE, metavar="FILE",
+                   help="case file (JSON); default: the built-in analytic suite")
+    s.add_argument("--n", type=at_least_two, required=True, metavar="N", help="draws per case")
+    s.add_argument("--out", required=True, metavar="FILE", help="the .npz file to write")
+    s.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the draws (default: 0)")
+    s.set_defaults(func=cmd_sample)

@@ -1,0 +1,214 @@
+"""Judge anyone's estimator with the harness's statistics (``check_estimator``).
+
+A user's estimator is a plain callable ``fn(a, b) -> float``: numpy arrays a: (n, d) and
+b: (n, m) of n iid pairs, and its estimate of I(A;B) in nats. For I(X;Z) it gets (x, z); for
+I(Y;Z) it gets (y, z), y: (n, p) real labels or (n, 1) class indices. It is called on
+``repeats`` independent sample sets of each case, and the mean over the calls, with the
+standard error sd / sqrt(repeats), is judged by bounds.md section 5 like any built-in estimate:
+a lower or upper bound one-sided against the truth, a point estimator two-sided (its bias
+against 0, with its confidence interval). A call that raises, returns a non-finite value, or
+runs past the time limit makes the case's estimate a recorded failure; the run goes on.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ibcheck import seeds
+from ibcheck.analytic import exact, models
+from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.gaussian import rsample
+from ibcheck.interface import BoundKind, Estimate, InputError, Target
+
+Estimator = Callable[[np.ndarray, np.ndarray], float]
+# a user's kinds, and the kind of estimate each becomes ("point" is judged two-sided against the truth)
+KINDS: dict[str, BoundKind] = {"lower": "lower", "upper": "upper", "point": "estimate"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plugin:
+    """A user's estimator as ``validate`` runs it: its name in the tables, the callable, its kind
+    ("lower", "upper" or "point"), its target, and the sample sets it gets per case (``repeats``
+    sets of ``n`` pairs), with a per-call time limit in seconds."""
+
+    name: str
+    fn: Estimator
+    kind: str
+    target: Target = "I_XZ"
+    n: int = 1_000
+    repeats: int = 20
+    time_limit: float = 60.0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise InputError(f"--kind {self.kind}: one of {', '.join(KINDS)}")
+        if self.target not in ("I_XZ", "I_YZ"):
+            raise InputError(f"target {self.target}: one of I_XZ, I_YZ")
+        if self.n < 2 or self.repeats < 2 or not self.time_limit > 0:
+            raise InputError(f"{self.name}: n and repeats must be at least 2 and the time limit positive")
+
+    def applies(self, case: LinearGaussianCase) -> bool:
+        return self.target == "I_XZ" or case.labels.kind != "none"
+
+
+def load(spec: str) -> Estimator:
+    """The callable named by "MODULE:FUNCTION" (a module on the path, or a file path.py)."""
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise InputError(f"--estimator {spec}: expected MODULE:FUNCTION")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # the user's module may fail in any way while it imports
+        raise InputError(f"--estimator {spec}: cannot import {module_name} ({type(err).__name__}: {err})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise InputError(f"--estimator {spec}: {module_name} has no callable {attr}")
+    return fn
+
+
+def sample_sets(case: LinearGaussianCase, target: Target, n: int, repeats: int,
+                seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``repeats`` independent sets of n pairs, (x, z) or (y, z), float64 numpy, drawn from the
+    case with a generator seeded by ``seed``."""
+    encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _ in range(repeats):
+            batch = sampler.sample(n, generator)
+            mean, std = encoder(batch.x)
+            z = rsample(mean, std, generator)
+            a = batch.x if target == "I_XZ" else batch.y
+            assert a is not None
+            yield (a.reshape(n, -1) if a.dim() == 1 else a).numpy(), z.numpy()
+
+
+def sample_arrays(cases: Sequence[LinearGaussianCase], n: int, seed: int) -> dict[str, np.ndarray]:
+    """n draws of (z_v, x, z) and y where a case has labels, keyed "CASE/NAME", with "cases" (the
+    names in order) and "exact" (a JSON string: each case's exact values, in nats)."""
+    out: dict[str, np.ndarray] = {}
+    truths = {}
+    for case in cases:
+        ex = exact.exact_values(case, seed=seeds.seed_of(seed, case.name, case.settings.seed, "exact"))
+        truths[case.name] = {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se}
+        encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
+        generator = torch.Generator().manual_seed(seeds.seed_of(seed, case.name, case.settings.seed, "sample"))
+        with torch.no_grad():
+            batch = sampler.sample(n, generator)
+            mean, std = encoder(batch.x)
+            drawn = {"z_v": batch.z_v, "x": batch.x, "z": rsample(mean, std, generator), "y": batch.y}
+        out.update({f"{case.name}/{key}": value.numpy() for key, value in drawn.items() if value is not None})
+    out["cases"] = np.array([case.name for case in cases])
+    out["exact"] = np.array(json.dumps(truths))
+    return out
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _fire(signum, frame):
+    raise _Timeout
+
+
+@contextlib.contextmanager
+def timeouts() -> Iterator[bool]:
+    """Install the alarm handler that interrupts a call past its limit, once for many calls; yields
+    whether it could (only the main thread receives signals; elsewhere ``call`` checks the elapsed
+    time after the call). A call inside C code is interrupted when it returns to Python."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = signal.signal(signal.SIGALRM, _fire)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def call(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float,
+         alarm: bool = False) -> tuple[float | None, str | None, float]:
+    """(value, None, seconds) for a good call, or (None, why, seconds) for one that raised, returned
+    something that is not a finite number, or took longer than ``time_limit`` seconds (interrupted
+    there when ``alarm``: inside ``timeouts()``)."""
+    started = time.perf_counter()
+    try:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, time_limit)
+        try:
+            raw = fn(a, b)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Timeout:
+        return None, f"ran past the time limit of {time_limit:g} s", time.perf_counter() - started
+    except Exception as err:  # any failure of the user's code is recorded, not raised
+        return None, f"raised {type(err).__name__}: {err}", time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if seconds > time_limit:
+        return None, f"ran past the time limit of {time_limit:g} s ({seconds:.3g} s)", seconds
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None, f"returned {type(raw).__name__}, not a number", seconds
+    return (value, None, seconds) if math.isfinite(value) else (None, f"returned {value}", seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One plugin on one case: the estimate over the good calls, and why calls failed."""
+
+    estimate: Estimate
+    error: str | None
+
+
+def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
+    """Call ``plugin`` on its sample sets of ``case``; the estimate is the mean of the calls with
+    se = sd / sqrt(repeats). Any failed call makes the estimate NaN with its reason (the first
+    one, and how many calls failed)."""
+    draw_seed = seeds.seed_of(seed, case.name, case.settings.seed, "plugin", plugin.name)
+    values: list[float] = []
+    errors: list[str] = []
+    seconds = 0.0
+    with timeouts() as alarm:
+        calls = [call(plugin.fn, a, b, plugin.time_limit, alarm)
+                 for a, b in sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed)]
+    for value, why, took in calls:
+        seconds += took
+        if why is None:
+            assert value is not None
+            values.append(value)
+        else:
+            errors.append(why)
+    params = {"n": plugin.n, "repeats": plugin.repeats, "time_limit": plugin.time_limit, "failed_calls": len(errors)}
+    if errors:
+        estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], math.nan, math.nan, plugin.repeats,
+                            draw_seed, params, seconds)
+        return Run(estimate, f"{errors[0]} (in {len(errors)} of {plugin.repeats} calls)")
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], mean, sd / math.sqrt(len(values)),
+                        len(values), draw_seed, params, seconds)
+    return Run(estimate, None)
+
+
+def check_estimator(fn: Estimator, kind: str, cases: Sequence[LinearGaussianCase] | None = None, *, n: int = 1_000,
+                    repeats: int = 20, seed: int = 0, target: Target = "I_XZ", alpha: float = 1e-3,
+                    time_limit: float = 60.0, name: str | None = None):
+    """Judge ``fn`` on ``cases`` (default: the built-in suite) as ``validate`` judges its own
+    estimators, with the family-wise budget ``alpha`` over its tests. Returns the
+    ``validate.ValidationResult`` (``report.rows``/``to_json``/``write_report`` render it)."""
+    from ibcheck import validate  # validate imports this module for its --estimator option
+
+    plugin = Plugin(name or str(getattr(fn, "__name__", "estimator")), fn, kind, target, n, repeats, time_limit)
+    return validate.validate(list(cases) if cases is not None else validate.builtin_suite(), alpha=alpha, seed=seed,
+                             names=(), plugins=(plugin,))
