@@ -1,6 +1,7 @@
 """nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff) and ``nox -s types``
 (mypy) are the static checks CI runs beside them; ``nox -s stats``, ``nox -s bench``,
-``nox -s validate`` and ``nox -s study`` are opt-in. Arguments after ``--`` go to pytest / the command.
+``nox -s validate``, ``nox -s study`` and ``nox -s peers`` are opt-in. Arguments after ``--``
+go to pytest / the command.
 
 Virtualenvs see the base interpreter's packages (--system-site-packages) so the
 CPU build of torch installed there is reused instead of a multi-GB download. The
@@ -93,3 +94,18 @@ def mutants(session: nox.Session) -> None:
     should catch each, and print which survived (``-- NAME ...`` for some). Not part of CI."""
     session.install("-e", ".[test]")
     session.run("python", "tests/mutants.py", *session.posargs)
+
+
+# benchmark-mi 0.1.3 pins JAX below 0.5; its equinox 0.10 breaks on JAX 0.4.34 and later, and JAX 0.4.23
+# on the scipy the base interpreter has, so the session pins the JAX that works with both (measured here)
+PEERS = ["benchmark-mi==0.1.3", "jax==0.4.30", "jaxlib==0.4.30"]
+
+
+@nox.session(venv_params=VENV)
+def peers(session: nox.Session) -> None:
+    """The field's estimators (benchmark-mi: KSG, CCA, histogram, InfoNCE, NWJ, DV, MINE) judged through
+    the plugin interface beside ibcheck's bracket, into reports/peers/ (about 25 minutes on two cores).
+    JAX lives in this session's virtualenv only. ``-- OUT [--quick]`` (--quick: two cases, 200 steps)."""
+    session.install(*PEERS)
+    session.install("-e", ".", "--no-deps")
+    session.run("python", "scripts/peers.py", *(session.posargs or ["reports/peers"]))

@@ -7,7 +7,8 @@ I(Y;Z) it gets (y, z), y: (n, p) real labels or (n, 1) class indices. It is call
 standard error sd / sqrt(repeats), is judged by bounds.md section 5 like any built-in estimate:
 a lower or upper bound one-sided against the truth, a point estimator two-sided (its bias
 against 0, with its confidence interval). A call that raises, returns a non-finite value, or
-runs past the time limit makes the case's estimate a recorded failure; the run goes on.
+runs past the time limit makes the case's estimate a recorded failure, and no more calls are
+made on that case; the run goes on.
 """
 from __future__ import annotations
 
@@ -174,27 +175,26 @@ class Run:
 
 def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
     """Call ``plugin`` on its sample sets of ``case``; the estimate is the mean of the calls with
-    se = sd / sqrt(repeats). Any failed call makes the estimate NaN with its reason (the first
-    one, and how many calls failed)."""
+    se = sd / sqrt(repeats). A failed call makes the estimate NaN with its reason, and ends the
+    case (no more calls: a slow estimator costs one time limit per case, not ``repeats``)."""
     draw_seed = seeds.seed_of(seed, case.name, case.settings.seed, "plugin", plugin.name)
     values: list[float] = []
     errors: list[str] = []
     seconds = 0.0
     with timeouts() as alarm:
-        calls = [call(plugin.fn, a, b, plugin.time_limit, alarm)
-                 for a, b in sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed)]
-    for value, why, took in calls:
-        seconds += took
-        if why is None:
+        for a, b in sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed):
+            value, why, took = call(plugin.fn, a, b, plugin.time_limit, alarm)
+            seconds += took
+            if why is not None:  # the case's estimate is a failure whatever the other calls return
+                errors.append(why)
+                break
             assert value is not None
             values.append(value)
-        else:
-            errors.append(why)
     params = {"n": plugin.n, "repeats": plugin.repeats, "time_limit": plugin.time_limit, "failed_calls": len(errors)}
     if errors:
         estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], math.nan, math.nan, plugin.repeats,
                             draw_seed, params, seconds)
-        return Run(estimate, f"{errors[0]} (in {len(errors)} of {plugin.repeats} calls)")
+        return Run(estimate, f"{errors[0]} (call {len(values) + 1} of {plugin.repeats}; no more calls were made)")
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], mean, sd / math.sqrt(len(values)),
                         len(values), draw_seed, params, seconds)

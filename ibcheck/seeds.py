@@ -44,7 +44,8 @@ def seed_of(root: int, *path: Name) -> int:
     if isinstance(root, bool) or not isinstance(root, int) or root < 0:
         raise ValueError(f"a root seed must be an integer >= 0, got {root!r}")
     sequence = np.random.SeedSequence(root, spawn_key=tuple(_key(path)))
-    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> (64 - SEED_BITS))
+    # shifted as a Python int: numpy 1.x refuses to shift a uint64 by a (signed) int
+    return int(sequence.generate_state(1, dtype=np.uint64)[0]) >> (64 - SEED_BITS)
 
 
 def generator(root: int, *path: Name, device: torch.device | str = "cpu") -> torch.Generator:

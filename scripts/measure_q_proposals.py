@@ -10,7 +10,6 @@ and prints a table.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,8 @@ def measure(case) -> dict:
     encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
     q_forward, q = (models.LinearGaussianQ(case.m, case.k) for _ in range(2))
     started = time.perf_counter()
-    fits = train_both(encoder, sampler.teacher, sampler, q_forward, q, case.settings.q, torch.Generator().manual_seed(1))
+    fits = train_both(encoder, sampler.teacher, sampler, q_forward, q, case.settings.q,
+                      torch.Generator().manual_seed(1))
     out = {"I_XZ": exact.exact_values(case, seed=0).I_XZ, "q_seconds": time.perf_counter() - started,
            "eq5_best": exact.teacher_bound(case, *exact.optimal_q(case)),
            "eq5_at_elbo_q": exact.teacher_bound(case, *q.numpy_params()),
