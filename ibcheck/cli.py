@@ -12,7 +12,8 @@ from ibcheck.interface import Diverged, InputError
 
 DESCRIPTION = """\
 ibcheck checks mutual-information bounds where the answer is known exactly
-(validate), tracks a VIB network trained on a teacher VAE's images in the
+(validate; your own estimator too, with --estimator; sample exports the cases'
+draws), tracks a VIB network trained on a teacher VAE's images in the
 information plane (teacher, train, plot), and runs grids of such runs on Ray and
 judges the paper's claims over seeds (study, report). All values are in nats."""
 
