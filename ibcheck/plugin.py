@@ -17,7 +17,9 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -63,10 +65,13 @@ class Plugin:
 
 
 def load(spec: str) -> Estimator:
-    """The callable named by "MODULE:FUNCTION" (a module on the path, or a file path.py)."""
+    """The callable named by "MODULE:FUNCTION": an importable module, the current folder included
+    (as ``python -m`` has it; the ``ibcheck`` script alone would not look there)."""
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
         raise InputError(f"--estimator {spec}: expected MODULE:FUNCTION")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # the user's module may fail in any way while it imports

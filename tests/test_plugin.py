@@ -146,3 +146,11 @@ def test_the_api_is_at_the_top_of_the_package():
     import ibcheck
 
     assert ibcheck.check_estimator is plugin.check_estimator
+
+
+def test_an_estimator_in_the_current_folder_is_found(tmp_path, monkeypatch):
+    """As `python -m` would: the `ibcheck` script alone does not put the current folder on the path."""
+    (tmp_path / "here_estimator.py").write_text("def half(a, b):\n    return 0.5\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert plugin.load("here_estimator:half")(None, None) == 0.5
