@@ -82,20 +82,26 @@ def load(spec: str) -> Estimator:
     return fn
 
 
-def sample_sets(case: LinearGaussianCase, target: Target, n: int, repeats: int,
-                seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``repeats`` independent sets of n pairs, (x, z) or (y, z), float64 numpy, drawn from the
-    case with a generator seeded by ``seed``."""
+def _draws(case: LinearGaussianCase, n: int, repeats: int, seed: int) -> Iterator[dict[str, torch.Tensor | None]]:
+    """``repeats`` independent draws of n rows of the case's whole chain, {"z_v", "x", "z", "y"}
+    (y None without labels), float64, from a generator seeded by ``seed``."""
     encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _ in range(repeats):
             batch = sampler.sample(n, generator)
             mean, std = encoder(batch.x)
-            z = rsample(mean, std, generator)
-            a = batch.x if target == "I_XZ" else batch.y
-            assert a is not None
-            yield (a.reshape(n, -1) if a.dim() == 1 else a).numpy(), z.numpy()
+            yield {"z_v": batch.z_v, "x": batch.x, "z": rsample(mean, std, generator), "y": batch.y}
+
+
+def sample_sets(case: LinearGaussianCase, target: Target, n: int, repeats: int,
+                seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``repeats`` independent sets of n pairs, (x, z) or (y, z) (class labels as an (n, 1)
+    column), numpy, drawn from the case with a generator seeded by ``seed``."""
+    for drawn in _draws(case, n, repeats, seed):
+        a, z = drawn["x" if target == "I_XZ" else "y"], drawn["z"]
+        assert a is not None and z is not None
+        yield (a.reshape(n, -1) if a.dim() == 1 else a).numpy(), z.numpy()
 
 
 def sample_arrays(cases: Sequence[LinearGaussianCase], n: int, seed: int) -> dict[str, np.ndarray]:
@@ -106,12 +112,7 @@ def sample_arrays(cases: Sequence[LinearGaussianCase], n: int, seed: int) -> dic
     for case in cases:
         ex = exact.exact_values(case, seed=seeds.seed_of(seed, case.name, case.settings.seed, "exact"))
         truths[case.name] = {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se}
-        encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
-        generator = torch.Generator().manual_seed(seeds.seed_of(seed, case.name, case.settings.seed, "sample"))
-        with torch.no_grad():
-            batch = sampler.sample(n, generator)
-            mean, std = encoder(batch.x)
-            drawn = {"z_v": batch.z_v, "x": batch.x, "z": rsample(mean, std, generator), "y": batch.y}
+        drawn = next(_draws(case, n, 1, seeds.seed_of(seed, case.name, case.settings.seed, "sample")))
         out.update({f"{case.name}/{key}": value.numpy() for key, value in drawn.items() if value is not None})
     out["cases"] = np.array([case.name for case in cases])
     out["exact"] = np.array(json.dumps(truths))
