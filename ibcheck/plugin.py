@@ -185,22 +185,22 @@ def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
     case (no more calls: a slow estimator costs one time limit per case, not ``repeats``)."""
     draw_seed = seeds.seed_of(seed, case.name, case.settings.seed, "plugin", plugin.name)
     values: list[float] = []
-    errors: list[str] = []
+    failure: str | None = None
     seconds = 0.0
     with timeouts() as alarm:
         for a, b in sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed):
-            value, why, took = call(plugin.fn, a, b, plugin.time_limit, alarm)
+            value, failure, took = call(plugin.fn, a, b, plugin.time_limit, alarm)
             seconds += took
-            if why is not None:  # the case's estimate is a failure whatever the other calls return
-                errors.append(why)
+            if failure is not None:  # the case's estimate is a failure whatever the other calls return
                 break
             assert value is not None
             values.append(value)
-    params = {"n": plugin.n, "repeats": plugin.repeats, "time_limit": plugin.time_limit, "failed_calls": len(errors)}
-    if errors:
+    params = {"n": plugin.n, "repeats": plugin.repeats, "time_limit": plugin.time_limit,
+              "failed_calls": int(failure is not None)}
+    if failure is not None:
         estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], math.nan, math.nan, plugin.repeats,
                             draw_seed, params, seconds)
-        return Run(estimate, f"{errors[0]} (call {len(values) + 1} of {plugin.repeats}; no more calls were made)")
+        return Run(estimate, f"{failure} (call {len(values) + 1} of {plugin.repeats}; no more calls were made)")
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], mean, sd / math.sqrt(len(values)),
                         len(values), draw_seed, params, seconds)

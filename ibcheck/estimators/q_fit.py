@@ -24,8 +24,9 @@ from collections.abc import Callable
 import torch
 
 from ibcheck.estimators.common import frozen
-from ibcheck.gaussian import diag_entropy, diag_log_prob, kl_to_standard, log_prob, rsample, standard_normal
+from ibcheck.gaussian import diag_entropy, diag_log_prob, kl_to_standard, log_prob, rsample
 from ibcheck.interface import Cost, DataSampler, Dims, Encoder, InferenceNet, PriorData, Teacher
+from ibcheck.samplers import ModelPopulation
 
 Tensor = torch.Tensor
 OBJECTIVES = ("elbo", "forward")
@@ -73,12 +74,10 @@ def simulated_pairs(encoder: Encoder, teacher: Teacher, data: DataSampler, n: in
     """(z_v, z): (n, k), (n, m) with z ~ p(z|x), x ~ p(x|z_v): the data's own (z_v, x) where it
     has a known prior (``PriorData``), else z_v ~ N(0, I) through the teacher."""
     with torch.no_grad():
-        if isinstance(data, PriorData):
-            batch = data.sample(n, generator)
-            z_v, x = batch.z_v, batch.x
-        else:
-            z_v = standard_normal((n, teacher.latent_dim), generator, generator.device, dtype)
-            x = teacher.sample(z_v, generator)
+        source = data if isinstance(data, PriorData) else ModelPopulation(teacher, teacher.latent_dim,
+                                                                          generator.device, dtype)
+        batch = source.sample(n, generator)
+        z_v, x = batch.z_v, batch.x
         if z_v is None:
             raise ValueError("the forward q needs the z_v that generated each x; this data gives none")
         mean, std = encoder(x)
