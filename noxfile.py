@@ -104,8 +104,9 @@ PEERS = ["benchmark-mi==0.1.3", "jax==0.4.30", "jaxlib==0.4.30"]
 @nox.session(venv_params=VENV)
 def peers(session: nox.Session) -> None:
     """The field's estimators (benchmark-mi: KSG, CCA, histogram, InfoNCE, NWJ, DV, MINE) judged through
-    the plugin interface beside ibcheck's bracket, into reports/peers/ (about 25 minutes on two cores).
-    JAX lives in this session's virtualenv only. ``-- OUT [--quick]`` (--quick: two cases, 200 steps)."""
+    the plugin interface beside ibcheck's bracket (read from baselines/reference.json), into
+    reports/peers/ (23 minutes on two cores). JAX lives in this session's virtualenv only.
+    ``-- OUT [--quick]`` (--quick: two cases, 200 steps)."""
     session.install(*PEERS)
     session.install("-e", ".", "--no-deps")
     session.run("python", "scripts/peers.py", *(session.posargs or ["reports/peers"]))
