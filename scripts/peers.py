@@ -176,7 +176,7 @@ def breakdown(rows: list[dict]) -> list[str]:
 def narrower(rows: list[dict]) -> list[str]:
     """Issue 10's comparison on every case with I >= 5: the bracket's width (negative widths, ends crossed
     within their noise, count as 0) against each peer's |error|, each with 2 se: narrower, wider, or not
-    told apart at this precision."""
+    told apart at this precision, with the reason wherever the bracket is not the narrower."""
     lines = []
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
@@ -185,14 +185,21 @@ def narrower(rows: list[dict]) -> list[str]:
             continue
         width = max(head["bracket_width"], 0.0)
         width_hi = width + 2 * math.hypot(head["bracket_lower_se"], head["bracket_upper_se"])
-        verdicts: dict[str, list[str]] = {"narrower than": [], "wider than": [], "not told apart from": []}
+        verdicts: dict[str, list[str]] = {"narrower than": [], "wider than": [], "not told apart from": [],
+                                          "not compared with": []}
         for r in mine:
             if r["failure"] is not None:
+                verdicts["not compared with"].append(f"{r['peer']} (it {r['failure']})")
                 continue
             low_error, high_error = abs(r["error"]) - 2 * r["stderr"], abs(r["error"]) + 2 * r["stderr"]
             key = ("narrower than" if width_hi < low_error else
                    "wider than" if high_error < width else "not told apart from")
-            verdicts[key].append(f"{r['peer']} ({r['error']:+.2f} ± {r['stderr']:.2f})")
+            why = ("" if key == "narrower than" else
+                   ": its error is smaller than the bracket's width" if key == "wider than" else
+                   f": its 2 se, {2 * r['stderr']:.2f}, is more than the bracket's width; {r['calls']} sample sets "
+                   "are too few to tell" if 2 * r["stderr"] > width_hi else
+                   ": its error is as small as the bracket's width, within their noise")
+            verdicts[key].append(f"{r['peer']} ({r['error']:+.2f} ± {r['stderr']:.2f}{why})")
         parts = [f"{key} {', '.join(names)}" for key, names in verdicts.items() if names]
         lines.append(f"- `{case}` (I = {head['truth']:.2f}): the bracket, {head['bracket_width']:+.3f} wide (2 se "
                      f"{width_hi - width:.3f}), is " + "; ".join(parts) + ".")
@@ -219,7 +226,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
              "measure of the peers' skill, only of what that knowledge buys.", "",
              "![error against the truth](error_vs_truth.png)", "",
              "## Where each family breaks down", "", *breakdown(rows), "",
-             "## The bracket against the peers' errors (cases with I ≥ 5 nats)", "", *narrower(rows), ""]
+             "## The bracket against the peers' errors (cases with I ≥ 5 nats)", "",
+             "CCA's estimate is the information of a Gaussian fitted to the pairs: exact, up to sampling noise, "
+             "wherever x and z are jointly Gaussian (every case here with a Gaussian prior), and far off where they "
+             "are not or where the dimension nears the number of pairs.", "", *narrower(rows), ""]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
         head = mine[0]
