@@ -44,6 +44,16 @@ def stats(session: nox.Session) -> None:
 
 
 @nox.session(venv_params=VENV)
+def calibration(session: nox.Session) -> None:
+    """Rerun every two-sided match check of tests/match_checks.py over many seeds (Ray tasks, local
+    by default) and report per check its mean t, rejection rates and QQ plot, into
+    reports/calibration/ (resumes from its observations.jsonl). ``-- OUT [--seeds N] [--groups A,B]
+    [--address HOST:PORT] [--render]``."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/calibration.py", *(session.posargs or ["reports/calibration"]))
+
+
+@nox.session(venv_params=VENV)
 def bench(session: nox.Session) -> None:
     """pytest-benchmark timings of every estimator, the per-sample reference loop and the
     dense-matmul yardstick; JSON and summary.md under reports/bench/."""

@@ -77,12 +77,22 @@ class Checker:
         return self._judge(ok, "lower", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {truth:.5g}", t, est.n, 1)
 
-    def matches(self, est: Estimate, expected: float, label: str = "") -> bool:
-        """Two-sided agreement with an analytic expectation."""
-        ok = stats.matches(est.value, est.stderr, est.n, expected, CHECK_ALPHA)
-        t = _standardised(abs(est.value - expected), est.stderr, expected)
+    def matches(self, est: Estimate, expected: float, label: str = "", expected_se: float = 0.0) -> bool:
+        """Two-sided agreement with an analytic expectation (itself Monte Carlo where expected_se > 0)."""
+        ok = stats.matches(est.value, est.stderr, est.n, expected, CHECK_ALPHA, expected_se=expected_se)
+        t = _standardised(abs(est.value - expected), stats.combined_se(est.stderr, expected_se), expected)
         return self._judge(ok, "match", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {expected:.5g}", t, est.n, 2)
+
+    def observe(self, observations) -> None:
+        """Judge ``match_checks.Observation``s, each by its kind ("match", "upper" or "lower")."""
+        for o in observations:
+            if o.kind == "match":
+                self.matches(o.estimate, o.reference, o.label, o.reference_se)
+            elif o.kind == "upper":
+                self.upper(o.estimate, o.reference, o.reference_se, o.label)
+            else:
+                self.lower(o.estimate, o.reference, o.reference_se, o.label)
 
     def same_mean(self, a: Estimate, b: Estimate, label: str = "") -> bool:
         """Two independent estimates of one quantity agree (two-sided, errors in quadrature)."""

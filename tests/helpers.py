@@ -116,20 +116,17 @@ class LatentSampler:
 SUITE_NAMES = [c.name for c in suite()]
 
 
-def judge_outcomes(stat, ex, outcomes, prefix: str, expectations: bool = True) -> None:
-    """Every outcome of ``validate.run_case`` through the budgeted checks: upper bounds not
-    below the truth, lower bounds not above (the kind says which, for the reference the run
-    stated), and agreement with the analytic expectation where one exists (when ``expectations``)."""
-    for o in outcomes:
-        est = o.estimate
-        truth, truth_se = (ex.I_XZ, ex.I_XZ_se) if est.target == "I_XZ" else (ex.I_YZ, ex.I_YZ_se)
-        label = f"{prefix} {est.estimator} {est.params.get('K', est.params.get('N', ''))}"
-        if est.kind == "upper":
-            stat.upper(est, truth, truth_se, label=label)
-        elif est.kind == "lower":
-            stat.lower(est, truth, truth_se, label=label)
-        if expectations and o.expected is not None:
-            stat.matches(est, o.expected, label=label + " expectation")
+def numpy_draw(case: LinearGaussianCase, n: int, rng: np.random.Generator):
+    """numpy draws (y or None, z_v, x, encoder mean, z) of a case, written independently of ibcheck's samplers."""
+    y = None
+    centre = case.prior_mean
+    if case.labels.kind == "classes":
+        y = rng.choice(len(case.labels.probs), size=n, p=case.labels.probs)
+        centre = case.labels.means[y]
+    z_v = centre + rng.standard_normal((n, case.k)) @ np.linalg.cholesky(case.prior_cov).T
+    x = z_v @ case.W.T + case.c + case.noise_std * rng.standard_normal((n, case.d))
+    mean = x @ case.A.T + case.b
+    return y, z_v, x, mean, mean + case.std * rng.standard_normal((n, case.m))
 
 
 def joint_factor(case: LinearGaussianCase) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -8,35 +8,17 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats as sps
 from scipy.special import logsumexp
 
-from ibcheck.analytic import exact, models
+from ibcheck.analytic import exact
 from ibcheck.interface import Estimate
 
-from helpers import joint_factor, random_case, sample_joint, suite, suite_case
+import match_checks
+from helpers import joint_factor, numpy_draw, random_case, suite, suite_case
 
 GAUSSIAN_PRIOR_CASES = [c.name for c in suite() if c.labels.kind != "classes"]
 CLASS_CASES = [c.name for c in suite() if c.labels.kind == "classes"]
-
-
-def _draw(case, n: int, rng: np.random.Generator):
-    """numpy draws (y or None, z_v, x, encoder mean, z) of a case, written independently of ibcheck's samplers."""
-    y = None
-    centre = case.prior_mean
-    if case.labels.kind == "classes":
-        y = rng.choice(len(case.labels.probs), size=n, p=case.labels.probs)
-        centre = case.labels.means[y]
-    z_v = centre + rng.standard_normal((n, case.k)) @ np.linalg.cholesky(case.prior_cov).T
-    x = z_v @ case.W.T + case.c + case.noise_std * rng.standard_normal((n, case.d))
-    mean = x @ case.A.T + case.b
-    return y, z_v, x, mean, mean + case.std * rng.standard_normal((n, case.m))
-
-
-def _estimate(terms: np.ndarray, name: str, seed: int) -> Estimate:
-    return Estimate(name, "I_XZ", "exact", float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(len(terms))),
-                    len(terms), seed)
 
 
 def test_hand_1d_values():
@@ -80,23 +62,17 @@ def test_random_gaussian_cases_match_scipy_entropies(seed):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("name", ["deterministic-teacher", "shifted-data-prior", "hand-1d"])
+@pytest.mark.parametrize("name", match_checks.GROUPS["information-mc"].params)
 def test_gaussian_information_by_monte_carlo(name, stat, seed):
     """I(X;Z) = E[log p(z|x) - log p(z)] with both densities exact, by plain sampling."""
-    case = suite_case(name)
-    _, _, Jz, mz = joint_factor(case)
-    _, _, _, mean, z = _draw(case, 200_000, np.random.default_rng(seed))
-    log_cond = sps.norm.logpdf(z, mean, case.std).sum(1)
-    log_marg = sps.multivariate_normal(mz, Jz @ Jz.T).logpdf(z)
-    est = _estimate(log_cond - log_marg, "mc", seed)
-    stat.matches(est, exact.exact_values(case).I_XZ, label=f"{name} I(X;Z) by MC")
+    stat.observe(match_checks.information_mc(name, seed))
 
 
 def _mixture_terms(case, n, rng):
     """Independent MC of class-label information: terms of I(Y;Z) and I(X;Z) with the
     mixture density p(z) = sum_y pi_y N(z; m_y, S) evaluated exactly by scipy."""
     lab = case.labels
-    y, _, _, mean, z = _draw(case, n, rng)
+    y, _, _, mean, z = numpy_draw(case, n, rng)
     S = case.A @ (case.W @ case.prior_cov @ case.W.T + case.noise_std**2 * np.eye(case.d)) @ case.A.T
     S = S + np.diag(case.std**2)
     centres = (lab.means @ case.W.T + case.c) @ case.A.T + case.b
@@ -128,36 +104,17 @@ def test_zero_information_cases_are_exactly_zero_without_clipping():
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("name", ["deterministic-teacher", "ten-classes", "shifted-data-prior"])
+@pytest.mark.parametrize("name", match_checks.GROUPS["vib-mc"].params)
 def test_vib_expectation_by_monte_carlo(name, stat, seed):
     """E_x KL(N(Ax + b, D) || N(0, I)) by sampling x and the closed-form KL per x (numpy)."""
-    case = suite_case(name)
-    _, _, _, mu, _ = _draw(case, 100_000, np.random.default_rng(seed))
-    terms = 0.5 * ((case.std**2).sum() + (mu**2).sum(1) - case.m - np.log(case.std**2).sum())
-    stat.matches(_estimate(terms, "vib-mc", seed), exact.vib_expectation(case), label=f"{name} vib expectation")
-
-
-def _random_q(rng, case):
-    G = rng.normal(size=(case.k, case.k)) * 0.5
-    return rng.normal(size=(case.k, case.m)) * 0.3, rng.normal(size=case.k) * 0.3, G @ G.T + 0.3 * np.eye(case.k)
+    stat.observe(match_checks.vib_mc(name, seed))
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("name", ["noisy-teacher", "shifted-data-prior", "ten-classes", "hand-1d"])
+@pytest.mark.parametrize("name", match_checks.GROUPS["teacher-mc"].params)
 def test_teacher_bound_closed_form_by_monte_carlo(name, stat, seed):
     """Eq. 5's per-sample term, written out in numpy: -H[p(z|x)] - log p(z|x') + KL(q || N(0, I))."""
-    case = suite_case(name)
-    rng = np.random.default_rng(seed)
-    C, e, Sq = _random_q(rng, case)
-    n = 100_000
-    _, _, _, _, z = _draw(case, n, rng)
-    q_mean = z @ C.T + e
-    z_v2 = q_mean + rng.standard_normal((n, case.k)) @ np.linalg.cholesky(Sq).T
-    x2 = z_v2 @ case.W.T + case.c + case.noise_std * rng.standard_normal((n, case.d))
-    neg_h = -0.5 * (case.m * (1 + math.log(2 * math.pi)) + np.log(case.std**2).sum())
-    rec = sps.norm.logpdf(z, x2 @ case.A.T + case.b, case.std).sum(1)
-    kl = 0.5 * (np.trace(Sq) + (q_mean**2).sum(1) - case.k - np.linalg.slogdet(Sq)[1])
-    stat.matches(_estimate(neg_h - rec + kl, "teacher-mc", seed), exact.teacher_bound(case, C, e, Sq), label=f"{name} teacher closed form")
+    stat.observe(match_checks.teacher_mc(name, seed))
 
 
 @pytest.mark.parametrize("name", [c.name for c in suite()])
@@ -194,19 +151,7 @@ def test_barber_agakov_expectation_at_the_posterior_is_the_information(name):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["shifted-data-prior", "ten-classes", "hand-1d"])
-def test_sampler_moments_match_the_model(name, dtype, stat, seed):
+@pytest.mark.parametrize("param", match_checks.GROUPS["sampler-moments"].params, ids="-".join)
+def test_sampler_moments_match_the_model(param, stat, seed):
     """ibcheck's torch sampler: a random projection of x and of z has the model's mean and variance."""
-    case = suite_case(name)
-    torch_dtype = getattr(torch, dtype)
-    sampler, encoder = models.CaseSampler(case, dtype=torch_dtype), models.encoder_for(case, dtype=torch_dtype)
-    batch, z = sample_joint(sampler, encoder, 100_000, torch.Generator().manual_seed(seed))
-    mo = exact.moments(case)
-    rng = np.random.default_rng(seed)
-    for label, values, mean, cov in (("x", batch.x, mo.mx, mo.Sx), ("z", z, mo.mz, mo.Sz)):
-        u = rng.normal(size=len(mean))
-        proj = values.double().numpy() @ u
-        centred = (proj - u @ mean) ** 2
-        stat.matches(_estimate(proj, f"{label} mean", seed), float(u @ mean), label=f"{name} {dtype} {label}·u mean")
-        stat.matches(_estimate(centred, f"{label} var", seed), float(u @ cov @ u), label=f"{name} {dtype} {label}·u var")
+    stat.observe(match_checks.sampler_moments(param, seed))

@@ -14,7 +14,8 @@ from ibcheck.pipeline import networks
 from ibcheck.validate import run_case
 
 import budget
-from helpers import LatentSampler, fast, judge_outcomes, suite_case
+import match_checks
+from helpers import LatentSampler, fast, suite_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.statistical]
 
@@ -25,7 +26,8 @@ def test_every_estimator_on_cuda(name, dtype, stat):
     case = fast(suite_case(name))
     ex, outcomes, _ = run_case(case, seed=budget.seed_for("gpu", name), device="cuda", dtype=dtype)
     # float32 sums drift by round-off far above the float64 expectations' standard errors
-    judge_outcomes(stat, ex, outcomes, f"cuda {dtype} {name}", expectations=dtype == torch.float64)
+    stat.observe(match_checks.outcome_observations(ex, outcomes, f"cuda {dtype} {name}",
+                                                   expectations=dtype == torch.float64))
 
 
 def test_log_density_matrix_agrees_between_cuda_and_cpu():

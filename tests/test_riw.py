@@ -16,6 +16,7 @@ from ibcheck.estimators.teacher_bounds import TeacherIWParams, TeacherRIWParams,
 from ibcheck.gaussian import diag_log_prob, log_prob, rsample
 from ibcheck.samplers import FiniteSampler
 
+import match_checks
 from helpers import linear, suite_case, trained_context
 
 
@@ -31,11 +32,9 @@ def _riw(encoder, sampler, context, K: int, n: int, seed: int):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("name", ["deterministic-teacher", "shifted-data-prior", "high-mi"])
+@pytest.mark.parametrize("name", match_checks.GROUPS["riw-zero"].params)
 def test_riw_at_K_0_matches_the_barber_agakov_closed_form(stat, seed, name):
-    case, encoder, sampler, context = _setup(name, seed)
-    est = _riw(encoder, sampler, context, 0, 20_000, seed + 1)
-    stat.matches(est, exact.riw_zero_expectation(case, *context.q_forward.numpy_params()), label=f"{name}: riw K=0")
+    stat.observe(match_checks.riw_zero(name, seed))
 
 
 @pytest.mark.statistical

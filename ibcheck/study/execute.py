@@ -202,19 +202,23 @@ def _quiet_stderr():
             os.close(saved)
 
 
-def _ray(address: str | None):
+def connect_ray(address: str | None, runtime_env: dict | None = None):
+    """Ray, started inside this process (``address`` None) or connected to the cluster at
+    ``address``; a cluster that cannot be reached is an InputError of one line. ``runtime_env``
+    (e.g. environment variables) goes to every worker."""
     try:
         import ray
     except ImportError:
-        raise InputError("ibcheck study needs Ray: pip install 'ray>=2.9'") from None
+        raise InputError("ibcheck needs Ray for this: pip install 'ray>=2.9'") from None
     if address is None:  # a new Ray inside this process (never a cluster that `ray start` left running), on
         # the cores this process may use, not all the machine's
         ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.ERROR)
+                 log_to_driver=False, logging_level=logging.ERROR, runtime_env=runtime_env)
         return ray
     try:
         with _quiet_stderr():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                     runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
         hint = ("; if the cluster uses token authentication (the default of `ray start` since Ray 2.59), set "
                 "RAY_AUTH_MODE=token here and give this machine its token (`ray get-auth-token` on the head)"
@@ -274,7 +278,7 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
     check_address(address)
     recorded = check_folder(study, folder)
     todo = _todo(study, folder)
-    ray = _ray(address) if todo else None  # connect before anything is written
+    ray = connect_ray(address) if todo else None  # connect before anything is written
     with StudyLock(folder):
         ledger = Ledger.open(folder, study, recorded)
         ledger.write()

@@ -1,0 +1,396 @@
+"""``nox -s calibration``: do the two-sided ``match`` checks reject at their nominal rates?
+
+Reruns every group of ``match_checks.GROUPS`` over many seeds, one Ray task per (group,
+parameter, seed) (Ray local by default, a cluster by ``--address``), and writes into OUT
+(default reports/calibration):
+
+- ``observations.jsonl``: every check of every seed, appended as each task ends; a rerun
+  resumes from it and draws only what is missing;
+- ``calibration.json`` / ``.csv``: per check, the signed t = (estimate - reference) / se, its
+  mean and sd over seeds with the mean's 99% interval, the mean of estimate - reference, and
+  the rejection rates at 0.1, 0.05 and 0.01 with their Clopper-Pearson 99% intervals, beside the
+  99% binomial band of a calibrated check at that level (one-sided checks: its upper end only);
+- ``mean_t.png`` (every match check's mean t and 99% interval) and ``qq.png`` (t against
+  Student's t, with the pointwise 99% band of the order statistics), each with its CSV;
+- ``report.md``.
+
+    python tests/calibration.py [OUT] [--seeds N] [--groups A,B] [--address HOST:PORT] [--render]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as sps
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+from ibcheck import fileio, stats  # noqa: E402
+
+import budget  # noqa: E402
+
+LEVELS = (0.1, 0.05, 0.01)
+MEAN_T_LIMIT = 0.1  # issue 11: a calibrated check has |mean t| within this over its seeds
+CONFIDENCE = 0.99
+MIN_RANDOM = 20  # fewer seeds where a check is random cannot place its mean t within ±0.5: not judged
+
+
+# ---------------------------------------------------------------- running
+
+
+def param_key(param) -> str:
+    return "" if param is None else param if isinstance(param, str) else "-".join(param)
+
+
+def seed_of(group: str, key: str, i: int) -> int:
+    """Seed i of a group's parameter: fixed (a rerun reproduces the report), apart from every test seed."""
+    return budget.seed_for("calibration", group, key, i)
+
+
+def draw_task(group: str, key: str, seed: int) -> dict:
+    """On a worker: one seed of one parameter of a group, as JSON-ready observations."""
+    import torch
+
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import match_checks
+
+    torch.set_num_threads(1)
+    found = match_checks.GROUPS[group]
+    param = next(p for p in found.params if param_key(p) == key)
+    started = time.perf_counter()
+    observations = found.draw(param, seed)
+    return {"seconds": time.perf_counter() - started,
+            "observations": [{"label": o.label, "kind": o.kind, "value": o.estimate.value, "se": o.estimate.stderr,
+                              "n": o.estimate.n, "reference": o.reference, "reference_se": o.reference_se, "t": o.t}
+                             for o in observations]}
+
+
+def load(path: Path) -> list[dict]:
+    """The records of ``observations.jsonl``; a line cut short by an interruption is dropped (and
+    the file rewritten without it), so that its draw is made again."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    if len(records) < len([x for x in lines if x.strip()]):
+        fileio.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def todo(groups: list, seeds: int | None, done: set) -> list[tuple[str, str, int, int]]:
+    """(group, parameter key, i, seed) still to draw: ``seeds`` (default each group's own) per parameter,
+    seed by seed across a group's parameters, so that a run stopped early leaves them all about as far."""
+    out = []
+    for group in groups:
+        keys = [param_key(p) for p in group.params]
+        for i in range(seeds or group.seeds):
+            out += [(group.name, key, i, seed_of(group.name, key, i)) for key in keys if (group.name, key, i) not in done]
+    return out
+
+
+def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: bool = False) -> None:
+    """Draw every missing (group, parameter, seed) on Ray, appending each record as it ends."""
+    from tqdm import tqdm
+
+    from ibcheck.study.execute import check_address, connect_ray
+
+    path = out / "observations.jsonl"
+    done = {(r["group"], r["param"], r["i"]) for r in load(path)}
+    tasks = todo(groups, seeds, done)
+    if not tasks:
+        return
+    check_address(address)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    ray = connect_ray(address, runtime_env={"env_vars": env})
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        remote = ray.remote(draw_task).options(num_cpus=1)
+        pending = {remote.remote(g, k, s): (g, k, i, s) for g, k, i, s in tasks}
+        with open(path, "a", encoding="utf-8") as log, tqdm(total=len(tasks), desc="calibration", unit="draw",
+                                                           disable=quiet, file=sys.stderr) as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                group, key, i, seed = pending.pop(ready[0])
+                result = ray.get(ready[0])
+                log.write(json.dumps({"group": group, "param": key, "i": i, "seed": seed, **result}) + "\n")
+                log.flush()
+                bar.update()
+    finally:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------- judging
+
+
+def fails(kind: str, t: float, n: int, level: float) -> bool:
+    """Whether a check at ``level`` rejects: |t| > q(level/2) for a match, t < -q(level) for an
+    upper bound, t > q(level) for a lower bound (``ibcheck.stats``, the checks' own quantiles)."""
+    if kind == "match":
+        return abs(t) > stats.quantile(level / 2, n)
+    q = stats.quantile(level, n)
+    return t < -q if kind == "upper" else t > q
+
+
+def band(seeds: int, level: float) -> tuple[int, int]:
+    """The central 99% range of a calibrated check's rejection count over ``seeds`` seeds."""
+    lo, hi = sps.binom.interval(CONFIDENCE, seeds, level)
+    return int(lo), int(hi)
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per check (label), in the order the checks were first seen."""
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    group_of = {}
+    for r in records:
+        for o in r["observations"]:
+            by_label[o["label"]].append(o)
+            group_of.setdefault(o["label"], r["group"])
+    return [_row(label, group_of[label], obs) for label, obs in by_label.items()]
+
+
+def exact(o: dict) -> bool:
+    """An estimate equal to its reference within the checks' round-off slack: the check passes
+    whatever its se (an encoder that ignores x, a q that is exactly the prior), so it says nothing
+    about calibration."""
+    return abs(o["value"] - o["reference"]) <= stats.roundoff(o["reference"], 2.0**-52)
+
+
+def _row(label: str, group: str, obs: list[dict]) -> dict:
+    """A check's statistics over the seeds where it is random (``exact`` ones counted apart)."""
+    kind, n_terms = obs[0]["kind"], obs[0]["n"]
+    exact_seeds = sum(map(exact, obs))
+    obs = [o for o in obs if not exact(o)] if kind == "match" else obs
+    t = np.array([o["t"] for o in obs], dtype=float)
+    diff = np.array([o["value"] - o["reference"] for o in obs])
+    seeds = len(t)
+    row = {"label": label, "group": group, "kind": kind, "terms": n_terms, "seeds": seeds,
+           "exact_seeds": exact_seeds if kind == "match" else 0, "degenerate": seeds < MIN_RANDOM}
+    if seeds < MIN_RANDOM:
+        return {**row, "rates_inside": True, **({"calibrated": None} if kind == "match" else {})}
+    sd = float(t.std(ddof=1)) if np.isfinite(t).all() else math.nan
+    half = float(sps.t.isf((1 - CONFIDENCE) / 2, seeds - 1)) * sd / math.sqrt(seeds)
+    row.update({"mean_t": float(t.mean()), "sd_t": sd, "mean_t_half_width": half, "mean_diff": float(diff.mean()),
+                "se_diff": float(diff.std(ddof=1) / math.sqrt(seeds))})
+    ok = True
+    for level in LEVELS:
+        count = int(sum(fails(kind, x, n_terms, level) for x in t))
+        lo, hi = band(seeds, level)
+        ci = sps.binomtest(count, seeds).proportion_ci(CONFIDENCE, method="exact")
+        inside = count <= hi if kind != "match" else lo <= count <= hi
+        row.update({f"fail_{level:g}": count, f"rate_{level:g}": count / seeds, f"rate_{level:g}_lo": ci.low,
+                    f"rate_{level:g}_hi": ci.high, f"band_{level:g}_lo": lo / seeds, f"band_{level:g}_hi": hi / seeds,
+                    f"inside_{level:g}": bool(inside)})
+        ok &= inside
+    row["rates_inside"] = bool(ok)
+    if kind == "match":
+        row["mean_t_inside"] = bool(abs(row["mean_t"]) <= MEAN_T_LIMIT)
+        row["calibrated"] = bool(ok and row["mean_t_inside"])
+    return row
+
+
+def chance_beyond_limit(rows: list[dict]) -> float:
+    """How many match checks a perfectly calibrated suite would put beyond ±MEAN_T_LIMIT by chance
+    alone: the sum over checks of P(|mean of N(0, 1) over their seeds| > limit)."""
+    return float(sum(2 * sps.norm.sf(MEAN_T_LIMIT * math.sqrt(r["seeds"])) for r in rows
+                     if r["kind"] == "match" and not r["degenerate"]))
+
+
+# ---------------------------------------------------------------- figures and report
+
+
+def qq_points(t: np.ndarray, terms: int) -> dict[str, np.ndarray]:
+    """Sorted t against Student's t(terms - 1) quantiles at (i - 1/2)/N, and the pointwise 99% band
+    of the i-th of N order statistics (Beta(i, N - i + 1) through the quantile function)."""
+    seeds = len(t)
+    i = np.arange(1, seeds + 1)
+    dist = sps.t(max(terms - 1, 1))
+    tail = (1 - CONFIDENCE) / 2
+    return {"sample": np.sort(t), "theory": dist.ppf((i - 0.5) / seeds),
+            "lo": dist.ppf(sps.beta.ppf(tail, i, seeds - i + 1)), "hi": dist.ppf(sps.beta.isf(tail, i, seeds - i + 1))}
+
+
+def _match_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["kind"] == "match" and not r["degenerate"]]
+
+
+def plot_qq(records: list[dict], rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = _match_rows(rows)
+    cols = 6
+    fig, axes = plt.subplots(math.ceil(len(shown) / cols), cols, figsize=(3.2 * cols, 2.9 * math.ceil(len(shown) / cols)),
+                             squeeze=False)
+    csv = []
+    for ax, row in zip(axes.flat, shown):
+        t = np.array([o["t"] for r in records for o in r["observations"] if o["label"] == row["label"]])
+        pts = qq_points(t, row["terms"])
+        ax.fill_between(pts["theory"], pts["lo"], pts["hi"], color="tab:blue", alpha=0.15, lw=0)
+        ax.plot(pts["theory"], pts["sample"], ".", ms=2.5, color="tab:blue")
+        ax.axline((0, 0), slope=1, color="grey", lw=0.8)
+        bad = "" if row["calibrated"] else "  ✗"
+        ax.set_title(f"{row['label']}{bad}\nmean t {row['mean_t']:+.2f}, sd {row['sd_t']:.2f}, {row['seeds']} seeds",
+                     fontsize=7, color="black" if row["calibrated"] else "tab:red")
+        ax.tick_params(labelsize=6)
+        csv += [[row["label"], *(f"{v:.5g}" for v in values)]
+                for values in zip(pts["theory"], pts["sample"], pts["lo"], pts["hi"])]
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    fig.suptitle("t = (estimate − expectation)/se against Student's t, with the 99% band of each order statistic",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fileio.save_figure(fig, out / "qq.png")
+    plt.close(fig)
+    fileio.write_csv(out / "qq.csv", ["label", "theory", "sample", "band_lo", "band_hi"], csv)
+
+
+def plot_mean_t(rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = _match_rows(rows)
+    fig, ax = plt.subplots(figsize=(8, 0.22 * len(shown) + 1.2))
+    y = np.arange(len(shown))
+    colours = ["tab:blue" if r["calibrated"] else "tab:red" for r in shown]
+    ax.errorbar([r["mean_t"] for r in shown], y, xerr=[r["mean_t_half_width"] for r in shown], fmt="none",
+                ecolor=colours, lw=1)
+    ax.scatter([r["mean_t"] for r in shown], y, c=colours, s=12, zorder=3)
+    for x in (-MEAN_T_LIMIT, MEAN_T_LIMIT):
+        ax.axvline(x, color="grey", ls="--", lw=0.8)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_yticks(y, [f"{r['label']} ({r['seeds']})" for r in shown], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean of t over seeds, with its 99% interval (dashed: ±0.1)")
+    ax.set_title("Is each match check centred? (red: not calibrated)", fontsize=10)
+    fig.tight_layout()
+    fileio.save_figure(fig, out / "mean_t.png")
+    plt.close(fig)
+    fileio.write_csv(out / "mean_t.csv", ["label", "seeds", "mean_t", "half_width_99"],
+                     [[r["label"], r["seeds"], r["mean_t"], r["mean_t_half_width"]] for r in shown])
+
+
+def _rates(r: dict) -> str:
+    return " | ".join(f"{r[f'rate_{a:g}']:.3f} [{r[f'rate_{a:g}_lo']:.3f}, {r[f'rate_{a:g}_hi']:.3f}]"
+                      + ("" if r[f"inside_{a:g}"] else " ✗") for a in LEVELS)
+
+
+def _summary_lines(rows: list[dict]) -> list[str]:
+    match = [r for r in rows if r["kind"] == "match"]
+    live = _match_rows(rows)
+    dead = [r for r in match if r["degenerate"]]
+    beyond = [r for r in live if not r["mean_t_inside"]]
+    shifted = [r for r in live if abs(r["mean_t"]) > r["mean_t_half_width"]]
+    outside = [r for r in rows if not r["degenerate"] and not r["rates_inside"]]
+
+    def named(found: list[dict], t: bool = True) -> str:
+        return "" if not found else " They are: " + ", ".join(
+            f"`{r['label']}`" + (f" ({r['mean_t']:+.3f} ± {r['mean_t_half_width']:.3f}, {r['seeds']} seeds)" if t
+                                 else "") for r in found) + "."
+
+    return [f"- Match checks calibrated: {sum(bool(r['calibrated']) for r in live)} of {len(live)}."
+            + ("" if not dead else f" {len(dead)} more are exact (the estimate equals its expectation to "
+               f"round-off, so the check cannot fail) on all but fewer than {MIN_RANDOM} seeds, and are not judged: "
+               + ", ".join(f"`{r['label']}` (exact on {r['exact_seeds']} of {r['exact_seeds'] + r['seeds']})"
+                           for r in dead) + "."),
+            f"- |mean t| > 0.1: {len(beyond)} checks; a perfectly calibrated suite would show "
+            f"{chance_beyond_limit(rows):.1f} by chance alone at these seed counts." + named(beyond),
+            f"- The 99% interval of mean t excludes 0: {len(shifted)} checks (about {0.01 * len(live):.1f} by "
+            "chance)." + named(shifted),
+            f"- Rejection counts outside their 99% band: {len(outside)} of {len(rows) - len(dead)} checks (three "
+            f"levels each, so about {0.03 * (len(rows) - len(dead)):.1f} by chance)." + named(outside, t=False)]
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    match = _match_rows(rows)
+    sided = [r for r in rows if r["kind"] != "match"]
+    seeds = [r["seeds"] for r in rows if not r["degenerate"]]
+    lines = ["# Are the match checks calibrated?", "",
+             f"{meta['draws']:,} draws ({meta['seconds'] / 60:.1f} min of draws on this machine) of "
+             f"{sum(r['kind'] == 'match' for r in rows)} match checks and {len(sided)} one-sided bound checks; "
+             f"{min(seeds)} to {max(seeds)} seeds per check. t = (estimate − reference)/se, signed. A match check "
+             "is calibrated when |mean t| ≤ 0.1 and its rejection counts at 0.1, 0.05 and 0.01 lie inside the 99% "
+             "binomial band of a calibrated check; a one-sided check when its counts are at or below that band's "
+             "upper end. Seeds where an estimate equals its expectation to round-off are counted apart (`exact`).",
+             "", *_summary_lines(rows), "", "![mean t](mean_t.png)", "", "![QQ plots](qq.png)", "",
+             "## Match checks", "",
+             "| check | seeds (exact) | terms | mean t (99%) | sd t | mean of estimate − expectation | rejected at 0.1 "
+             "| at 0.05 | at 0.01 |", "| --- | ---: | ---: | --- | ---: | --- | --- | --- | --- |"]
+    for r in match:
+        lines.append(f"| {r['label']}{'' if r['calibrated'] else ' ✗'} | {r['seeds']} ({r['exact_seeds']}) | "
+                     f"{r['terms']:,} | {r['mean_t']:+.3f} ± {r['mean_t_half_width']:.3f} | {r['sd_t']:.3f} | "
+                     f"{r['mean_diff']:+.2e} ± {r['se_diff']:.1e} | {_rates(r)} |")
+    lines += ["", "Rates are given with their Clopper-Pearson 99% interval; ✗ marks a count outside the band "
+              f"(at 200 seeds the band is {band(200, 0.1)[0]}-{band(200, 0.1)[1]}, {band(200, 0.05)[0]}-"
+              f"{band(200, 0.05)[1]} and {band(200, 0.01)[0]}-{band(200, 0.01)[1]} rejections).", "",
+              "## One-sided bound checks (same runs)", "",
+              "| check | seeds | rejected at 0.1 | at 0.05 | at 0.01 |", "| --- | ---: | --- | --- | --- |"]
+    for r in sided:
+        lines.append(f"| {r['label']} ({r['kind']}) | {r['seeds']} | {_rates(r)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, records: list[dict]) -> list[dict]:
+    rows = summarize(records)
+    meta = {"draws": len(records), "seconds": sum(r["seconds"] for r in records), "levels": list(LEVELS),
+            "mean_t_limit": MEAN_T_LIMIT, "confidence": CONFIDENCE}
+    fileio.write_json(out / "calibration.json", fileio.finite_or_none({**meta, "checks": rows}))
+    fields = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "label"]
+    fileio.write_csv(out / "calibration.csv", ["label", *fields], [[r["label"], *[r.get(k) for k in fields]]
+                                                                     for r in rows])
+    if _match_rows(rows):  # else too few random seeds to judge anything: no figures
+        plot_mean_t(rows, out)
+        plot_qq(records, rows, out)
+    fileio.write_text(out / "report.md", markdown(rows, meta))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import match_checks
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="reports/calibration", help="report folder (resumed if it exists)")
+    parser.add_argument("--seeds", type=int, help="seeds per check (default: each group's own)")
+    parser.add_argument("--groups", help=f"comma-separated subset of: {', '.join(match_checks.GROUPS)}")
+    parser.add_argument("--address", help="a Ray cluster's HOST:PORT (default: Ray started here)")
+    parser.add_argument("--render", action="store_true", help="rewrite the report from observations.jsonl only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    names = args.groups.split(",") if args.groups else list(match_checks.GROUPS)
+    unknown = [n for n in names if n not in match_checks.GROUPS]
+    if unknown or (args.seeds is not None and args.seeds < 2):
+        parser.error(f"unknown group {unknown[0]!r}" if unknown else "--seeds must be at least 2")
+    out = Path(args.out)
+    if not args.render:
+        run(out, [match_checks.GROUPS[n] for n in names], args.seeds, args.address, args.quiet)
+    # the report is of the seeds asked for, whatever else an earlier, longer run left in the file
+    records = [r for r in load(out / "observations.jsonl")
+               if r["group"] in names and r["i"] < (args.seeds or match_checks.GROUPS[r["group"]].seeds)]
+    if not records:
+        print(f"calibration: no observations in {out}", file=sys.stderr)
+        return 1
+    rows = write(out, records)
+    match = _match_rows(rows)
+    print(f"calibration: {sum(r['calibrated'] for r in match)} of {len(match)} random match checks calibrated; "
+          f"{out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
