@@ -98,14 +98,9 @@ def outcome_observations(ex, outcomes: list[Outcome], prefix: str, expectations:
     return out
 
 
-def suite_run(name: str, seed: int):
-    """One run of the estimators with an expectation on a suite case at the fast settings."""
-    case = fast(suite_case(name))
-    return run_case(case, seed=seed, device="cpu", dtype=torch.float64, names=EXPECTING)
-
-
 def suite_draw(name: str, seed: int) -> list[Observation]:
-    ex, outcomes, _ = suite_run(name, seed)
+    """One run of the estimators with an expectation on a suite case at the tests' fast settings."""
+    ex, outcomes, _ = run_case(fast(suite_case(name)), seed=seed, device="cpu", dtype=torch.float64, names=EXPECTING)
     return outcome_observations(ex, outcomes, name)
 
 
@@ -215,7 +210,7 @@ def closed_form_kl(_: None, seed: int) -> list[Observation]:
 
 # Seeds per parameter in ``nox -s calibration`` (issue 11 asks at least 200): 600 put the 99% interval of
 # a mean t at about ±0.1, the bound a calibrated check must keep; the numpy checks cost milliseconds and get
-# 1,000; a suite run costs about a second and gets 400 (±0.13), so that the whole session takes about an hour
+# 1,000; a suite run costs about a second and gets 400 (±0.13), so that the whole session takes about 80 min
 # on two cores; mnist-shaped costs 20 s a run (d = 784) and gets 50.
 LARGE = ("mnist-shaped",)
 GROUPS = {g.name: g for g in (
