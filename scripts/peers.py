@@ -217,12 +217,13 @@ def markdown(rows: list[dict], meta: dict) -> str:
              f"A call has {TIME_LIMIT:g} s; the first failed call ends that peer's case. Errors are estimate − truth "
              "in nats, ± the se over the sample sets. With 3 to 5 sample sets and the run's Bonferroni level, the "
              "tests have little power: read the errors, not only the verdicts.", "",
-             "ibcheck's bracket (`teacher_riw` ≤ I ≤ `teacher_iw`, with their standard errors) is not estimated "
+             "ibcheck's bracket (per case the tightest lower and upper bounds that passed their tests, with their "
+             "standard errors: mostly `teacher_riw` and `teacher_iw`, on some cases `nce` or `loo`) is not estimated "
              "again here: it is the committed reference run's, `baselines/reference.json` (the same suite at "
              f"`validate`'s defaults, seed 0; {meta['reference_seconds']:.0f} s of estimators on this machine).", "",
              "**What is compared.** The peers estimate I(X;Z) from samples alone. ibcheck's own bounds also use "
-             "the known encoder density p(z|x) and the teacher (the bracket `teacher_riw` ≤ I ≤ `teacher_iw` needs "
-             "the generating z_v and the prior's density): they know more, so their bracket is not a fair "
+             "the known encoder density p(z|x) (all of them), and `teacher_riw` and `teacher_iw` the teacher and "
+             "the prior's density (`teacher_riw` also the generating z_v): they know more, so their bracket is not a fair "
              "measure of the peers' skill, only of what that knowledge buys.", "",
              "![error against the truth](error_vs_truth.png)", "",
              "## Where each family breaks down", "", *breakdown(rows), "",
