@@ -162,10 +162,10 @@ def summarize(records: list[dict]) -> list[dict]:
 
 
 def exact(o: dict) -> bool:
-    """An estimate equal to its reference within the checks' round-off slack: the check passes
-    whatever its se (an encoder that ignores x, a q that is exactly the prior), so it says nothing
-    about calibration."""
-    return abs(o["value"] - o["reference"]) <= stats.roundoff(o["reference"], 2.0**-52)
+    """An estimate equal to its reference within the checks' round-off slack, which is where
+    ``Observation.t`` is 0: the check passes whatever its se (an encoder that ignores x, a q that is
+    exactly the prior), so it says nothing about calibration."""
+    return o["t"] == 0.0
 
 
 def _row(label: str, group: str, obs: list[dict]) -> dict:
