@@ -32,6 +32,35 @@ def test_a_calibrated_check_passes_and_a_shifted_one_is_flagged():
     assert not wide["rates_inside"] and not wide["calibrated"]
 
 
+def test_the_family_wise_verdict_flags_a_shifted_check_among_calibrated_ones():
+    """Sixty calibrated checks and one shifted by 0.3 in t, 400 seeds each: only the shifted one is
+    flagged (a calibrated check is flagged with probability at most FAMILY_ALPHA / tests by
+    construction; the draws are seeded)."""
+    rng = np.random.default_rng(3)
+    records = _records(np.zeros(400))
+    for r in records:
+        r["observations"] = [{"label": f"c{j}", "kind": "match", "value": 0.0, "se": 1.0, "n": 1000, "reference": 0.0,
+                              "reference_se": 0.0, "t": float(rng.standard_normal() + 0.3 * (j == 60))}
+                             for j in range(61)]
+    rows = calibration.summarize(records)
+    assert calibration.family_tests(rows) == 61 * 4
+    assert [r["label"] for r in rows if r["family_flag"]] == ["c60"]
+    assert rows[60]["p_mean"] < calibration.FAMILY_ALPHA / calibration.family_tests(rows)
+
+
+def test_chance_all_pass_of_the_mean_t_rule_alone(monkeypatch):
+    """With no rate bands, a calibrated check of 400 seeds keeps |mean t| <= 0.1 with probability
+    1 - 2 Phi(-0.1 sqrt(400)) = 0.9545; 20,000 simulated suites estimate it with se 0.0015 (the
+    bound below is 5 se: a seeded draw, false failure 6e-7 were it redrawn)."""
+    from scipy import stats
+
+    monkeypatch.setattr(calibration, "LEVELS", ())
+    row = {"label": "c", "kind": "match", "degenerate": False, "seeds": 400, "terms": 2_000_000}
+    expected = 1 - 2 * stats.norm.sf(calibration.MEAN_T_LIMIT * 20)
+    assert abs(calibration.chance_all_pass([row], sims=20_000) - expected) < 5 * math.sqrt(expected * (1 - expected) / 20_000)
+    assert calibration.chance_all_pass([row, {**row, "label": "d"}], sims=20_000) < calibration.chance_all_pass([row], sims=20_000)
+
+
 def test_one_sided_checks_count_only_the_side_that_fails():
     t = np.random.default_rng(1).standard_normal(300) + 3.0  # an upper bound well above the truth
     upper, = calibration.summarize(_records(t, kind="upper"))
