@@ -156,14 +156,17 @@ def band(seeds: int, level: float) -> tuple[int, int]:
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per check (label), in the order the checks were first seen."""
-    by_label: dict[str, list[dict]] = defaultdict(list)
-    group_of = {}
+    """One row per check (group and label), in the order the checks were first seen; a label that
+    two groups share is shown with its group, so that their draws are never pooled."""
+    by_check: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
         for o in r["observations"]:
-            by_label[o["label"]].append(o)
-            group_of.setdefault(o["label"], r["group"])
-    return family_flags([_row(label, group_of[label], obs) for label, obs in by_label.items()])
+            by_check[r["group"], o["label"]].append(o)
+    groups_of = defaultdict(set)
+    for group, label in by_check:
+        groups_of[label].add(group)
+    return family_flags([_row(label if len(groups_of[label]) == 1 else f"{label} [{group}]", group, obs)
+                         for (group, label), obs in by_check.items()])
 
 
 def exact(o: dict) -> bool:

@@ -177,7 +177,7 @@ def teacher_iw_one(name: str, seed: int) -> list[Observation]:
     enc, smp = linear(case)
     context = trained_context(case, enc, smp, seed, steps=200)
     est = estimators.run_one("teacher_iw", enc, smp, TeacherIWParams(K=(1,), n=20_000), seed=seed + 1, context=context)
-    return [_match(f"{name} teacher_iw K=1", est, exact.teacher_bound(case, *context.q_forward.numpy_params()))]
+    return [_match(f"{name}: iw K=1", est, exact.teacher_bound(case, *context.q_forward.numpy_params()))]
 
 
 def riw_zero(name: str, seed: int) -> list[Observation]:

@@ -48,6 +48,14 @@ def test_the_family_wise_verdict_flags_a_shifted_check_among_calibrated_ones():
     assert rows[60]["p_mean"] < calibration.FAMILY_ALPHA / calibration.family_tests(rows)
 
 
+def test_a_label_two_groups_share_is_never_pooled():
+    first, second = _records(np.full(30, 5.0), kind="upper"), _records(np.random.default_rng(4).standard_normal(30))
+    for r in second:
+        r["group"] = "h"
+    rows = calibration.summarize(first + second)
+    assert [(r["label"], r["kind"], r["seeds"]) for r in rows] == [("planted [g]", "upper", 30), ("planted [h]", "match", 30)]
+
+
 def test_chance_all_pass_of_the_mean_t_rule_alone(monkeypatch):
     """With no rate bands, a calibrated check of 400 seeds keeps |mean t| <= 0.1 with probability
     1 - 2 Phi(-0.1 sqrt(400)) = 0.9545; 20,000 simulated suites estimate it with se 0.0015 (the
