@@ -158,7 +158,9 @@ class Estimate:
     value: mean of ``n`` independent terms, in nats; stderr: sd / sqrt(n) of
     those terms (bounds.md section 3); seed: the seed of every random draw the
     run made; params: the estimator's settings (K, N, training steps ...);
-    seconds: wall time of the run, training included.
+    seconds: wall time of the run, training included; skew: the terms' sample
+    skewness m3 / m2^(3/2) (0 where the terms are not at hand, e.g. a user's
+    estimator), which the one-sided checks correct for (``stats.skew_corrected``).
     """
 
     estimator: str
@@ -170,6 +172,7 @@ class Estimate:
     seed: int
     params: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    skew: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -274,7 +274,7 @@ def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
     valid = None
     if one_sided:
         check = stats.upper_valid if est.kind == "upper" else stats.lower_valid
-        valid = check(est.value, est.stderr, est.n, truth, level, truth_se, eps)
+        valid = check(est.value, est.stderr, est.n, truth, level, truth_se, eps, est.skew)
     match = None
     if o.expected is not None:
         match = stats.matches(est.value, est.stderr, est.n, o.expected, level, eps, o.expected_se)

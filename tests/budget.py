@@ -65,14 +65,14 @@ class Checker:
 
     def upper(self, est: Estimate, truth: float, truth_se: float = 0.0, label: str = "") -> bool:
         """An upper bound is not significantly below the truth."""
-        ok = stats.upper_valid(est.value, est.stderr, est.n, truth, CHECK_ALPHA, truth_se)
+        ok = stats.upper_valid(est.value, est.stderr, est.n, truth, CHECK_ALPHA, truth_se, skew=est.skew)
         t = _standardised(truth - est.value, stats.combined_se(est.stderr, truth_se), truth)
         return self._judge(ok, "upper", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {truth:.5g}", t, est.n, 1)
 
     def lower(self, est: Estimate, truth: float, truth_se: float = 0.0, label: str = "") -> bool:
         """A lower bound is not significantly above the truth."""
-        ok = stats.lower_valid(est.value, est.stderr, est.n, truth, CHECK_ALPHA, truth_se)
+        ok = stats.lower_valid(est.value, est.stderr, est.n, truth, CHECK_ALPHA, truth_se, skew=est.skew)
         t = _standardised(est.value - truth, stats.combined_se(est.stderr, truth_se), truth)
         return self._judge(ok, "lower", label or est.estimator,
                            f"{est.value:.5g} ± {est.stderr:.2g} vs {truth:.5g}", t, est.n, 1)
@@ -113,8 +113,11 @@ class Checker:
     def caught(self, kind: str, est: Estimate, target: float, label: str) -> bool:
         """Power: the ``kind`` check ("upper", "lower" or "match") must FAIL on a planted wrong
         estimate. Not counted against the budget (a failure here is the expected outcome)."""
-        check = {"upper": stats.upper_valid, "lower": stats.lower_valid, "match": stats.matches}[kind]
-        passes = check(est.value, est.stderr, est.n, target, CHECK_ALPHA)
+        if kind == "match":
+            passes = stats.matches(est.value, est.stderr, est.n, target, CHECK_ALPHA)
+        else:
+            check = stats.upper_valid if kind == "upper" else stats.lower_valid
+            passes = check(est.value, est.stderr, est.n, target, CHECK_ALPHA, skew=est.skew)
         if STATS_LOG:
             self.records.append({"kind": "power", "label": label, "caught": not passes, "seed": SEED_OFFSET})
             return True

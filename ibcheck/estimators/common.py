@@ -30,13 +30,17 @@ def module_device(module) -> torch.device:
 
 def summarize(estimator: str, target: Target, kind: BoundKind, terms: Tensor, seed: int,
               params: dict, started: float) -> Estimate:
-    """value = mean of independent terms, stderr = sd / sqrt(n) (bounds.md section 3)."""
+    """value = mean of independent terms, stderr = sd / sqrt(n) (bounds.md section 3), skew = the
+    terms' sample skewness m3 / m2^(3/2) (0 for fewer than 3 terms or equal ones)."""
     terms = terms.detach().double()
     n = terms.numel()
     stderr = float(terms.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.inf
+    centred = terms - terms.mean()
+    m2 = float((centred**2).mean()) if n > 2 else 0.0
+    skew = float((centred**3).mean()) / m2**1.5 if m2 > 0 else 0.0
     return Estimate(estimator=estimator, target=target, kind=kind, value=float(terms.mean()),
                     stderr=stderr, n=n, seed=int(seed), params=dict(params),
-                    seconds=time.perf_counter() - started)
+                    seconds=time.perf_counter() - started, skew=skew if math.isfinite(skew) else 0.0)
 
 
 def chunks(n: int, size: int) -> Iterator[int]:
