@@ -134,7 +134,7 @@ def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: 
                 except ray.exceptions.RayTaskError as error:  # the draws so far stay in the file
                     cause = error.cause if isinstance(error.cause, BaseException) else error
                     raise SystemExit(f"calibration: the draw of {group} {key or '-'} seed {seed} failed: "
-                                     f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}")
+                                     f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}") from None
                 log.write(json.dumps({"group": group, "param": key, "i": i, "seed": seed, **result}) + "\n")
                 log.flush()
                 bar.update()
