@@ -129,7 +129,12 @@ def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: 
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 group, key, i, seed = pending.pop(ready[0])
-                result = ray.get(ready[0])
+                try:
+                    result = ray.get(ready[0])
+                except ray.exceptions.RayTaskError as error:  # the draws so far stay in the file
+                    cause = error.cause if isinstance(error.cause, BaseException) else error
+                    raise SystemExit(f"calibration: the draw of {group} {key or '-'} seed {seed} failed: "
+                                     f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}") from None
                 log.write(json.dumps({"group": group, "param": key, "i": i, "seed": seed, **result}) + "\n")
                 log.flush()
                 bar.update()

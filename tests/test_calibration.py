@@ -133,6 +133,20 @@ def test_a_run_on_ray_resumes_and_redraws_a_cut_line(tmp_path):
     assert json.loads(again[-1])["observations"] == json.loads(lines[-1])["observations"]
 
 
+def test_a_draw_that_raises_stops_the_run_in_one_line(tmp_path):
+    """A group the workers do not know raises KeyError in its task: the run stops with one line that
+    names the draw, and the draws already written stay."""
+    out = tmp_path / "cal"
+    out.mkdir()
+    (out / "observations.jsonl").write_text('{"group": "kept", "param": "", "i": 0, "observations": []}\n')
+    ghost = match_checks.Group("ghost", (None,), lambda _, seed: [], seeds=1)
+    with pytest.raises(SystemExit) as stop:
+        calibration.run(out, [ghost], None, None, quiet=True)
+    message = str(stop.value)
+    assert message.startswith("calibration: the draw of ghost - seed ") and "KeyError" in message
+    assert "\n" not in message and '"kept"' in (out / "observations.jsonl").read_text()
+
+
 @pytest.mark.parametrize("argv,message", [(["--groups", "nonsense"], "unknown group 'nonsense'"),
                                           (["--seeds", "1"], "--seeds must be at least 2")])
 def test_bad_options_are_refused_in_one_line(tmp_path, capsys, argv, message):
