@@ -11,6 +11,10 @@ Two choices made here, both conservative:
   normal quantile would under-cover at Bonferroni-sized levels.
 - Where the truth is itself a Monte Carlo value with standard error se_T, the
   two errors add in quadrature.
+A third, for the one-sided tests only: t is corrected for the skewness of the
+estimate's terms (``skew_corrected``, Hall 1992), since right-skewed terms make
+its lower tail heavier than Student's at Bonferroni-sized levels. A two-sided
+test keeps the plain t, where that first-order effect cancels between the tails.
 A round-off allowance of sqrt(machine epsilon) * (1 + |T|) covers estimates
 whose terms are all equal (se = 0), e.g. an encoder that ignores x; it is far
 below any statistical scale and is not a tuned tolerance.

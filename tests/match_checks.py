@@ -58,6 +58,17 @@ class Observation:
         beyond = math.copysign(max(abs(diff) - stats.roundoff(self.reference, 2.0**-52), 0.0), diff)
         return beyond / se if se > 0 else (0.0 if beyond == 0 else math.copysign(math.inf, beyond))
 
+    @property
+    def t_checked(self) -> float:
+        """The t a check compares with its quantile: ``t`` for a match; for a bound, ``t`` corrected
+        for the skewness of the estimate's terms (``ibcheck.stats.skew_corrected``), the
+        reference's own Monte Carlo error taken as symmetric."""
+        t, se = self.t, self.estimate.stderr
+        if self.kind == "match" or self.estimate.skew == 0.0 or not math.isfinite(t) or se == 0:
+            return t
+        share = (se / math.hypot(se, self.reference_se)) ** 3
+        return stats.skew_corrected(t, self.estimate.skew * share, self.estimate.n)
+
 
 @dataclasses.dataclass(frozen=True)
 class Group:

@@ -106,6 +106,23 @@ def test_observation_t_is_signed_and_allows_roundoff():
     assert match_checks.Observation("a", "match", flat, 1.0).t == -math.inf
 
 
+def test_a_bound_is_judged_by_its_skew_corrected_t_and_the_plain_one_is_kept():
+    from ibcheck import stats
+
+    skewed = Estimate("e", "I_XZ", "upper", 0.9, 0.05, 400, 0, skew=2.0)
+    upper = match_checks.Observation("b", "upper", skewed, 1.0)
+    assert upper.t == pytest.approx(-2.0) and upper.t_checked == pytest.approx(stats.skew_corrected(-2.0, 2.0, 400))
+    assert upper.t_checked > upper.t  # right-skewed terms: a low t is less surprising than it looks
+    assert match_checks.Observation("m", "match", skewed, 1.0).t_checked == upper.t
+    halved = match_checks.Observation("b", "upper", skewed, 1.0, reference_se=0.05)  # skew diluted by (1/sqrt 2)^3
+    assert halved.t_checked == pytest.approx(stats.skew_corrected(halved.t, 2.0 / 8**0.5, 400))
+    records = _records(np.full(50, -1.5), kind="upper")
+    for r in records:
+        r["observations"][0]["t_checked"] = 0.0
+    row, = calibration.summarize(records)
+    assert row["skew_corrected"] and row["fail_0.1"] == 0 and row["plain_fail_0.1"] == 50
+
+
 def test_every_group_parameter_draws_labelled_checks():
     """The table's cheap groups, one seed each: every parameter gives checks with finite t."""
     for name in ("information-mc", "vib-mc", "teacher-mc", "closed-form-kl", "vib-float32"):

@@ -22,11 +22,11 @@ def test_zero_skew_leaves_t_and_the_checks_unchanged():
 
 
 @pytest.mark.parametrize("skew", [-3.0, -0.5, 0.5, 3.0])
-def test_the_correction_is_increasing_and_removes_the_mean_shift(skew):
+def test_the_correction_is_increasing_with_johnsons_offset_at_zero(skew):
     t = np.linspace(-60, 60, 4001)
     corrected = np.array([stats.skew_corrected(x, skew, 30) for x in t])
     assert np.all(np.diff(corrected) >= 0)
-    # Johnson's first-order terms: E[t] = -g/(2 sqrt n) is moved by g/(6 sqrt n) + g E[t^2]/(3 sqrt n)
+    # Johnson's first-order terms: E[t] = -g/(2 sqrt n) is moved by g/(6 sqrt n) + g E[t^2]/(3 sqrt n) to 0
     n = 10_000
     assert stats.skew_corrected(0.0, skew, n) == pytest.approx(skew / (6 * math.sqrt(n)))
 
