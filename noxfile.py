@@ -48,7 +48,7 @@ def calibration(session: nox.Session) -> None:
     """Rerun every two-sided match check of tests/match_checks.py over many seeds (Ray tasks, local
     by default) and report per check its mean t, rejection rates and QQ plot, into
     reports/calibration/ (resumes from its observations.jsonl). ``-- OUT [--seeds N] [--groups A,B]
-    [--address HOST:PORT] [--render]``."""
+    [--params CASE,...] [--address HOST:PORT] [--render]``."""
     session.install("-e", ".[test]")
     session.run("python", "tests/calibration.py", *(session.posargs or ["reports/calibration"]))
 

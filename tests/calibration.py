@@ -14,7 +14,7 @@ parameter, seed) (Ray local by default, a cluster by ``--address``), and writes 
   Student's t, with the pointwise 99% band of the order statistics), each with its CSV;
 - ``report.md``.
 
-    python tests/calibration.py [OUT] [--seeds N] [--groups A,B] [--address HOST:PORT] [--render]
+    python tests/calibration.py [OUT] [--seeds N] [--groups A,B] [--params CASE,...] [--address HOST:PORT] [--render]
 """
 from __future__ import annotations
 
