@@ -31,6 +31,7 @@ from ibcheck.gaussian import diag_log_prob, kl_diag_to_standard
 from ibcheck.interface import Estimate
 from ibcheck.validate import Outcome, run_case
 
+import budget
 from helpers import fast, joint_factor, linear, numpy_draw, sample_joint, suite, suite_case, trained_context
 
 # the built-in estimators with an analytic expectation: the suite group runs only these (each
@@ -67,7 +68,9 @@ class Observation:
         if self.kind == "match" or self.estimate.skew == 0.0 or not math.isfinite(t) or se == 0:
             return t
         share = (se / math.hypot(se, self.reference_se)) ** 3
-        return stats.skew_corrected(t, self.estimate.skew * share, self.estimate.n)
+        # the tests' own quantile decides, as in ``stats.upper_valid``, whether the correction applies
+        q = stats.quantile(budget.CHECK_ALPHA, self.estimate.n)
+        return stats.skew_corrected(t, self.estimate.skew * share, self.estimate.n, q)
 
 
 @dataclasses.dataclass(frozen=True)

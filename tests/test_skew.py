@@ -31,6 +31,13 @@ def test_the_correction_is_increasing_with_johnsons_offset_at_zero(skew):
     assert stats.skew_corrected(0.0, skew, n) == pytest.approx(skew / (6 * math.sqrt(n)))
 
 
+def test_the_correction_stays_out_where_skew_is_strong_beside_the_terms():
+    """g = 3 over 100 terms at q = 5: |a| q = 0.5 > 1/4, so t stands; over 10,000 terms it is corrected."""
+    assert stats.skew_corrected(-5.0, 3.0, 100, q=5.0) == -5.0
+    assert stats.skew_corrected(-5.0, 3.0, 10_000, q=5.0) > -5.0
+    assert stats.upper_valid(0.0, 1.0, 100, 5.5, 1e-6, skew=3.0) == stats.upper_valid(0.0, 1.0, 100, 5.5, 1e-6)
+
+
 def test_summarize_records_the_terms_skewness():
     terms = -torch.log(torch.rand(5000, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
     est = summarize("e", "I_XZ", "upper", terms, 0, {}, 0.0)
