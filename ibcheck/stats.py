@@ -68,11 +68,11 @@ def skew_corrected(t: float, skew: float, n: int, q: float | None = None) -> flo
     return t + a * t * t + a * a * t**3 / 3 + skew / (6 * math.sqrt(n))
 
 
-def _one_sided_t(value: float, se: float, n: int, truth: float, truth_se: float, skew: float, q: float) -> float:
-    """(value - truth) / se of the difference, skew-corrected; the truth's Monte Carlo error, if
-    any, is taken as symmetric, which dilutes the estimate's skewness by (se / combined se)^3."""
-    se_all = combined_se(se, truth_se)
-    return skew_corrected((value - truth) / se_all, skew * (se / se_all) ** 3, n, q)
+def one_sided_t(t: float, se: float, n: int, truth_se: float, skew: float, q: float) -> float:
+    """A one-sided test's t (of the estimate minus its reference, over the combined se), corrected
+    for the skewness of the estimate's n terms at the test's quantile q; the reference's own Monte
+    Carlo error, if any, is taken as symmetric, which dilutes that skewness by (se / combined se)^3."""
+    return skew_corrected(t, skew * (se / combined_se(se, truth_se)) ** 3, n, q)
 
 
 def upper_valid(value: float, se: float, n: int, truth: float, alpha: float, truth_se: float = 0.0,
@@ -83,7 +83,7 @@ def upper_valid(value: float, se: float, n: int, truth: float, alpha: float, tru
     if skew == 0.0 or combined_se(se, truth_se) == 0.0:
         return bool(value + quantile(alpha, n) * combined_se(se, truth_se) + slack >= truth)
     q = quantile(alpha, n)
-    return bool(_one_sided_t(value + slack, se, n, truth, truth_se, skew, q) >= -q)
+    return bool(one_sided_t((value + slack - truth) / combined_se(se, truth_se), se, n, truth_se, skew, q) >= -q)
 
 
 def lower_valid(value: float, se: float, n: int, truth: float, alpha: float, truth_se: float = 0.0,
@@ -94,7 +94,7 @@ def lower_valid(value: float, se: float, n: int, truth: float, alpha: float, tru
     if skew == 0.0 or combined_se(se, truth_se) == 0.0:
         return bool(value - quantile(alpha, n) * combined_se(se, truth_se) - slack <= truth)
     q = quantile(alpha, n)
-    return bool(_one_sided_t(value - slack, se, n, truth, truth_se, skew, q) <= q)
+    return bool(one_sided_t((value - slack - truth) / combined_se(se, truth_se), se, n, truth_se, skew, q) <= q)
 
 
 def matches(value: float, se: float, n: int, expected: float, alpha: float, eps: float = 2.0**-52,

@@ -147,11 +147,11 @@ def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: 
 # ---------------------------------------------------------------- judging
 
 
-def fails(kind: str, t: float, n: int, level: float) -> bool:
-    """Whether a check at ``level`` rejects: |t| > q(level/2) for a match, t < -q(level) for an
-    upper bound, t > q(level) for a lower bound (``ibcheck.stats``, the checks' own quantiles)."""
+def fails(kind: str, t: np.ndarray, n: int, level: float) -> np.ndarray:
+    """Which of the t's a check at ``level`` rejects: |t| > q(level/2) for a match, t < -q(level)
+    for an upper bound, t > q(level) for a lower bound (``ibcheck.stats``, the checks' own quantiles)."""
     if kind == "match":
-        return abs(t) > stats.quantile(level / 2, n)
+        return np.abs(t) > stats.quantile(level / 2, n)
     q = stats.quantile(level, n)
     return t < -q if kind == "upper" else t > q
 
@@ -162,18 +162,24 @@ def band(seeds: int, level: float) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def summarize(records: list[dict]) -> list[dict]:
-    """One row per check (group and label), in the order the checks were first seen; a label that
-    two groups share is shown with its group, so that their draws are never pooled."""
-    by_check: dict[tuple[str, str], list[dict]] = defaultdict(list)
+def by_check(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Every check's observations, keyed by (group, label) in the order the checks were first seen."""
+    found: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
         for o in r["observations"]:
-            by_check[r["group"], o["label"]].append(o)
+            found[r["group"], o["label"]].append(o)
+    return found
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per check (group and label), in the order of ``by_check``; a label that two groups
+    share is shown with its group, so that their draws are never pooled."""
+    checks = by_check(records)
     groups_of = defaultdict(set)
-    for group, label in by_check:
+    for group, label in checks:
         groups_of[label].add(group)
     return family_flags([_row(label if len(groups_of[label]) == 1 else f"{label} [{group}]", group, obs)
-                         for (group, label), obs in by_check.items()])
+                         for (group, label), obs in checks.items()])
 
 
 def exact(o: dict) -> bool:
@@ -205,9 +211,9 @@ def _row(label: str, group: str, obs: list[dict]) -> dict:
     row["skew_corrected"] = kind != "match" and any("t_checked" in o for o in obs)
     ok = True
     for level in LEVELS:
-        count = int(sum(fails(kind, x, n_terms, level) for x in checked))
+        count = int(fails(kind, checked, n_terms, level).sum())
         if row["skew_corrected"]:
-            row[f"plain_fail_{level:g}"] = int(sum(fails(kind, x, n_terms, level) for x in t))
+            row[f"plain_fail_{level:g}"] = int(fails(kind, t, n_terms, level).sum())
         lo, hi = band(seeds, level)
         ci = sps.binomtest(count, seeds).proportion_ci(CONFIDENCE, method="exact")
         inside = count <= hi if kind != "match" else lo <= count <= hi
@@ -252,7 +258,7 @@ def chance_all_pass(rows: list[dict], sims: int = 2000, seed: int = 0) -> float:
         t = rng.standard_t(max(r["terms"] - 1, 1), size=(sims, r["seeds"]))
         passed &= np.abs(t.mean(axis=1)) <= MEAN_T_LIMIT
         for level in LEVELS:
-            count = (np.abs(t) > stats.quantile(level / 2, r["terms"])).sum(axis=1)
+            count = fails("match", t, r["terms"], level).sum(axis=1)
             lo, hi = band(r["seeds"], level)
             passed &= (lo <= count) & (count <= hi)
     return float(passed.mean())
@@ -289,14 +295,15 @@ def plot_qq(records: list[dict], rows: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # rows are in by_check's order: pair them with their observations, the seeds they judged (not exact)
+    judged = {id(row): [o["t"] for o in obs if not exact(o)] for row, obs in zip(rows, by_check(records).values())}
     shown = _match_rows(rows)
     cols = 6
     fig, axes = plt.subplots(math.ceil(len(shown) / cols), cols, figsize=(3.2 * cols, 2.9 * math.ceil(len(shown) / cols)),
                              squeeze=False)
     csv = []
     for ax, row in zip(axes.flat, shown):
-        t = np.array([o["t"] for r in records for o in r["observations"] if o["label"] == row["label"]])
-        pts = qq_points(t, row["terms"])
+        pts = qq_points(np.array(judged[id(row)]), row["terms"])
         ax.fill_between(pts["theory"], pts["lo"], pts["hi"], color="tab:blue", alpha=0.15, lw=0)
         ax.plot(pts["theory"], pts["sample"], ".", ms=2.5, color="tab:blue")
         ax.axline((0, 0), slope=1, color="grey", lw=0.8)

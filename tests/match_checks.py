@@ -64,13 +64,12 @@ class Observation:
         """The t a check compares with its quantile: ``t`` for a match; for a bound, ``t`` corrected
         for the skewness of the estimate's terms (``ibcheck.stats.skew_corrected``), the
         reference's own Monte Carlo error taken as symmetric."""
-        t, se = self.t, self.estimate.stderr
-        if self.kind == "match" or self.estimate.skew == 0.0 or not math.isfinite(t) or se == 0:
-            return t
-        share = (se / math.hypot(se, self.reference_se)) ** 3
+        est = self.estimate
+        if self.kind == "match" or est.skew == 0.0 or not math.isfinite(self.t) or est.stderr == 0:
+            return self.t
         # the tests' own quantile decides, as in ``stats.upper_valid``, whether the correction applies
-        q = stats.quantile(budget.CHECK_ALPHA, self.estimate.n)
-        return stats.skew_corrected(t, self.estimate.skew * share, self.estimate.n, q)
+        return stats.one_sided_t(self.t, est.stderr, est.n, self.reference_se, est.skew,
+                                 stats.quantile(budget.CHECK_ALPHA, est.n))
 
 
 @dataclasses.dataclass(frozen=True)
