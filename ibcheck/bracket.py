@@ -1,7 +1,8 @@
-"""The bracket on I(X;Z) of a validate run (bounds.md section 3b): per case, the largest lower
+"""The bracket on I(X;Z) of a validate run (bounds.md sections 3b and 3c): per case, the largest lower
 bound and the smallest upper bound among the estimates that passed their tests, and how the
-width of the two teacher bounds (``teacher_iw`` above, ``teacher_riw`` below) shrinks with K
-beside that of the batch bounds (``loo`` above, ``nce`` below) with N.
+width of the two teacher bounds (``teacher_iw`` above, ``teacher_riw`` below) shrinks with K, that
+of the annealed pair (``teacher_ais``, ``teacher_rais``) with T, beside that of the batch bounds
+(``loo`` above, ``nce`` below) with N.
 
 Reads the report rows of ``ibcheck.report`` (one dict per estimate) and nothing else.
 """
@@ -19,7 +20,9 @@ from ibcheck.estimators import registry  # noqa: E402
 
 Row = dict[str, Any]
 # (upper, lower, swept parameter) of the two families whose widths are drawn
-FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"), (registry.LOO.name, registry.NCE.name, "N"))
+FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"),
+            (registry.TEACHER_AIS.name, registry.TEACHER_RAIS.name, "T"),
+            (registry.LOO.name, registry.NCE.name, "N"))
 WIDTH_FIELDS = ["case", "upper", "lower", "param", "value", "upper_value", "lower_value", "width"]
 
 
@@ -43,7 +46,27 @@ def case_bracket(rows: list[Row]) -> dict | None:
     low, high = max(lows, key=lambda r: r["value"]), min(highs, key=lambda r: r["value"])
     exact = low["exact"]
     inside = low["value"] - low["ci_half_width"] <= exact <= high["value"] + high["ci_half_width"]
-    return {"lower": _end(low), "upper": _end(high), "width": high["value"] - low["value"], "contains_exact": inside}
+    return {"lower": _end(low), "upper": _end(high), "width": high["value"] - low["value"], "contains_exact": inside,
+            "annealed": annealed(rows)}
+
+
+def annealed(rows: list[Row]) -> dict | None:
+    """The annealed pair at its largest T where both ends passed their tests (bounds.md section 3c):
+    {"T", "lower", "upper", "width", "width_se", "contains_exact"}, the width paired over their
+    shared z; None where the case has no such pair."""
+    pairs: dict[int, dict[str, Row]] = {}
+    for r in rows:
+        if r["estimator"] in (registry.TEACHER_AIS.name, registry.TEACHER_RAIS.name) and r["target"] == "I_XZ":
+            pairs.setdefault(r["params"]["T"], {})[r["estimator"]] = r
+    passed = [T for T, pair in pairs.items() if len(pair) == 2 and all(
+        r["valid"] is True and r["error"] is None and math.isfinite(r["value"]) for r in pair.values())]
+    if not passed:
+        return None
+    T = max(passed)
+    high, low = pairs[T][registry.TEACHER_AIS.name], pairs[T][registry.TEACHER_RAIS.name]
+    inside = low["value"] - low["ci_half_width"] <= low["exact"] <= high["value"] + high["ci_half_width"]
+    return {"T": T, "lower": _end(low), "upper": _end(high), "width": high["params"].get("paired_width"),
+            "width_se": high["params"].get("paired_width_se"), "contains_exact": inside}
 
 
 def widths(rows: list[Row]) -> list[Row]:
@@ -64,7 +87,7 @@ def widths(rows: list[Row]) -> list[Row]:
 def plot_widths(table: list[Row]):
     """Width of teacher_iw - teacher_riw against K, and of loo - nce against N, one line per case."""
     data = widths(table)
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(15.0, 4.2), sharey=True)
     for ax, (upper, lower, param) in zip(axes, FAMILIES):
         for case in dict.fromkeys(r["case"] for r in data):
             mine = [r for r in data if r["case"] == case and r["upper"] == upper and r["value"] > 0]
@@ -77,8 +100,8 @@ def plot_widths(table: list[Row]):
         ax.set_title(f"{upper} - {lower} against {param}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("width of the bracket [nats]")
-    if axes[1].get_legend_handles_labels()[0]:
-        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if axes[-1].get_legend_handles_labels()[0]:
+        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("How fast each pair of bounds closes on I(X;Z) (K = 0 of teacher_riw is left out: no teacher_iw "
                  "at K = 0)", fontsize=9)
     fig.tight_layout()

@@ -25,8 +25,10 @@ After every epoch, metrics.jsonl gets one record: I(X;Z) by vib, teacher_elbo,
 teacher_iw, empirical (exact for the training set), nce and loo, with standard
 errors; I(Y;Z) by barber_agakov (the student's own classifier) and empirical;
 "population": a bracket on the I(X;Z) of the teacher's model population (fresh
-z_v ~ N(0, I) through the teacher: teacher_riw below, teacher_iw above), which has
-no ln N ceiling; how each q was trained ("q_fit"); accuracies; the encoder's mean
+z_v ~ N(0, I) through the teacher: the annealed bounds teacher_rais below and
+teacher_ais above, with their paired width, T, K, n and acceptance rate), which has
+no ln N ceiling, on epoch 0 and log-spaced epochs (track.population.epochs); how
+each q was trained ("q_fit"); accuracies; the encoder's mean
 log-determinant; the mean gradient norm; seconds training and estimating. With
 "track": {"epochs": n} (the study presets), the estimates run after n log-spaced
 epochs only, and the other epochs get a light record (losses, gradient norm,
@@ -40,8 +42,8 @@ it, and its status.json says so)."""
 STUDY_HELP = """\
 Run a grid of training runs (cells) on Ray, each an ordinary, resumable run
 folder under --out, with study.json and summary.csv beside them. SPEC is a JSON
-file, or a built-in grid (study-smoke, study-small, study-paper): a preset, an
-optional "base" in the --config format, and a "grid" mapping dotted config keys
+file, or a built-in grid (study-smoke, study-small, study-bracket, study-paper): a
+preset, an optional "base" in the --config format, and a "grid" mapping dotted config keys
 (student.beta, student.optimizer, student.std_shift, zero_info, seed, ...) to
 lists; the cells are their Cartesian product (a list of grids: the union). One
 teacher is trained per distinct data and teacher setting and shared by the cells.
@@ -163,7 +165,7 @@ def _add_study_commands(sub) -> None:
     s = sub.add_parser("study", help="run a grid of training runs on Ray", description=STUDY_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("spec", metavar="SPEC", help="study spec (JSON) or a built-in grid: study-smoke, study-small, "
-                                                "study-paper")
+                                                "study-bracket, study-paper")
     s.add_argument("--out", required=True, metavar="DIR", help="study folder, e.g. runs/NAME")
     s.add_argument("--address", default=None, metavar="ADDR",
                    help="an existing Ray cluster (e.g. HEAD:6379); default: a local Ray inside this process")

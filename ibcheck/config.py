@@ -19,6 +19,7 @@ from ibcheck.estimators import QFitParams, default_params, registry
 from ibcheck.estimators.barber_agakov import BarberAgakovParams
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.teacher_ais import STARTS, TeacherAISParams
 from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWParams
 from ibcheck.estimators.vib import VibParams
 
@@ -142,16 +143,36 @@ TRACK_ESTIMATORS: dict[str, Any] = {
 
 @dataclasses.dataclass(frozen=True)
 class PopulationParams:
-    """The bracket on the I(X;Z) of the teacher's model population (fresh z_v ~ N(0, I) through
-    the teacher, bounds.md section 3b): teacher_riw below and teacher_iw with that prior above,
-    K importance samples per z, n z each, both with the forward q (trained per record by ``q``,
-    warm-started); every: on every record (1), or on the whole epochs divisible by it. K = 0
-    leaves it out."""
+    """The bracket on the I(X;Z) of the teacher's model population (fresh z_v ~ N(0, I) through the
+    teacher): the annealed pair ``teacher_rais`` below and ``teacher_ais`` above (bounds.md section 3c)
+    on the same n z, K forward chains each and one reverse chain, HMC with ``leapfrog`` steps per
+    transition, started from the forward q with ``tails`` (0: Gaussian). T doubles from ``T`` on
+    ``select_n`` z of their own until the mean paired width is at most ``target`` nats, or up to
+    ``T_max`` (``TeacherAISParams``), from q's start or a per-z Laplace one, whichever is narrower
+    at the first T (``start`` "best"). The forward q is a ``q_form`` MLP latent-``q_hidden``-k,
+    warm-started and trained per record by ``q``. epochs: null brackets every record; n brackets epoch
+    0 and the tracked epochs nearest to n log-spaced epochs from the first to the last. K = 0 leaves
+    the bracket out."""
 
-    K: int = _field(16, min=0)
+    K: int = _field(2, min=0)
     n: int = _field(64, min=2)
-    every: int = _field(1, min=1)
-    q: QFitParams = QFitParams(steps=10, batch=128, lr=1e-3, window=10, holdout=256)
+    T: int = _field(32, min=1)
+    T_max: int = _field(512, min=1)
+    target: float = _field(0.5, at_least=0.0)
+    leapfrog: int = _field(2, min=1)
+    tails: int = _field(0, min=0)
+    select_n: int = _field(16, min=2)
+    start: str = _field("best", choices=STARTS)
+    epochs: int | None = _field(10, min=1)
+    q_form: str = _field("cholesky", choices=("cholesky", "diagonal"))
+    q_hidden: tuple[int, ...] = _field((512, 512), min=1)
+    q: QFitParams = QFitParams(steps=2000, batch=256, lr=1e-3, window=50, holdout=1024, pool=8192)
+
+    def bracket(self) -> TeacherAISParams:
+        """The annealed bounds' parameters."""
+        return TeacherAISParams(T=(self.T,), K=max(self.K, 1), n=self.n, leapfrog=self.leapfrog, tails=self.tails,
+                                target=self.target, T_max=self.T_max, select_n=self.select_n, q="forward",
+                                start=self.start if self.target > 0 else ("q" if self.start == "best" else self.start))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +225,9 @@ class TrainConfig:
 
 SMOKE_TRACK = TrackConfig(
     subset=300, test_subset=300, early_points=3, q=QFitParams(steps=10, batch=128, lr=1e-3, window=10, holdout=256),
+    # every record bracketed, at sizes that check the machinery, not that the bracket closes
+    population=PopulationParams(K=2, n=16, T=4, T_max=8, select_n=4, epochs=None, q_hidden=(64,),
+                                q=QFitParams(steps=20, batch=128, lr=1e-3, window=10, holdout=256, pool=512)),
     estimators={registry.VIB.name: VibParams(n=300), registry.TEACHER_ELBO.name: TeacherElboParams(n=300),
                 registry.TEACHER_IW.name: TeacherIWParams(K=(16,), n=64, q="elbo"),
                 registry.LOO.name: BatchParams(N=(128,), batches=4),
@@ -214,11 +238,11 @@ SMOKE_TRACK = TrackConfig(
 # The study presets' tracking: every record costs about half of the default's on two CPU
 # cores (the encoder's forward passes dominate, so fewer points per estimator and smaller
 # fixed subsets), so that estimating costs at most half of training over a run; empirical
-# (the exact value) keeps its 1,000 points. The population bracket runs at even epochs only, about
-# half of the tracked ones, to stay inside that budget.
+# (the exact value) keeps its 1,000 points. The annealed population bracket runs at epoch 0 and 8
+# log-spaced epochs (README, "The certified information plane").
 STUDY_TRACK = TrackConfig(
     subset=500, test_subset=500, early_points=3, q=QFitParams(steps=10, batch=128, lr=1e-3, window=10, holdout=256),
-    population=PopulationParams(every=2),
+    population=PopulationParams(epochs=8, T_max=256),
     estimators={**TRACK_ESTIMATORS, registry.VIB.name: VibParams(n=500),
                 registry.TEACHER_ELBO.name: TeacherElboParams(n=500),
                 registry.TEACHER_IW.name: TeacherIWParams(K=(16,), n=128, q="elbo"),

@@ -30,8 +30,8 @@ JSON_FIELDS = ["estimator", "target", "kind", "value", "stderr", "n", "expected"
                "matches_expected", "seconds", "params", "seed", "error"]
 CSV_FIELDS = ["case", "estimator", "target", "kind", "param", "q", "value", "stderr", "n", "ci_half_width",
               "exact", "exact_se", "gap", "expected", "best", "valid", "matches_expected", "seconds", "error"]
-# The parameters that tell repeated runs of one estimator apart.
-DISTINGUISHING = ("K", "N")
+# The parameters that tell repeated runs of one estimator apart (the first one it has).
+DISTINGUISHING = ("T", "K", "N")
 
 
 def _param(r: Judged) -> str:
@@ -263,7 +263,7 @@ def markdown(result: ValidationResult, table: list[Row]) -> str:
         "![estimates](estimates.png)", "",
         "![teacher_iw against K](iw_vs_K.png)", "",
         "![loo and nce against N](batch_vs_N.png)", "",
-        "![width of the bracket against K and N](bracket_vs_K.png)", "",
+        "![width of the bracket against K, T and N](bracket_vs_K.png)", "",
         "Numbers behind the figures: `estimates.csv`, `iw_vs_K.csv`, `batch_vs_N.csv`, `bracket_vs_K.csv`; "
         "everything in `results.json`.", "",
         *_bracket_table(result, table),
@@ -291,16 +291,21 @@ def _bracket_table(result: ValidationResult, table: list[Row]) -> list[str]:
              "Per case, the largest lower bound and the smallest upper bound among the estimates that passed "
              "their one-sided test, and the width between them. The ends are extremes of noisy estimates: "
              "where both are tight, a slightly negative width means they crossed within their noise.", "",
-             "| case | I(X;Z) | lower bound | upper bound | width |", "| --- | --- | --- | --- | --- |"]
+             "The last column is the annealed pair alone (teacher_rais, teacher_ais at their largest T, bounds.md "
+             "section 3c): its width is paired over the z both ends share, with that pairing's se.", "",
+             "| case | I(X;Z) | lower bound | upper bound | width | annealed pair: T, width ± se, holds I |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for c in result.cases:
         found = bracket.case_bracket(_by_case(table, c.name))
         if found is None:
-            lines.append(f"| {c.name} | {c.exact.I_XZ:.4f} | – | – | – |")
+            lines.append(f"| {c.name} | {c.exact.I_XZ:.4f} | – | – | – | – |")
             continue
-        low, high = found["lower"], found["upper"]
+        low, high, pair = found["lower"], found["upper"], found["annealed"]
+        annealed = "–" if pair is None or pair["width"] is None else (
+            f"T = {pair['T']}: {pair['width']:.4f} ± {pair['width_se']:.4f}, {_mark(pair['contains_exact'])}")
         lines.append(f"| {c.name} | {c.exact.I_XZ:.4f} | {low['value']:.4f} ± {low['stderr']:.4f} "
                      f"({low['estimator']}) | {high['value']:.4f} ± {high['stderr']:.4f} ({high['estimator']}) | "
-                     f"{found['width']:.4f} |")
+                     f"{found['width']:.4f} | {annealed} |")
     return lines + [""]
 
 

@@ -17,7 +17,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ibcheck import estimators, limits, seeds, stats
+from ibcheck import limits, seeds, stats
 from ibcheck import plugin as plugin_mod
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase, load_cases
@@ -167,13 +167,16 @@ def run_case(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype,
     setup = prepare(case, seed=seed, device=device, dtype=dtype) if specs else None
     ex = setup.exact if setup else exact.exact_values(case, seed=seeds.seed_of(seed, case.name, case.settings.seed,
                                                                                    "exact"))
-    outcomes = []
-    for spec in specs:
+    outcomes: list[Outcome] = []
+    # estimators that share a joint function and their parameters (loo and nce; the annealed pair) run
+    # together from the same draws, seeded by the first one's name: their difference is then paired
+    for group in registry.groups([spec.name for spec in specs], case.settings.estimators):
         assert setup is not None
-        for est in estimators.run(spec.name, setup.encoder, setup.sampler, case.settings.params(spec.name),
-                                  seed=setup.seed_for(spec.name), context=setup.context, reference=REFERENCE):
-            outcomes.append(_expected(setup, spec.name, est))
-        tick(f"{case.name}: {spec.name}")
+        together = registry.run_together(group, setup.encoder, setup.sampler, case.settings.params(group[0]),
+                                         seed=setup.seed_for(group[0]), context=setup.context, reference=REFERENCE)
+        for name in group:
+            outcomes.extend(_expected(setup, name, est) for est in together[name])
+            tick(f"{case.name}: {name}")
     for plugin in plugins:
         if plugin.applies(case):
             outcomes.append(_plugin_outcome(plugin, case, ex, seed))

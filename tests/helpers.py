@@ -19,6 +19,7 @@ from ibcheck.estimators.barber_agakov import BarberAgakovParams
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
 from ibcheck.estimators.q_fit import QFitParams, train_both
+from ibcheck.estimators.teacher_ais import TeacherAISParams
 from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWParams, TeacherRIWParams
 from ibcheck.estimators.vib import VibParams
 from ibcheck.gaussian import rsample, standard_normal
@@ -28,7 +29,9 @@ from ibcheck.interface import Batch, Context
 # small next to the gaps the tests resolve.
 FAST_ESTIMATORS = {"vib": VibParams(n=8000), "teacher_elbo": TeacherElboParams(n=8000),
                    "teacher_iw": TeacherIWParams(K=(1, 10, 100), n=1500),
-                   "teacher_riw": TeacherRIWParams(K=(0, 10, 100), n=1500), "loo": BatchParams(N=(64, 256), batches=32),
+                   "teacher_riw": TeacherRIWParams(K=(0, 10, 100), n=1500),
+                   "teacher_ais": TeacherAISParams(T=(1, 10), n=500), "teacher_rais": TeacherAISParams(T=(1, 10), n=500),
+                   "loo": BatchParams(N=(64, 256), batches=32),
                    "nce": BatchParams(N=(64, 256), batches=32), "empirical": EmpiricalParams(N=256, sets=24, draws=2),
                    "barber_agakov": BarberAgakovParams(steps=400, n=8000)}
 FAST = dict(n_exact=200_000, q=QFitParams(steps=400), estimators=FAST_ESTIMATORS)

@@ -33,6 +33,7 @@ class Mutant:
 
 PLANTED = "tests/test_planted.py"
 HARDENING = "tests/test_hardening.py"
+AIS = "tests/test_ais.py"
 MUTANTS = [
     # bugs that once survived the whole suite
     Mutant("empirical-class-counts", "ibcheck/estimators/empirical.py", "torch.cat(cond) - counts.log()[y[own]]",
@@ -65,6 +66,19 @@ MUTANTS = [
            (f"{HARDENING}::test_a_corrupt_checkpoint_falls_back_to_the_previous_one",)),
     Mutant("no-size-limit", "ibcheck/limits.py", "if cost.flops > FLOP_LIMIT:", "if False:",
            (f"{HARDENING}::test_oversized_tracking_settings_are_refused",)),
+    # the annealed bounds (issue 18): the bugs it named, and a few more of the same kind
+    Mutant("ais-last-increment-dropped", "ibcheck/estimators/ais.py", "for j in range(1, T + 1):",
+           "for j in range(1, T):", (AIS,)),
+    Mutant("ais-jacobian-dropped", "ibcheck/estimators/ais.py",
+           "gain * (state.log_gamma - (log_q - log_det))", "gain * (state.log_gamma - log_q)", (AIS,)),
+    Mutant("rais-from-a-q-sample", "ibcheck/estimators/teacher_ais.py",
+           "generating = start.to_u(batch.z_v.unsqueeze(1)).squeeze(1)",
+           "generating = start.sample_u(1, generator).squeeze(1)", (AIS,)),
+    Mutant("ais-move-at-previous-temperature", "ibcheck/estimators/ais.py",
+           "beta = torch.full((u.shape[1],), float(betas[j]),", "beta = torch.full((u.shape[1],), float(betas[j - 1]),",
+           (AIS,)),
+    Mutant("hmc-without-metropolis", "ibcheck/estimators/ais.py", "take = uniform < accept_prob",
+           "take = uniform < 2.0", (AIS,)),
     # bugs the suite has always caught, kept as a check that it still does
     Mutant("vib-without-mean", "ibcheck/gaussian.py", "(std * std + mean * mean - 1.0", "(std * std - 1.0",
            ("tests/test_gaussian.py", "tests/test_power.py")),

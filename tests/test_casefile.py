@@ -396,7 +396,8 @@ PARAM_KEYS = sorted({f.name for spec in registry.SPECS.values() for f in datacla
 
 def _check_params(params) -> None:
     """Parameters as the validator promises: ints in [0, 2^63), counts of terms >= 2, non-empty
-    tuples of positive ints, finite positive floats, strings among their choices."""
+    tuples of positive ints, finite floats above their floor (> 0, or >= ``at_least``), strings
+    among their choices."""
     for f in dataclasses.fields(params):
         value, low = getattr(params, f.name), f.metadata.get("min", 0)
         if value is None:
@@ -404,7 +405,8 @@ def _check_params(params) -> None:
         if isinstance(value, tuple):
             assert value and all(type(v) is int and low <= v < 2**63 for v in value), f.name
         elif isinstance(value, float):
-            assert math.isfinite(value) and value > 0, f.name
+            floor = f.metadata.get("at_least")
+            assert math.isfinite(value) and (value > 0 if floor is None else value >= floor), f.name
         elif isinstance(value, str):
             assert value in f.metadata["choices"], f.name
         else:

@@ -33,7 +33,7 @@ ESTIMATE_FIELDS = {"estimator", "target", "kind", "value", "stderr", "n", "expec
 EXTRA_FIELDS = {"params", "seed", "error"}
 # bounds.md section 3: what each estimator bounds, and how.
 KINDS = {"vib": {("upper", "I_XZ")}, "teacher_elbo": {("upper", "I_XZ")}, "teacher_iw": {("upper", "I_XZ")},
-         "teacher_riw": {("lower", "I_XZ")},
+         "teacher_riw": {("lower", "I_XZ")}, "teacher_ais": {("upper", "I_XZ")}, "teacher_rais": {("lower", "I_XZ")},
          "loo": {("upper", "I_XZ")}, "nce": {("lower", "I_XZ")}, "barber_agakov": {("lower", "I_YZ")},
          "empirical": {("lower", "I_XZ"), ("estimate", "I_YZ")}}
 REPORT_FILES = ["report.md", "results.json", "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "bracket_vs_K.png",

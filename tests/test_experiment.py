@@ -85,13 +85,21 @@ def test_smoke_run_writes_documented_records(smoke):
 
 @pytest.mark.statistical
 def test_every_record_brackets_the_population_information_and_says_how_q_was_trained(smoke, stat):
-    """The population bracket (teacher_riw below, teacher_iw with the N(0, I) prior above, on fresh
-    z_v through the teacher) is ordered, and each q's training is recorded with its curve."""
+    """The population bracket (teacher_rais below, teacher_ais above, annealed on the same fresh z_v
+    through the teacher) is ordered within its paired se, names its settings and where the doubling
+    rule stopped, and each q's training is recorded with its curve."""
     pop = PRESETS["smoke"].track.population
     for r in _records(smoke):
-        low, high = (_estimate(r["population"][end], end) for end in ("lower", "upper"))
-        assert r["population"]["K"] == pop.K and low.n == high.n == pop.n
-        stat.not_below(high, low, label=f"epoch {r['epoch']}: population upper >= lower")
+        entry = r["population"]
+        low, high = (_estimate(entry[end], end) for end in ("lower", "upper"))
+        assert entry["K"] == pop.K and entry["n"] == low.n == high.n == entry["width"]["n"] == pop.n
+        assert entry["width"]["value"] == pytest.approx(high.value - low.value, rel=1e-5, abs=1e-5)  # float32 terms
+        width = Estimate("width", "I_XZ", "upper", entry["width"]["value"], entry["width"]["stderr"], pop.n, 0)
+        stat.upper(width, 0.0, label=f"epoch {r['epoch']}: population upper - lower >= 0 (paired)")
+        ladder = entry["ladder"]
+        assert entry["T"] == ladder[-1][0] and ladder[0][0] == pop.T and entry["stopped"] in ("target", "cap")
+        assert entry["stopped"] == "target" or entry["T"] == pop.T_max
+        assert entry["acceptance"] is None or 0 < entry["acceptance"] <= 1
         for objective, fit in r["q_fit"].items():
             assert fit["objective"] == objective and fit["curve"][-1][0] == fit["steps_used"]
             assert fit["converged"] != fit["capped"]

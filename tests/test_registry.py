@@ -37,7 +37,8 @@ def test_every_spec_has_frozen_params_that_read_back(name):
 def test_every_track_and_case_setting_names_the_registered_estimators():
     assert set(EstimatorSettings().estimators) == set(registry.names())
     # tracking runs on the finite training set, whose data carry no z_v: every estimator but those needing one
-    assert set(TRACK_ESTIMATORS) == set(registry.without_prior()) == set(registry.names()) - {"teacher_riw"}
+    assert set(TRACK_ESTIMATORS) == set(registry.without_prior()) == set(registry.names()) - {
+        "teacher_riw", "teacher_ais", "teacher_rais"}
     for preset in PRESETS.values():
         assert set(preset.track.estimators) == set(registry.without_prior())
 
@@ -112,7 +113,9 @@ def test_loo_and_nce_run_together_from_the_same_draws():
 
 def test_groups_gather_only_estimators_with_a_joint_function_and_equal_params():
     same = {name: registry.get(name).params for name in registry.names()}
-    assert ("loo", "nce") in registry.groups(registry.names(), same)
-    assert len(registry.groups(registry.names(), same)) == len(registry.names()) - 1
-    other = dict(same, nce=BatchParams(N=(64,), batches=2))
+    found = registry.groups(registry.names(), same)
+    assert ("loo", "nce") in found and ("teacher_ais", "teacher_rais") in found
+    assert len(found) == len(registry.names()) - 2
+    other = dict(same, nce=BatchParams(N=(64,), batches=2),
+                 teacher_rais=dataclasses.replace(same["teacher_rais"], K=2))
     assert all(len(group) == 1 for group in registry.groups(registry.names(), other))

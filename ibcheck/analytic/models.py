@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ibcheck.analytic.case import LinearGaussianCase
-from ibcheck.gaussian import log_prob, standard_normal
+from ibcheck.gaussian import LOG_2PI, log_prob, standard_normal
 from ibcheck.interface import Batch
 
 Tensor = torch.Tensor
@@ -52,11 +52,37 @@ class LinearTeacher(nn.Module):
         self.noise_std = float(noise_std)
         self.latent_dim = W.shape[1]
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether x is a function of z_v (no x-noise)."""
+        return self.noise_std == 0
+
     def sample(self, z_v: Tensor, generator: torch.Generator) -> Tensor:
         x = z_v @ self.W.T + self.c
         if self.noise_std > 0:
             x = x + self.noise_std * standard_normal(x.shape, generator, x.device, x.dtype)
         return x
+
+    def latent_log_lik(self, encoder, z: Tensor, z_v: Tensor) -> Tensor:
+        """log p(z|z_v) with the x-noise integrated out, for a linear encoder p(z|x) = N(A x + b, D):
+        N(z; A (W z_v + c) + b, noise_std^2 A A^T + D) (bounds.md section 3b's Sn). z: (n, m),
+        z_v: (n, C, k) -> (n, C), differentiable in z_v. Another encoder behind a deterministic
+        teacher goes through the encoder itself."""
+        if not isinstance(encoder, LinearEncoder):
+            if not self.deterministic:
+                raise ValueError("p(z|z_v) of a noisy linear teacher has a closed form only for a linear encoder")
+            n, chains, k = z_v.shape
+            mean, std = encoder(self.sample(z_v.reshape(n * chains, k), torch.Generator()))
+            return log_prob(z.repeat_interleave(chains, dim=0), mean, std).reshape(n, chains)
+        A = encoder.A
+        cov = self.noise_std**2 * A @ A.T + torch.diag(encoder.std**2)
+        chol = torch.linalg.cholesky(cov)
+        # whitened: L^-1 (z - M z_v - h) with M = A W and h = A c + b, so that d never enters per row
+        white_M = torch.linalg.solve_triangular(chol, A @ self.W, upper=False)
+        white_z = torch.linalg.solve_triangular(chol, (z - (A @ self.c + encoder.b)).T, upper=False).T
+        white = white_z.unsqueeze(1) - z_v @ white_M.T
+        m = z.shape[-1]
+        return -0.5 * (white * white).sum(-1) - torch.diagonal(chol).log().sum() - 0.5 * m * LOG_2PI
 
 
 class _Cholesky(nn.Module):
@@ -166,6 +192,7 @@ class CaseSampler:
         self.teacher = LinearTeacher(_t(case.W, device, dtype), _t(case.c, device, dtype), case.noise_std)
         self.prior_mean = _t(case.prior_mean, device, dtype)
         self.prior_chol = _t(np.linalg.cholesky(case.prior_cov), device, dtype)
+        self.prior_white = torch.linalg.inv(self.prior_chol)
         labels = case.labels
         if labels.kind == "classes":
             self.class_means = _t(labels.means, device, dtype)
@@ -195,12 +222,15 @@ class CaseSampler:
 
     def log_prior(self, z_v: Tensor) -> Tensor:
         """log p_d(z_v) of the case's data prior (the class mixture for class labels): (..., k) -> (...)."""
+        # whitened by the inverse factor, one matrix product for any leading axes (a batched triangular
+        # solve would copy the factor to every row and class)
+        const = -torch.diagonal(self.prior_chol).log().sum() - 0.5 * self.case.k * LOG_2PI
         if self.case.labels.kind == "classes":
-            # the factor gets the means' leading axes, so that it reads as a Cholesky factor
-            chol = self.prior_chol.expand(*self.class_means.shape, self.case.k)
-            per_class = log_prob(z_v.unsqueeze(-2), self.class_means, chol)
+            white = (z_v.unsqueeze(-2) - self.class_means) @ self.prior_white.T
+            per_class = -0.5 * (white * white).sum(-1) + const
             return torch.logsumexp(per_class + self.class_probs.log().to(z_v.dtype), dim=-1)
-        return log_prob(z_v, self.prior_mean, self.prior_chol)
+        white = (z_v - self.prior_mean) @ self.prior_white.T
+        return -0.5 * (white * white).sum(-1) + const
 
 
 def encoder_for(case: LinearGaussianCase, device=None, dtype=torch.float64) -> LinearEncoder:

@@ -105,25 +105,36 @@ def _objective(objective: str, encoder: Encoder, teacher: Teacher, data: DataSam
 
 
 def train_q(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceNet, params: QFitParams,
-            generator: torch.Generator, objective: str = "elbo") -> dict:
+            generator: torch.Generator, objective: str = "elbo", restart: dict | None = None) -> dict:
     """Train q in place (warm start: whatever q holds) by ``objective`` until the stopping rule
     of the module docstring says it has converged, or until the cap. A q with ``fit_input(z)``
-    first normalises its input on the held-out z. Returns the record kept with the bounds'
-    params: the objective, the steps used, ``converged``, ``capped`` (stopped by the cap), the
-    best held-out value (the q kept) and the curve [step, held-out mean (nats), standard error
-    of its gain, learning rate]."""
+    first normalises its input on the held-out z. ``restart``: a state of q (its initial one, say)
+    to start from instead where it is better on the held-out batch than the warm start (a warm
+    start can be far worse than a fresh one after the encoder has moved). Returns the record kept
+    with the bounds' params: the objective, the steps used, ``converged``, ``capped`` (stopped by
+    the cap), ``restarted``, the best held-out value (the q kept) and the curve [step, held-out
+    mean (nats), standard error of its gain, learning rate]."""
     started = time.perf_counter()
     dtype = next(iter(q.parameters())).dtype
     draw, per_row = _objective(objective, encoder, teacher, data, q, dtype)
     crn_seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     heldout = draw(params.holdout, generator)
     pool = draw(params.pool, generator) if params.pool else None
-    if hasattr(q, "fit_input"):
-        q.fit_input(heldout[0])
 
     def evaluate() -> Tensor:
         with torch.no_grad():
             return per_row(*heldout, torch.Generator(device=generator.device).manual_seed(crn_seed)).double()
+
+    restarted = False
+    if restart is not None:
+        warm = {key: value.clone() for key, value in q.state_dict().items()}
+        warm_value = float(evaluate().mean())
+        q.load_state_dict(restart)
+        restarted = float(evaluate().mean()) < warm_value or not math.isfinite(warm_value)
+        if not restarted:
+            q.load_state_dict(warm)
+    if hasattr(q, "fit_input"):
+        q.fit_input(heldout[0])
 
     def loss() -> Tensor:
         if pool is None:
@@ -134,7 +145,7 @@ def train_q(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceN
     with frozen(encoder, teacher):
         steps, converged, curve, best = _descend(q, loss, evaluate, params)
     return {**dataclasses.asdict(params), "objective": objective, "steps_used": steps, "converged": converged,
-            "capped": steps >= params.steps and not converged, "heldout": best, "curve": curve,
+            "capped": steps >= params.steps and not converged, "restarted": restarted, "heldout": best, "curve": curve,
             "seconds": time.perf_counter() - started}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ibcheck.estimators import barber_agakov, batch, empirical, teacher_bounds, vib
+from ibcheck.estimators import barber_agakov, batch, empirical, teacher_ais, teacher_bounds, vib
 from ibcheck.estimators.common import generator_for, module_device, summarize
 from ibcheck.interface import (
     BoundKind,
@@ -89,6 +89,17 @@ TEACHER_RIW = Spec("teacher_riw", {"population": {"I_XZ": "lower"}, "finite": {"
                    teacher_bounds.TeacherRIWParams(), teacher_bounds.teacher_riw_terms, frozenset(("teacher", "q")),
                    "Sobolev & Vetrov 2019 on Eq. 5; bounds.md section 3b", sweep="K",
                    cost=teacher_bounds.teacher_riw_cost, needs_prior=True)
+# The annealed pair (bounds.md section 3c), from the same z and forward chains; the variant names the
+# side. Like teacher_riw they need data drawn through the teacher from a known prior density.
+_AIS_SOURCE = "Neal 2001; Grosse et al. 2015 (BDMC); bounds.md section 3c"
+TEACHER_AIS = Spec("teacher_ais", {"population": {"I_XZ": "upper"}, "finite": {"I_XZ": "estimate"}},
+                   teacher_ais.TeacherAISParams(), None, frozenset(("teacher", "q")), _AIS_SOURCE, sweep="T",
+                   joint=teacher_ais.ais_terms, variant=teacher_ais.UPPER, cost=teacher_ais.ais_cost,
+                   needs_prior=True)
+TEACHER_RAIS = Spec("teacher_rais", {"population": {"I_XZ": "lower"}, "finite": {"I_XZ": "estimate"}},
+                    teacher_ais.TeacherAISParams(), None, frozenset(("teacher", "q")), _AIS_SOURCE, sweep="T",
+                    joint=teacher_ais.ais_terms, variant=teacher_ais.LOWER, cost=teacher_ais.ais_cost,
+                    needs_prior=True)
 # the variant of the batch bounds: whether the mixture leaves the own component out
 LOO = _spec("loo", "upper", "I_XZ", batch.BatchParams(), None, "Poole et al. 2019, Eq. 13", sweep="N",
             joint=batch.sandwich_terms, variant=True, cost=batch.batch_cost)
@@ -104,8 +115,8 @@ BARBER_AGAKOV = _spec("barber_agakov", "lower", "I_YZ", barber_agakov.BarberAgak
                       barber_agakov.barber_agakov_terms, "Barber & Agakov 2003", needs=("label_model", "h_y"),
                       cost=barber_agakov.barber_agakov_cost)
 
-SPECS: dict[str, Spec] = {s.name: s for s in (VIB, TEACHER_ELBO, TEACHER_IW, TEACHER_RIW, LOO, NCE, EMPIRICAL,
-                                              BARBER_AGAKOV)}
+SPECS: dict[str, Spec] = {s.name: s for s in (VIB, TEACHER_ELBO, TEACHER_IW, TEACHER_RIW, TEACHER_AIS, TEACHER_RAIS,
+                                              LOO, NCE, EMPIRICAL, BARBER_AGAKOV)}
 
 
 def names() -> tuple[str, ...]:

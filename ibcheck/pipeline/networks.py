@@ -4,8 +4,9 @@ Shapes follow the paper and the reference VIB code: the student encoder is an
 MLP 784-1024-1024-2K with K = 40 and std = softplus(rho - 5) (Alemi et al.
 2016, section 4.1); the teacher is a VAE decoder 20-400-784 with Bernoulli
 pixels (Kingma & Welling 2013, appendix C); q(z_v|z) an MLP 40-256-2x20 with a
-diagonal Gaussian output; the classifier q(y|z) an MLP 40-256-10. Every constructor takes a seed, so weights never
-depend on the global random state.
+diagonal Gaussian output (or, to start annealing from, a full-covariance one); the classifier
+q(y|z) an MLP 40-256-10. Every constructor takes a seed, so weights never depend on the global
+random state.
 """
 from __future__ import annotations
 
@@ -75,6 +76,11 @@ class MLPTeacher(nn.Module):
     def forward(self, z_v: Tensor) -> Tensor:
         return torch.sigmoid(self.net(z_v))
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether ``sample`` returns the decoder mean (x a function of z_v), as the student's data are."""
+        return not self.binary
+
     def sample(self, z_v: Tensor, generator: torch.Generator) -> Tensor:
         mean = self(z_v)
         if not self.binary:
@@ -103,6 +109,34 @@ class MLPInferenceNet(nn.Module):
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         mean, raw = self.net(z).split(self.latent, dim=-1)
         return mean, F.softplus(raw) + 1e-4
+
+
+class MLPCholeskyInferenceNet(nn.Module):
+    """q(z_v|z) = N(mu(z), L(z) L(z)^T) with a full covariance: z (n, m) -> mean (n, k), Cholesky factor
+    (n, k, k), L = U diag(softplus(s(z)) + 1e-4) with U unit lower-triangular, so that off-diagonal entries
+    scale with the widths they sit over. On a curved posterior (a neural student) the forward KL of
+    this family is far lower than the diagonal one's, which makes it the better start of annealing
+    (bounds.md section 3c). The last layer starts at zero weights, i.e. at the model prior N(0, I)."""
+
+    def __init__(self, sizes: Sequence[int] = (40, 256), latent: int = 20, seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        self.latent = latent
+        self.rows, self.cols = torch.tril_indices(latent, latent, offset=-1)
+        self.net = mlp(list(sizes) + [2 * latent + len(self.rows)], seed, dtype)
+        last = self.net[-1]
+        assert isinstance(last, nn.Linear)
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
+            last.bias[latent:2 * latent].fill_(0.5413)  # softplus(0.5413) = 1.0
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        k = self.latent
+        out = self.net(z)
+        mean, raw, off = out[:, :k], out[:, k:2 * k], out[:, 2 * k:]
+        unit = torch.eye(k, dtype=out.dtype, device=out.device).repeat(len(z), 1, 1)
+        unit[:, self.rows, self.cols] = off
+        return mean, unit * (F.softplus(raw) + 1e-4).unsqueeze(1)
 
 
 class MLPClassifier(nn.Module):

@@ -59,8 +59,16 @@ def _gaps(*series: np.ndarray) -> str:
     return f" [{missing} values not finite, not drawn]" if missing else ""
 
 
-# the population bracket's ends: teacher_riw and teacher_iw on the teacher's model population
+# the population bracket's ends (teacher_rais and teacher_ais on the teacher's model population), and
+# its paired width
 POPULATION_ENDS = ("lower", "upper")
+POPULATION_FIELDS = POPULATION_ENDS + ("width",)
+
+
+def population_midpoint(records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(midpoint, lower, upper) of the population bracket per record, NaN where a record has none."""
+    low, high = (_series(records, "population", end) for end in POPULATION_ENDS)
+    return (low + high) / 2, low, high
 
 
 def rows(name: str, records: list[dict]) -> list[list]:
@@ -70,7 +78,8 @@ def rows(name: str, records: list[dict]) -> list[list]:
         row = [name, r["epoch"], r["step"], bool(r.get("partial", False))]
         row += [_value(r, "I_XZ", e, k) for e in X_ESTIMATORS for k in ("value", "stderr")]
         row += [_value(r, "I_YZ", e, k) for e in Y_ESTIMATORS for k in ("value", "stderr")]
-        row += [_value(r, "population", end, k) for end in POPULATION_ENDS for k in ("value", "stderr")]
+        row += [_value(r, "population", end, k) for end in POPULATION_FIELDS for k in ("value", "stderr")]
+        row += [(r.get("population") or {}).get("T")]
         accuracy = r.get("accuracy", {})  # light records (epochs without estimates) have none
         row += [accuracy.get("train"), accuracy.get("test"), r["logdet_cov"], r.get("grad_norm"), r["ln_N"]]
         out.append(row)
@@ -79,21 +88,31 @@ def rows(name: str, records: list[dict]) -> list[list]:
 
 HEADER = (["run", "epoch", "step", "partial"] + [f"I_XZ_{e}_{k}" for e in X_ESTIMATORS for k in ("value", "stderr")]
           + [f"I_YZ_{e}_{k}" for e in Y_ESTIMATORS for k in ("value", "stderr")]
-          + [f"population_I_XZ_{end}_{k}" for end in POPULATION_ENDS for k in ("value", "stderr")]
+          + [f"population_I_XZ_{end}_{k}" for end in POPULATION_FIELDS for k in ("value", "stderr")]
+          + ["population_T"]
           + ["accuracy_train", "accuracy_test", "logdet_cov", "grad_norm", "ln_N"])
 
 
 def plot_plane(named: dict[str, list[dict]]):
-    """I(Y;Z) (Barber-Agakov) against I(X;Z) by empirical (exact) and by min(vib, teacher) (the paper's),
-    coloured by epoch."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    """I(Y;Z) (Barber-Agakov) against I(X;Z) by empirical (exact, the training set), by min(vib,
+    teacher) (the paper's) and by the population bracket (its midpoint, with the bracket as a
+    horizontal bar, on the records that have one), coloured by epoch."""
+    fig, axes = plt.subplots(1, 3, figsize=(15.5, 4.6), sharey=True)
     markers = "osD^v<>"
-    for ax, x_name, title in ((axes[0], EXACT, "exact I(X;Z) of the training set"),
-                              (axes[1], PAPER_MIN, "min(vib, teacher_elbo), as in the paper")):
+    panels = ((EXACT, "exact I(X;Z) of the training set"), (PAPER_MIN, "min(vib, teacher_elbo), as in the paper"),
+              (None, "population I(X;Z): annealed bracket"))
+    sc = None
+    for ax, (x_name, title) in zip(axes, panels):
         note = ""
         for i, (name, records) in enumerate(named.items()):
             records = estimated(records)
-            xs, ys = _series(records, "I_XZ", x_name), _series(records, "I_YZ", Y_BOUND)
+            if x_name is None:
+                records = [r for r in records if "population" in r]
+                xs, low, high = population_midpoint(records)
+                ys = _series(records, "I_YZ", Y_BOUND)
+                ax.errorbar(xs, ys, xerr=[xs - low, high - xs], fmt="none", ecolor="gray", lw=0.8, alpha=0.7)
+            else:
+                xs, ys = _series(records, "I_XZ", x_name), _series(records, "I_YZ", Y_BOUND)
             note += _gaps(xs, ys)
             ax.plot(xs, ys, "-", color="gray", lw=0.6, alpha=0.6)
             sc = ax.scatter(xs, ys, c=[r["epoch"] for r in records], cmap="viridis", marker=markers[i % 7], s=18,
@@ -102,8 +121,9 @@ def plot_plane(named: dict[str, list[dict]]):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"I(Y;Z) [nats]: {Y_BOUND} (lower bound)")
     axes[0].legend(fontsize=8)
-    fig.colorbar(sc, ax=axes, label="epoch")
-    fig.suptitle("Information plane")
+    if sc is not None:
+        fig.colorbar(sc, ax=axes, label="epoch")
+    fig.suptitle("Information plane (right: the I(X;Z) of the teacher's model population, no ln N ceiling)")
     return fig
 
 
@@ -121,8 +141,8 @@ def plot_estimators(named: dict[str, list[dict]]):
         bracketed = [r for r in records if "population" in r]  # it may run on some records only
         if bracketed:
             low, high = (_series(bracketed, "population", end) for end in POPULATION_ENDS)
-            ax.fill_between([r["epoch"] for r in bracketed], low, high, color="grey", alpha=0.3, lw=0,
-                            label="population I(X;Z): [teacher_riw, teacher_iw]")
+            ax.fill_between([r["epoch"] for r in bracketed], low, high, color="grey", alpha=0.45, lw=0,
+                            label="population I(X;Z): [teacher_rais, teacher_ais]")
         ax.axhline(records[0]["ln_N"], color="black", ls=":", lw=1, label="ln N")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")

@@ -7,7 +7,7 @@ must sit above it (bounds.md section 4). Every registered estimator that needs n
 prior density runs, with the parameters of ``TrackConfig.estimators``, against the
 reference "finite". Beside them, a record's ``population`` brackets the I(X;Z) of
 the teacher's model population (fresh z_v ~ N(0, I) through the teacher), which
-has no ln N ceiling.
+has no ln N ceiling, with the annealed bounds of bounds.md section 3c.
 """
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ import torch
 
 from ibcheck import estimators, seeds
 from ibcheck.config import TrackConfig
-from ibcheck.estimators import registry
+from ibcheck.estimators import registry, teacher_ais
 from ibcheck.estimators.common import generator_for
-from ibcheck.estimators.teacher_bounds import TeacherIWParams, TeacherRIWParams
-from ibcheck.interface import Context, Estimate
+from ibcheck.interface import Context, Estimate, InferenceNet
 from ibcheck.pipeline.networks import MLPInferenceNet, MLPTeacher
 from ibcheck.samplers import FiniteSampler, ModelPopulation
 
@@ -48,10 +47,38 @@ def _entry(est: Estimate) -> dict:
     return {"value": est.value, "stderr": est.stderr, "n": est.n}
 
 
+def _terms_entry(terms: Tensor) -> dict:
+    """{"value", "stderr", "n"} of independent terms (n,): mean and sd / sqrt(n), in nats."""
+    terms = terms.detach().double()
+    return {"value": float(terms.mean()), "stderr": float(terms.std()) / math.sqrt(terms.numel()),
+            "n": terms.numel()}
+
+
+BRACKET_SIDES = {registry.TEACHER_AIS.name: teacher_ais.UPPER, registry.TEACHER_RAIS.name: teacher_ais.LOWER}
+
+
+def annealed_bracket(encoder, teacher, q_forward: InferenceNet, fit: dict, params: teacher_ais.TeacherAISParams,
+                     population, generator: torch.Generator) -> dict:
+    """The population entry of a record: teacher_rais below and teacher_ais above on the same z, their
+    paired width (upper - lower per z: mean, se), and T (where the doubling rule stopped, and why),
+    K, n and the acceptance rate of the transitions (null without any)."""
+    context = Context(teacher=teacher, q_forward=q_forward, q_forward_fit=fit)
+    measured = teacher_ais.ais_terms(encoder, population, params, generator, context, BRACKET_SIDES)
+    upper, lower = measured[registry.TEACHER_AIS.name][0], measured[registry.TEACHER_RAIS.name][0]
+    acceptance = upper.params["acceptance"]
+    entry = {"lower": _terms_entry(lower.terms), "upper": _terms_entry(upper.terms),
+             "width": _terms_entry(upper.terms - lower.terms), "T": upper.params["T"], "K": params.K,
+             "n": params.n, "leapfrog": params.leapfrog, "acceptance": None if math.isnan(acceptance) else acceptance}
+    if "stopped" in upper.params:
+        entry.update(stopped=upper.params["stopped"], ladder=upper.params["ladder"])
+    return entry
+
+
 def _fit_record(fit: dict) -> dict:
     """How a q was trained for a record: the steps, whether it converged or hit the cap, its held-out
     value and curve (its settings are in the run's config; its seconds in the record's)."""
-    return {key: fit[key] for key in ("objective", "steps_used", "converged", "capped", "heldout", "curve")}
+    return {key: fit[key] for key in ("objective", "steps_used", "converged", "capped", "restarted", "heldout",
+                                      "curve")}
 
 
 def _fixed_subset(n: int, size: int, root: int, name: str, device: torch.device) -> Tensor:
@@ -62,32 +89,40 @@ def _fixed_subset(n: int, size: int, root: int, name: str, device: torch.device)
 @dataclasses.dataclass
 class Tracker:
     """What tracking needs across epochs: the data, the teacher's generative network, the two
-    warm-started q's (Eq. 5's, and the forward one of the population bracket), and the fixed
-    subsets of the accuracies and the log-determinant (drawn from ``seed``'s tree at
-    ``track/subsets``)."""
+    warm-started q's (Eq. 5's, and the forward one of the population bracket), the epochs whose
+    records bracket the population (None: all), and the fixed subsets of the accuracies and the
+    log-determinant (drawn from ``seed``'s tree at ``track/subsets``)."""
 
     teacher: MLPTeacher
     q: MLPInferenceNet
-    q_forward: MLPInferenceNet
+    q_forward: InferenceNet
     train_x: Tensor
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
     config: TrackConfig
     seed: int
+    population_epochs: frozenset[int] | None = None
     subset: Tensor = dataclasses.field(init=False)
     test_subset: Tensor = dataclasses.field(init=False)
+    q_forward_initial: dict = dataclasses.field(init=False)
 
     def __post_init__(self):
+        # the forward q's weights before any training: each record restarts from them where they beat
+        # the warm start on the held-out batch
+        self.q_forward_initial = {key: value.clone() for key, value in self.q_forward.state_dict().items()}
         device = self.train_x.device
         self.subset = _fixed_subset(len(self.train_x), self.config.subset, self.seed, "train", device)
         self.test_subset = _fixed_subset(len(self.test_x), self.config.test_subset, self.seed, "test", device)
 
     def population_due(self, epoch: float) -> bool:
-        """Whether the record at ``epoch`` brackets the population: every record with ``every`` = 1,
-        else the whole epochs divisible by ``every``."""
-        pop = self.config.population
-        return pop.K > 0 and (pop.every == 1 or (float(epoch).is_integer() and int(epoch) % pop.every == 0))
+        """Whether the record at ``epoch`` brackets the population: every record where
+        ``population_epochs`` is None, else the whole epochs in it (K = 0: none)."""
+        if self.config.population.K == 0:
+            return False
+        if self.population_epochs is None:
+            return True
+        return float(epoch).is_integer() and int(epoch) in self.population_epochs
 
     def measure(self, student, labels: Tensor, generator: torch.Generator, epoch: float = 0) -> dict:
         """One record of I(X;Z), I(Y;Z), accuracies and the encoder's mean log-determinant, and
@@ -117,6 +152,7 @@ class Tracker:
         if self.population_due(epoch):
             record["population"], forward_fit = self._population(enc, draws[-1])
             record["q_fit"]["forward"] = _fit_record(forward_fit)
+            record["seconds_population"] = forward_fit["seconds"]
         with torch.no_grad():
             record.update(accuracy=self._accuracy(student, labels, generator),
                           logdet_cov=mean_logdet(enc, self.train_x[self.subset]),
@@ -126,20 +162,17 @@ class Tracker:
 
     def _population(self, encoder, seed: int) -> tuple[dict, dict]:
         """The bracket on the I(X;Z) of the teacher's model population (fresh z_v ~ N(0, I) through
-        the teacher): teacher_riw below, teacher_iw with that prior above, both with the forward q
-        trained first on the same population. Returns the record's entry and the q's training."""
+        the teacher): the annealed pair from the forward q, trained first on the same population.
+        Returns the record's entry and the q's training, whose seconds are the bracket's whole time."""
+        started = time.perf_counter()
         pop, device = self.config.population, self.train_x.device
         population = ModelPopulation(self.teacher, self.teacher.latent_dim, device, self.train_x.dtype)
-        draws = torch.randint(0, 2**62, (3,), generator=generator_for(seed, device), device=device).tolist()
+        draws = torch.randint(0, 2**62, (2,), generator=generator_for(seed, device), device=device).tolist()
         fit = estimators.train_q(encoder, self.teacher, population, self.q_forward, pop.q,
-                                 generator_for(draws[0], device), "forward")
-        context = Context(teacher=self.teacher, q_forward=self.q_forward, q_forward_fit=fit)
-        low = registry.run_one(registry.TEACHER_RIW.name, encoder, population,
-                               TeacherRIWParams(K=(pop.K,), n=pop.n, q="forward"), seed=draws[1], context=context)
-        high = registry.run_one(registry.TEACHER_IW.name, encoder, population,
-                                TeacherIWParams(K=(pop.K,), n=pop.n, prior="data", q="forward"), seed=draws[2],
-                                context=context)
-        return {"lower": _entry(low), "upper": _entry(high), "K": pop.K}, fit
+                                 generator_for(draws[0], device), "forward", restart=self.q_forward_initial)
+        entry = annealed_bracket(encoder, self.teacher, self.q_forward, fit, pop.bracket(), population,
+                                 generator_for(draws[1], device))
+        return entry, {**fit, "seconds": time.perf_counter() - started}
 
     @torch.no_grad()
     def measure_light(self, student) -> dict:

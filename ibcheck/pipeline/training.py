@@ -13,11 +13,11 @@ import torch
 
 from ibcheck import limits, schema, seeds
 from ibcheck.config import TrainConfig
-from ibcheck.estimators import registry, teacher_bounds
+from ibcheck.estimators import registry, teacher_ais
 from ibcheck.interface import Dims, Diverged
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
-from ibcheck.pipeline.networks import MLPInferenceNet
+from ibcheck.pipeline.networks import MLPCholeskyInferenceNet, MLPInferenceNet
 from ibcheck.pipeline.vae import VAE
 
 Tensor = torch.Tensor
@@ -31,7 +31,7 @@ class Session:
     optimiser: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
     q: MLPInferenceNet
-    q_forward: MLPInferenceNet
+    q_forward: torch.nn.Module
     generators: dict[str, torch.Generator]
     records: list[dict]
 
@@ -63,9 +63,12 @@ def new_session(config: TrainConfig, device: torch.device) -> Session:
     """A fresh student, optimiser, q and generators, all from the seed tree of ``config.seed``."""
     student = student_mod.VIBStudent(config.student, seed=seeds.seed_of(config.seed, "student")).to(device)
     optimiser, schedule = student_mod.make_optimizer(student, config.student)
-    q, q_forward = (MLPInferenceNet((config.student.latent, config.track.q_hidden), config.teacher.latent,
-                                    seed=seeds.seed_of(config.seed, "track", name)).to(device)
-                    for name in ("q", "q_forward"))
+    q = MLPInferenceNet((config.student.latent, config.track.q_hidden), config.teacher.latent,
+                        seed=seeds.seed_of(config.seed, "track", "q")).to(device)
+    pop = config.track.population
+    forward_net = MLPCholeskyInferenceNet if pop.q_form == "cholesky" else MLPInferenceNet
+    q_forward = forward_net((config.student.latent, *pop.q_hidden), config.teacher.latent,
+                            seed=seeds.seed_of(config.seed, "track", "q_forward")).to(device)
     generators = {name: seeds.generator(config.seed, name, device=device) for name in GENERATORS}
     return Session(student, optimiser, schedule, q, q_forward, generators, [])
 
@@ -104,6 +107,19 @@ def tracked_epochs(epochs: int, count: int | None) -> set[int]:
         points += 1
 
 
+def population_epochs(epochs: int, track) -> frozenset[int] | None:
+    """The epochs whose records bracket the population: None (every record) where
+    ``track.population.epochs`` is null, else epoch 0 and, for each of that many log-spaced epochs
+    from 1 to ``epochs``, the tracked epoch nearest to it on a log scale."""
+    count = track.population.epochs
+    if count is None:
+        return None
+    tracked = sorted(tracked_epochs(epochs, track.epochs))
+    targets = np.geomspace(1, epochs, count) if count > 1 else [epochs]
+    chosen = {min(tracked, key=lambda e: (abs(math.log(e) - math.log(t)), e)) for t in targets}
+    return frozenset({0} | chosen)
+
+
 def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, labels: Tensor, epoch: int,
               steps_per_epoch: int) -> None:
     """Train one epoch, tracking at the early steps of epoch 1, then record the epoch: every
@@ -132,10 +148,12 @@ def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, 
 
 def _record(measured: dict, epoch: float, step: int, losses, train_seconds, partial: bool) -> dict:
     estimate_seconds = measured.pop("seconds_estimate")
+    population_seconds = measured.pop("seconds_population", None)  # part of estimate_seconds
     record = {"epoch": epoch, "step": step, **measured,
               "grad_norm": None if losses is None else losses["grad_norm"],
               "loss": None if losses is None else {k: losses[k] for k in ("loss", "cross_entropy", "kl")},
-              "seconds": {"train": train_seconds, "estimate": estimate_seconds}}
+              "seconds": {"train": train_seconds, "estimate": estimate_seconds,
+                          **({} if population_seconds is None else {"population": population_seconds})}}
     if partial:
         record["partial"] = True
     return with_finite_numbers(record)
@@ -172,8 +190,9 @@ def check_sizes(config: TrainConfig, points: int, device: torch.device | str) ->
     pop = config.track.population
     if pop.K > 0:
         costs += limits.q_costs(pop.q, dims, "track.population.q")
-        riw = teacher_bounds.teacher_riw_cost(teacher_bounds.TeacherRIWParams(K=(pop.K,), n=pop.n), dims)
-        costs.append(("track.population.K", pop.K, riw))
+        cost = teacher_ais.ais_cost(pop.bracket(), dims)
+        blame = "T_max" if cost.blame == "T_max" else ("n" if cost.blame == "n" else "T")
+        costs.append((f"track.population.{blame}", getattr(pop, blame), cost))
     limits.refuse_if_too_large(costs, device)
 
 
@@ -223,8 +242,8 @@ def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str,
     """The student's epochs, from the last checkpoint of ``run`` if there is one."""
     session = new_session(config, device)
     tracker = tracking.Tracker(vae.generative, session.q, session.q_forward, d["train_x"], d["train_y"],
-                               d["test_x"], d["test_y"],
-                               config.track, config.seed)
+                               d["test_x"], d["test_y"], config.track, config.seed,
+                               population_epochs(config.epochs, config.track))
     state = run.load()
     if state is not None:
         session.restore(state)

@@ -1,6 +1,8 @@
 """The paper's six claims (Herwana & Kadian, section 4, Figs. 3-7) as per-run statistics,
-judged over seeds on two measures of I(X;Z): the paper's min(vib, teacher_elbo) ("paper")
-and the exact I(X;Z) of the training set, ``empirical`` ("exact").
+judged over seeds on three measures of I(X;Z): the paper's min(vib, teacher_elbo) ("paper"),
+the exact I(X;Z) of the training set, ``empirical`` ("exact"), capped at ln N, and the annealed
+bracket on the I(X;Z) of the teacher's model population ("population": its midpoint, with half
+its width as an extra uncertainty of every record, bounds.md section 3c).
 
 Each claim part maps a run to one number S (nats unless stated), claimed to lie above
 (or below) a threshold c. Over the n runs of a condition, the mean of S gets a t
@@ -11,7 +13,10 @@ of c and **not reproduced** otherwise; the rest are **inconclusive**, with the n
 runs that would decide them at the observed spread (Bonferroni level, conservative).
 
 A run's phases come from the measure's own curve: its peak epoch e* is where the measure
-is largest over the tracked records; fitting is [0, e*], compression is [e*, T].
+is largest over the tracked records (over the bracketed ones for "population"); fitting is
+[0, e*], compression is [e*, T]. A population row that the t test decides is still
+inconclusive where its mean is nearer the threshold than the mean half-width of the brackets
+behind it: the truth could lie on the other side.
 """
 from __future__ import annotations
 
@@ -22,12 +27,22 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from ibcheck.study.results import EXACT, PAPER_MIN, RunResult, dense, init_label, series, value
+from ibcheck.study.results import (
+    EXACT,
+    PAPER_MIN,
+    POPULATION,
+    RunResult,
+    dense,
+    init_label,
+    population_series,
+    series,
+    value,
+)
 
 MARGIN = 0.1  # nats: a rise or fall of I(X;Z) smaller than this is no rise or fall; "0" means below it
 GRAD_RISE = math.log(1.1)  # the gradient norm "rises": by more than 10% over the fitting phase
 GRAD_BAND = math.log(2.0)  # it "stays in a band": its max / min over compression stays below 2
-MEASURES = {"paper": PAPER_MIN, "exact": EXACT}
+MEASURES = {"paper": PAPER_MIN, "exact": EXACT, "population": POPULATION}
 MAX_RUNS = 10_000
 
 
@@ -35,7 +50,11 @@ MAX_RUNS = 10_000
 
 
 def _curve(run: RunResult, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(epochs, values, stderrs) of I(X;Z) by the measure over the tracked records."""
+    """(epochs, values, stderrs) of I(X;Z) by the measure over the tracked records (the bracketed
+    ones for the population: midpoints, and stderrs with half the width added)."""
+    if measure == "population":
+        epochs, middle, se, _ = population_series(run.records)
+        return epochs, middle, np.nan_to_num(se)
     epochs, values = series(run.records, "I_XZ", MEASURES[measure])
     _, errors = series(run.records, "I_XZ", MEASURES[measure], "stderr")
     return epochs, values, np.nan_to_num(errors)
@@ -62,8 +81,9 @@ def _below_peak(run: RunResult, measure: str, other: int) -> float:
 
 
 def rise(run: RunResult, measure: str) -> float:
-    """C3: M(e*) - M(0) - 2 se."""
-    return _below_peak(run, measure, 0)
+    """C3: the peak stands above both ends, min(M(e*) - M(0), M(e*) - M(T)), each less 2 se: an
+    *inner* maximum. A curve whose maximum is its last (or first) record scores at most -2 se."""
+    return min(_below_peak(run, measure, 0), _below_peak(run, measure, -1))
 
 
 def fall(run: RunResult, measure: str) -> float:
@@ -207,17 +227,21 @@ class Part:
     threshold: float
     zero_info: bool
     keep: tuple[str, ...]
-    measures: tuple[str, ...] = ("paper", "exact")
+    measures: tuple[str, ...] = ("paper", "exact", "population")
 
 
 FACTORS = {"encoder": "student.encoder", "init": "student.std_shift", "optimizer": "student.optimizer",
            "beta": "student.beta"}
-PER_OPTIMISER = ("encoder", "init", "optimizer")
+# every condition apart, the beta values included (none is pooled)
+PER_CONDITION = ("encoder", "init", "optimizer", "beta")
+PER_OPTIMISER = ("encoder", "init", "optimizer")  # C4 pairs the beta values of each seed
 PARTS = (
     Part("C1", "I(X;Z) falls to 0 (Fig. 3)", "final I(X;Z) of zero-information runs", final_xz, "below", MARGIN,
          True, ("encoder", "init", "optimizer", "beta")),
+    # no estimator gives the population's I(Y;Z): this part has no population row
     Part("C1", "I(Y;Z) falls to 0 (Fig. 3)", "final I(Y;Z) (barber_agakov on the paper's measure, empirical on "
-         "the exact one)", final_yz, "below", MARGIN, True, ("encoder", "init", "optimizer", "beta")),
+         "the exact one)", final_yz, "below", MARGIN, True, ("encoder", "init", "optimizer", "beta"),
+         ("paper", "exact")),
     Part("C1", "vib converges faster than teacher_elbo (Fig. 3)", "settling epoch of teacher_elbo minus that of "
          "vib (first epoch after which a curve stays within 10% of its total change of its final value)", faster,
          "above", 0.0, True, ("encoder", "init", "optimizer", "beta"), ("bounds",)),
@@ -225,21 +249,21 @@ PARTS = (
          "the second half of the records (mean |step| / (mean |value| + 0.1))", steadier, "above", 0.0, True,
          ("encoder", "init", "optimizer", "beta"), ("bounds",)),
     Part("C2", "teacher_elbo is lower than vib while I(X;Z) rises (Fig. 4)", "mean of vib - teacher_elbo over "
-         "[0, e*]", elbo_lower_early, "above", 0.0, False, ("encoder", "init")),
+         "[0, e*]", elbo_lower_early, "above", 0.0, False, PER_CONDITION),
     Part("C2", "vib is lower than teacher_elbo later (Fig. 4)", "mean of teacher_elbo - vib over [e*, T]",
-         vib_lower_late, "above", 0.0, False, ("encoder", "init")),
-    Part("C3", "I(X;Z) rises to an inner maximum (Figs. 5-6)", "M(e*) - M(0) - 2 se", rise, "above", MARGIN, False,
-         PER_OPTIMISER),
-    Part("C3", "then falls (Figs. 5-6)", "M(e*) - M(T) - 2 se", fall, "above", MARGIN, False, PER_OPTIMISER),
+         vib_lower_late, "above", 0.0, False, PER_CONDITION),
+    Part("C3", "I(X;Z) rises to an inner maximum (Figs. 5-6)", "min(M(e*) - M(0), M(e*) - M(T)) - 2 se", rise,
+         "above", MARGIN, False, PER_CONDITION),
+    Part("C3", "then falls (Figs. 5-6)", "M(e*) - M(T) - 2 se", fall, "above", MARGIN, False, PER_CONDITION),
     Part("C4", "a larger beta gives a lower maximum (Fig. 5)", "max M at the smaller beta minus max M at the "
          "larger, paired by seed", highest, "above", 0.0, False, PER_OPTIMISER),
     Part("C5", "the log-determinant keeps falling during compression (Figs. 6-7)", "smaller of the "
          "log-determinant's falls over the two halves of [e*, T]", logdet_keeps_falling, "above", 0.0, False,
-         PER_OPTIMISER),
+         PER_CONDITION),
     Part("C6", "the gradient norm rises during fitting (Fig. 7)", "ln(gradient norm at e* / at epoch 1)",
-         grad_rises, "above", GRAD_RISE, False, PER_OPTIMISER),
+         grad_rises, "above", GRAD_RISE, False, PER_CONDITION),
     Part("C6", "and stays in a band during compression (Fig. 7)", "ln(max / min gradient norm over [e*, T])",
-         grad_band, "below", GRAD_BAND, False, PER_OPTIMISER),
+         grad_band, "below", GRAD_BAND, False, PER_CONDITION),
 )
 NO_RUNS = "no runs of this kind in the study"
 PAIRED = "C4"  # its observations are differences between consecutive beta values
@@ -264,24 +288,32 @@ def _label(keep: Sequence[str], key: tuple, varying: set[str]) -> str:
     return ", ".join(shown + [f"{k}={v}" for k, v in key[len(keep):]]) or "all runs"
 
 
-def observations(part: Part, runs: Sequence[RunResult], measure: str) -> dict[str, list[float]]:
-    """{condition label: one value of S per run (per seed pair for C4)}, NaN where S is undefined."""
+def conditions(part: Part, runs: Sequence[RunResult], measure: str) -> dict[str, tuple[list[float], list[RunResult]]]:
+    """{condition label: (one value of S per run, per seed pair for C4; the runs behind them)}, NaN
+    where S is undefined."""
     chosen = [r for r in runs if r.zero_info == part.zero_info and r.tracked()]
     varying = {f for f, key in FACTORS.items() if len({str(r.setting(key)) for r in chosen}) > 1}
     groups: dict[tuple, list[RunResult]] = {}
     for r in chosen:
         groups.setdefault(tuple(r.setting(FACTORS[f]) for f in part.keep) + _others(r), []).append(r)
-    out: dict[str, list[float]] = {}
+    out: dict[str, tuple[list[float], list[RunResult]]] = {}
     for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         label = _label(part.keep, key, varying)
         if part.claim == PAIRED:
             out.update(_paired(part, members, measure, label))
         else:
-            out[label] = [part.statistic(r, measure) for r in sorted(members, key=lambda r: r.seed)]
+            ordered = sorted(members, key=lambda r: r.seed)
+            out[label] = ([part.statistic(r, measure) for r in ordered], ordered)
     return out
 
 
-def _paired(part: Part, members: list[RunResult], measure: str, label: str) -> dict[str, list[float]]:
+def observations(part: Part, runs: Sequence[RunResult], measure: str) -> dict[str, list[float]]:
+    """{condition label: one value of S per run (per seed pair for C4)}, NaN where S is undefined."""
+    return {label: values for label, (values, _) in conditions(part, runs, measure).items()}
+
+
+def _paired(part: Part, members: list[RunResult], measure: str,
+            label: str) -> dict[str, tuple[list[float], list[RunResult]]]:
     """C4: per seed, S at each beta minus S at the next larger beta."""
     betas = sorted({r.setting(FACTORS["beta"]) for r in members})
     by = {(r.setting(FACTORS["beta"]), r.seed): part.statistic(r, measure) for r in members}
@@ -290,8 +322,21 @@ def _paired(part: Part, members: list[RunResult], measure: str, label: str) -> d
         seeds = sorted({s for b, s in by if b == low} & {s for b, s in by if b == high})
         diffs = [by[(low, s)] - by[(high, s)] for s in seeds]
         prefix = "" if label == "all runs" else f"{label}, "
-        out[f"{prefix}β {low:g} vs {high:g}"] = diffs
+        pair = [r for r in members if r.setting(FACTORS["beta"]) in (low, high)]
+        out[f"{prefix}β {low:g} vs {high:g}"] = (diffs, pair)
     return out
+
+
+def half_width(runs: Sequence[RunResult]) -> float | None:
+    """The mean over runs of each run's mean half-width of its population brackets (crossed ones
+    count 0), nats; None where no run has a bracket."""
+    per_run = []
+    for run in runs:
+        widths = population_series(run.records)[3]
+        widths = widths[~np.isnan(widths)]
+        if len(widths):
+            per_run.append(float(np.clip(widths, 0.0, None).mean() / 2))
+    return float(np.mean(per_run)) if per_run else None
 
 
 # ---------------------------------------------------------------- verdicts
@@ -330,13 +375,14 @@ def table(runs: Sequence[RunResult]) -> list[dict]:
     rows = []
     for part in PARTS:
         for measure in part.measures:
-            found = observations(part, runs, "paper" if measure == "bounds" else measure)
-            for condition, all_values in (found or {NO_RUNS: []}).items():
+            found = conditions(part, runs, "paper" if measure == "bounds" else measure)
+            for condition, (all_values, members) in (found or {NO_RUNS: ([], [])}).items():
                 values = [v for v in all_values if not math.isnan(v)]
                 rows.append({"claim": part.claim, "part": part.name, "statistic": part.definition,
                              "measure": measure, "condition": condition, "side": part.side,
                              "threshold": part.threshold, "values": values, "n": len(values),
-                             "undefined": len(all_values) - len(values)})
+                             "undefined": len(all_values) - len(values),
+                             "half_width": half_width(members) if measure == "population" else None})
     return rows
 
 
@@ -358,9 +404,19 @@ def judge(rows: list[dict], alpha: float) -> list[dict]:
         r["significant"] = rejecting
     for r in rows:
         r["verdict"] = _verdict(r)
-        if r["verdict"] == "inconclusive" and r["mean"] is not None and r["sd"] is not None:
+        r["bracket_too_wide"] = _bracket_too_wide(r)
+        if r["bracket_too_wide"]:
+            r["verdict"] = "inconclusive"
+        elif r["verdict"] == "inconclusive" and r["mean"] is not None and r["sd"] is not None:
             r["runs_to_decide"] = runs_to_decide(r["mean"], r["sd"], r["threshold"], alpha / max(m, 1))
     return rows
+
+
+def _bracket_too_wide(row: dict) -> bool:
+    """A significant population row whose mean is nearer the threshold than the brackets' mean
+    half-width: the truth could lie on the other side, and no number of runs changes that."""
+    width = row.get("half_width")
+    return bool(row.get("significant") and width is not None and abs(row["mean"] - row["threshold"]) < width)
 
 
 def _verdict(row: dict) -> str:

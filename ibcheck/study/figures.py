@@ -7,11 +7,14 @@ the band is mean ± t(0.975, n-1)·sd/√n (none when n < 2), and an epoch where
 value is not drawn. Mutual information and log-determinants are in nats.
 
 - ``fig3_zero_info``: zero-information runs only; per init, I(X;Z) by vib, teacher_elbo,
-  teacher_iw and the exact (empirical) value (top) and I(Y;Z) by barber_agakov and exact (bottom).
+  teacher_iw, the exact (empirical) value and the population bracket's midpoint (top) and I(Y;Z)
+  by barber_agakov and exact (bottom).
 - ``fig4_bounds``: runs with real labels; per (init, optimizer) at the β nearest 1e-3 in log
-  distance, the I(X;Z) bounds and the exact value on a log axis, and ln N dotted.
+  distance, the I(X;Z) bounds, the exact value and the population bracket's midpoint on a log
+  axis, and ln N dotted.
 - ``fig5_info_plane``: rows per optimizer; I(Y;Z) (barber_agakov) against the exact I(X;Z)
-  (left) and the paper's min(vib, teacher_elbo) (right), one trajectory per condition.
+  (left), the paper's min(vib, teacher_elbo) (middle) and the midpoint of the annealed bracket on
+  the population's I(X;Z) (right, its records only), one trajectory per condition.
 - ``fig6_logdet``: mean log det Cov[p(z|x)] per whole epoch, one panel per optimizer.
 - ``fig7_logdet_grad``: rows per optimizer; the log-determinant and the gradient norm.
 
@@ -47,16 +50,26 @@ from scipy import stats  # noqa: E402
 
 from ibcheck import fileio  # noqa: E402
 from ibcheck.pipeline import plots  # noqa: E402
-from ibcheck.study.results import EXACT, PAPER_MIN, RunResult, dense, init_label, series  # noqa: E402
+from ibcheck.study.results import (  # noqa: E402
+    EXACT,
+    PAPER_MIN,
+    POPULATION,
+    RunResult,
+    dense,
+    init_label,
+    population_series,
+    series,
+)
 
 LINE_HEADER = ["panel", "condition", "series", "epoch", "mean", "lo", "hi", "n"]
 PLANE_HEADER = ["panel", "condition", "x_estimator", "epoch", "x_mean", "x_lo", "x_hi",
                 "y_mean", "y_lo", "y_hi", "n"]
-X_SERIES = ("vib", "teacher_elbo", "teacher_iw", EXACT)
+X_SERIES = ("vib", "teacher_elbo", "teacher_iw", EXACT, POPULATION)
 Y_BOUND = "barber_agakov"
 Y_SERIES = (Y_BOUND, EXACT)
 # the colours of `ibcheck plot`, so that an estimator looks the same in every figure
-COLOURS = {**{name: plots.STYLE[name] for name in X_SERIES}, Y_BOUND: "#2471a3", "ln_N": "black"}
+COLOURS = {**{name: plots.STYLE[name] for name in X_SERIES if name in plots.STYLE}, POPULATION: "#555555",
+           Y_BOUND: "#2471a3", "ln_N": "black"}
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = "osD^v<>pP*Xh"
 TARGET_BETA = 1e-3
@@ -150,8 +163,15 @@ def aggregate(samples: list[tuple[np.ndarray, np.ndarray]]) -> Band:
     return Band(epochs, mean, mean - half, mean + half, n)
 
 
+def xz_series(records: list[dict], target: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of an estimator, or of the population bracket's midpoint (its records only)."""
+    if name == POPULATION:
+        return population_series(records)[:2]
+    return series(records, target, name)
+
+
 def tracked_band(runs: list[RunResult], target: str, name: str) -> Band:
-    return aggregate([series(r.records, target, name) for r in runs])
+    return aggregate([xz_series(r.records, target, name) for r in runs])
 
 
 def dense_band(runs: list[RunResult], key: str) -> Band:
@@ -264,7 +284,8 @@ def fig4(runs: list[RunResult]):
         for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
             axis_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         _style(ax, panel, "I(X;Z) [nats]", symlog=True)
-    fig.suptitle("I(X;Z): upper bounds (vib, teacher) and the exact value; mean over seeds, 95% bands")
+    fig.suptitle("I(X;Z): upper bounds (vib, teacher) and the exact value of the training set, and the population "
+                 "bracket's midpoint; mean over seeds, 95% bands")
     return fig, rows
 
 
@@ -272,8 +293,10 @@ def _plane_bands(runs: list[RunResult], x_name: str) -> tuple[Band, Band]:
     """x = I(X;Z) by ``x_name``, y = I(Y;Z) by barber_agakov, over the seeds where both are finite."""
     xs, ys = [], []
     for run in runs:
-        epochs, x = series(run.records, "I_XZ", x_name)
-        _, y = series(run.records, "I_YZ", Y_BOUND)
+        epochs, x = xz_series(run.records, "I_XZ", x_name)
+        y_epochs, y_all = series(run.records, "I_YZ", Y_BOUND)
+        at = dict(zip(y_epochs.tolist(), y_all.tolist()))
+        y = np.array([at.get(e, np.nan) for e in epochs.tolist()], dtype=float)
         both = np.isfinite(x) & np.isfinite(y)
         xs.append((epochs, np.where(both, x, np.nan)))
         ys.append((epochs, np.where(both, y, np.nan)))
@@ -292,7 +315,8 @@ def _trajectory(ax, x: Band, y: Band, marker: str, norm) -> None:
 def _plane_row(axes, here: dict, labels: Labels, markers: dict, norm, opt: str) -> Rows:
     rows: Rows = []
     for ax, x_name, what in ((axes[0], EXACT, "exact (empirical)"),
-                             (axes[1], PAPER_MIN, "the paper's min(vib, teacher_elbo)")):
+                             (axes[1], PAPER_MIN, "the paper's min(vib, teacher_elbo)"),
+                             (axes[2], POPULATION, "population, annealed bracket's midpoint")):
         for cond, rs in here.items():
             x, y = _plane_bands(rs, x_name)
             _trajectory(ax, x, y, markers[cond.without("optimizer")], norm)
@@ -319,7 +343,7 @@ def fig5(runs: list[RunResult]):
     markers = {k: MARKERS[i % len(MARKERS)] for i, k in enumerate(keys)}
     epochs = [float(e) for rs in groups.values() for r in rs for e in series(r.records, "I_XZ", EXACT)[0]]
     norm = SymLogNorm(linthresh=1, vmin=0, vmax=max(epochs + [1.0]))
-    fig, axes = plt.subplots(len(optims), 2, figsize=(12, 4.8 * len(optims)), squeeze=False,
+    fig, axes = plt.subplots(len(optims), 3, figsize=(17, 4.8 * len(optims)), squeeze=False,
                              constrained_layout=True)
     rows: Rows = []
     for i, opt in enumerate(optims):

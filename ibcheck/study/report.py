@@ -42,12 +42,24 @@ def _decide(row: dict) -> str:
         return ""
     if row["n"] < 2:
         return "undefined in every run" if row.get("undefined") and not row["n"] else "needs ≥ 2 runs"
+    if row.get("bracket_too_wide"):
+        return f"a bracket narrower than {2 * abs(row['mean'] - row['threshold']):.2g} nats"
     return f"{row['runs_to_decide']} runs" if row["runs_to_decide"] else "no number of runs"
 
 
-def claims_markdown(result: dict) -> str:
-    """The claims table as Markdown, with the method and the verdict counts."""
-    lines = ["# Claims of Herwana & Kadian, judged over seeds", "",
+SMOKE_NOTE = ("**This is a smoke run, not an answer.** The `smoke` preset trains 3 epochs on small networks with "
+              "small estimates to check that the machinery works end to end; its verdicts say nothing about the "
+              "paper's claims. Run `study-small` or `study-paper` (or the committed `reports/`) for those.")
+
+
+def is_smoke(study: dict) -> bool:
+    return study.get("spec", {}).get("preset") == "smoke"
+
+
+def claims_markdown(result: dict, smoke: bool = False) -> str:
+    """The claims table as Markdown, with the method and the verdict counts (and, for a smoke study,
+    the warning that it answers nothing)."""
+    lines = ["# Claims of Herwana & Kadian, judged over seeds", "", *([SMOKE_NOTE, ""] if smoke else []),
              f"Method: {result['method']} alpha = {result['alpha']}. A rise or fall below "
              f"{result['margin_nats']} nats counts as none. n counts runs (seeds, times the beta values where a "
              f"row pools them); runs where the statistic is undefined (for example no fitting phase) are left "
@@ -159,9 +171,10 @@ FIGURE_TEXT = (
 
 
 def report_markdown(study: dict, runs: list[RunResult], result: dict, cost: dict) -> str:
-    lines = ["# Study report", "", study.get("description", ""), "", "## What it found", "",
-             findings(runs, result), "", "## Grid and seeds", "", *_grid_text(study, runs), "", "## Cost", "",
-             *_cost_text(cost), "", "## Claims", "", claims_markdown(result).split("\n", 2)[2], "## Figures", ""]
+    lines = ["# Study report", "", *([SMOKE_NOTE, ""] if is_smoke(study) else []), study.get("description", ""), "",
+             "## What it found", "", findings(runs, result), "", "## Grid and seeds", "", *_grid_text(study, runs),
+             "", "## Cost", "", *_cost_text(cost), "", "## Claims", "",
+             claims_markdown(result).split("\n", 2)[2], "## Figures", ""]
     for stem, title in FIGURE_TEXT:
         lines += [f"### {title}", "", f"![{title}]({stem}.png)", "", f"Numbers: [{stem}.csv]({stem}.csv)", ""]
     return "\n".join(lines)
@@ -176,6 +189,6 @@ def write(study_folder: Path, out: Path, alpha: float = 0.05) -> list[Path]:
     result = claims_mod.claims(runs, alpha)
     cost = _cost(study, runs)
     fileio.write_json(out / "claims.json", {**result, "cost": cost, "spec": study["spec"]})
-    fileio.write_text(out / "claims.md", claims_markdown(result))
+    fileio.write_text(out / "claims.md", claims_markdown(result, smoke=is_smoke(study)))
     fileio.write_text(out / "report.md", report_markdown(study, runs, result, cost))
     return written + [out / "claims.json", out / "claims.md", out / "report.md"]

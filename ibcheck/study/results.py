@@ -22,6 +22,7 @@ STUDY_FILE = "study.json"
 SUMMARY_FILE = "summary.csv"
 PAPER_MIN = tracking.PAPER_MIN  # the paper's I(X;Z): min(vib, teacher_elbo)
 EXACT = registry.EMPIRICAL.name  # the exact I(X;Z) / I(Y;Z) of the training set
+POPULATION = "population"  # the annealed bracket on the I(X;Z) of the teacher's model population
 INITS = {StudentConfig().std_shift: "vib_demo", WIDE_STD_SHIFT: "wide"}
 
 
@@ -77,6 +78,22 @@ def series(records: list[dict], target: str, name: str, key: str = "value") -> t
     tracked = [r for r in records if target in r]
     return (np.array([r["epoch"] for r in tracked], dtype=float),
             np.array([value(r, target, name, key) for r in tracked], dtype=float))
+
+
+def population_series(records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, midpoints, stderrs, widths) of the population bracket over the records that have one.
+    The midpoint's se is the mean of the two ends' (an upper bound on it: the ends share their z), and
+    half the paired width is added to it in quadrature, as the extra uncertainty of a value known only
+    to lie in the bracket (a crossed bracket, width < 0 by noise, adds nothing)."""
+    bracketed = [r for r in records if r.get("population")]
+    epochs = np.array([r["epoch"] for r in bracketed], dtype=float)
+    ends = {end: (np.array([value(r, "population", end) for r in bracketed], dtype=float),
+                  np.array([value(r, "population", end, "stderr") for r in bracketed], dtype=float))
+            for end in ("lower", "upper")}
+    widths = np.array([value(r, "population", "width") for r in bracketed], dtype=float)
+    middle = (ends["lower"][0] + ends["upper"][0]) / 2
+    se = np.hypot((ends["lower"][1] + ends["upper"][1]) / 2, np.clip(widths, 0.0, None) / 2)
+    return epochs, middle, se, widths
 
 
 def dense(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from ibcheck.pipeline import configure
 
 TOP_KEYS = ("description", "preset", "base", "grid")
 MANAGED = ("preset", "teacher_run")  # chosen by the study itself, never by a grid
-BUILTIN_GRIDS = ("study-smoke", "study-small", "study-paper")
+BUILTIN_GRIDS = ("study-smoke", "study-small", "study-bracket", "study-paper")
 TEACHERS = "teachers"
 
 

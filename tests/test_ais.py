@@ -1,0 +1,415 @@
+"""The annealed teacher bounds (``teacher_ais`` above, ``teacher_rais`` below; bounds.md section 3c):
+exact where the start is the exact posterior, T = 1 equal to ``teacher_iw`` (data prior) and
+``teacher_riw`` on the same draws, valid on the built-in suite and moving toward I(X;Z) as T grows,
+with kernels that never see the generating z_v, and the planted bugs the issue names caught."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ibcheck import estimators
+from ibcheck.analytic import exact
+from ibcheck.estimators import ais, teacher_ais
+from ibcheck.estimators.common import generator_for
+from ibcheck.estimators.teacher_ais import TeacherAISParams
+from ibcheck.estimators.teacher_bounds import TeacherRIWParams, log_weights, riw_terms
+from ibcheck.gaussian import diag_entropy, diag_log_prob, rsample
+from ibcheck.interface import Batch, Context
+from ibcheck.pipeline.networks import MLPCholeskyInferenceNet, MLPEncoder, MLPInferenceNet, MLPTeacher
+from ibcheck.samplers import FiniteSampler, ModelPopulation
+
+from helpers import linear, suite_case, trained_context
+
+PAIR = ("teacher_ais", "teacher_rais")
+# suite cases with a Gaussian data prior, where p(z_v|z) is Gaussian and known in closed form
+GAUSSIAN_PRIOR = ("deterministic-teacher", "noisy-teacher", "shifted-data-prior", "teacher-15-nats")
+
+
+class PosteriorQ(torch.nn.Module):
+    """The exact posterior p(z_v|z) of a linear-Gaussian case with a Gaussian data prior, x-noise folded
+    in: N(S (M^T Sn^-1 (z - h) + Sv^-1 mv), S), S = (Sv^-1 + M^T Sn^-1 M)^-1 (bounds.md section 3b),
+    with its covariance scaled by ``widen`` and its mean moved by ``shift`` (a poorer start)."""
+
+    def __init__(self, case, widen: float = 1.0, shift: float = 0.0):
+        super().__init__()
+        M, h = case.A @ case.W, case.A @ case.c + case.b
+        Sn = case.noise_std**2 * case.A @ case.A.T + np.diag(case.std**2)
+        Sv_inv, Sn_inv = np.linalg.inv(case.prior_cov), np.linalg.inv(Sn)
+        S = np.linalg.inv(Sv_inv + M.T @ Sn_inv @ M)
+        self.C = torch.as_tensor(S @ M.T @ Sn_inv)
+        self.e = torch.as_tensor(S @ (Sv_inv @ case.prior_mean - M.T @ Sn_inv @ h) + shift)
+        self.L = torch.as_tensor(np.linalg.cholesky(widen * S))
+
+    def forward(self, z):
+        return z @ self.C.T + self.e, self.L.expand(len(z), -1, -1)
+
+
+def exact_log_marginal(case, z: torch.Tensor) -> torch.Tensor:
+    """log p(z) of a Gaussian-prior case: N(z; M mv + h, M Sv M^T + Sn)."""
+    mom = exact.moments(case)
+    chol = torch.as_tensor(np.linalg.cholesky(mom.Sz))
+    white = torch.linalg.solve_triangular(chol, (z - torch.as_tensor(mom.mz)).T, upper=False).T
+    return -0.5 * (white * white).sum(-1) - torch.diagonal(chol).log().sum() - 0.5 * case.m * math.log(2 * math.pi)
+
+
+def _draw(encoder, sampler, n: int, generator):
+    batch = sampler.sample(n, generator)
+    mean, std = encoder(batch.x)
+    z = rsample(mean, std, generator)
+    return batch, z, diag_log_prob(z, mean, std), diag_entropy(std)
+
+
+def _chunk(case, encoder, sampler, q, params, T, seed, n=200, lower=True):
+    batch, z, log_px, _ = _draw(encoder, sampler, n, generator_for(seed, "cpu"))
+    log_lik = teacher_ais.latent_likelihood(encoder, sampler.teacher)
+    found = teacher_ais.chunk_bracket(q, params, ais.schedule(T, params.schedule), batch, z, log_px,
+                                      generator_for(seed + 1, "cpu"), sampler.log_prior, log_lik, lower)
+    return z, log_px, found
+
+
+# ---------------------------------------------------------------- exact, deterministic checks
+
+
+@pytest.mark.parametrize("name", GAUSSIAN_PRIOR)
+@pytest.mark.parametrize("T", [1, 2, 7])
+@pytest.mark.parametrize("tails", [0, 4])
+def test_from_the_exact_posterior_every_weight_is_p_z(name, T, tails):
+    """With q0 = p(z_v|z) (Gaussian start), gamma / q0 = p(z) at every v, so every chain's log W is
+    log p(z) whatever the transitions do, and both ends equal log p(z|x) - log p(z) per z. A schedule
+    whose increments do not sum to 1, a wrong Jacobian or a wrong p(z|z_v) breaks this. With t
+    tails the start is not the posterior, and only the ordering upper >= lower - noise is checked."""
+    case = suite_case(name)
+    encoder, sampler = linear(case)
+    params = TeacherAISParams(K=3, tails=tails, pilot_steps=4)
+    z, log_px, found = _chunk(case, encoder, sampler, PosteriorQ(case), params, T, seed=T)
+    assert found.lower is not None
+    if tails:
+        assert torch.isfinite(found.upper).all() and torch.isfinite(found.lower).all()
+        return
+    truth = log_px - exact_log_marginal(case, z)
+    torch.testing.assert_close(found.upper, truth, rtol=0, atol=1e-8 * (1 + case.m))
+    torch.testing.assert_close(found.lower, truth, rtol=0, atol=1e-8 * (1 + case.m))
+
+
+@pytest.mark.parametrize("kind", ais.SCHEDULES)
+@pytest.mark.parametrize("T", [1, 2, 3, 10, 100])
+def test_the_schedules_run_from_0_to_1_and_increase(kind, T):
+    b = ais.schedule(T, kind)
+    assert b.shape == (T + 1,) and b[0] == 0.0 and b[-1] == 1.0
+    assert bool((b[1:] > b[:-1]).all())
+
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_each_transition_leaves_the_temperature_after_its_increment_invariant(T, monkeypatch):
+    """Forward chains move by T_j (invariant for pi at b_j) after increment j, j = 1..T-1; the reverse
+    chain by T_{T-j} after increment T+1-j. A kernel one temperature behind is an off-by-one that the
+    weights alone hardly show, so the temperatures handed to HMC are checked directly."""
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    seen, honest = [], ais.hmc
+    monkeypatch.setattr(ais, "hmc", lambda state, start, target, beta, *rest: (seen.append(beta.clone()),
+                                                                                honest(state, start, target, beta,
+                                                                                       *rest))[1])
+    params = TeacherAISParams(K=2, pilot_steps=3)
+    b = ais.schedule(T, params.schedule)
+    _chunk(case, encoder, sampler, PosteriorQ(case, widen=2.0), params, T, seed=0, n=5)
+    scored = [beta for beta in seen if beta.numel() == params.K + 1]
+    assert len(scored) == T - 1
+    for j, beta in enumerate(scored, start=1):
+        torch.testing.assert_close(beta[:-1], b[j].expand(params.K), rtol=0, atol=0)
+        torch.testing.assert_close(beta[-1], b[T - j], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["deterministic-teacher", "high-mi", "hand-1d"])
+def test_T_1_is_teacher_iw_with_the_data_prior_and_teacher_riw_on_the_same_draws(name):
+    """At T = 1 (no transition) the forward chains are K importance weights drawn as teacher_iw draws
+    them, and the reverse chain is the generating sample's weight, as teacher_riw takes it."""
+    case = suite_case(name)
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, 0, steps=200)
+    q, K, seed = context.q_forward, 10, 7
+    params = TeacherAISParams(K=K)
+    batch, z, log_px, _ = _draw(encoder, sampler, 300, generator_for(seed, "cpu"))
+    log_lik = teacher_ais.latent_likelihood(encoder, sampler.teacher)
+    found = teacher_ais.chunk_bracket(q, params, ais.schedule(1, "sigmoid"), batch, z, log_px,
+                                      generator_for(1, "cpu"), sampler.log_prior, log_lik, True)
+    log_w = log_weights(encoder, sampler.teacher, q, z, K, generator_for(1, "cpu"), sampler.log_prior)
+    iw_log_mean = torch.logsumexp(log_w, dim=1) - math.log(K)
+    torch.testing.assert_close(log_px - found.upper, iw_log_mean, rtol=0, atol=1e-9)
+    # teacher_riw draws z itself, then its proposals: the same stream as the data, z, then q0's draws
+    g = generator_for(seed, "cpu")
+    riw = riw_terms(encoder, sampler.teacher, q, sampler.sample(300, g), K, g, sampler.log_prior)
+    g = generator_for(seed, "cpu")
+    batch, z, log_px, _ = _draw(encoder, sampler, 300, g)
+    found = teacher_ais.chunk_bracket(q, params, ais.schedule(1, "sigmoid"), batch, z, log_px, g,
+                                      sampler.log_prior, log_lik, True)
+    torch.testing.assert_close(found.lower, riw, rtol=0, atol=1e-9)
+
+
+def test_T_1_through_the_registry_equals_teacher_riw_and_teacher_iw():
+    """The same seed through ``estimators.run``: teacher_rais at T = 1 is teacher_riw to round-off,
+    and teacher_ais differs from teacher_iw (data prior) only by log p(z|x) + H[p(z|x)], mean 0."""
+    case = suite_case("deterministic-teacher")
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, 0, steps=200)
+    pair = estimators.run_together(PAIR, encoder, sampler, TeacherAISParams(T=(1,), K=10, n=500), seed=3,
+                                   context=context)
+    riw = estimators.run_one("teacher_riw", encoder, sampler, TeacherRIWParams(K=(10,), n=500), seed=3,
+                             context=context)
+    assert pair["teacher_rais"][0].value == pytest.approx(riw.value, abs=1e-10)
+    assert pair["teacher_rais"][0].stderr == pytest.approx(riw.stderr, abs=1e-10)
+    assert pair["teacher_ais"][0].params["T"] == 1 and math.isnan(pair["teacher_ais"][0].params["acceptance"])
+
+
+@pytest.mark.parametrize("kind", ["diag", "chol"])
+def test_neural_networks_T_1_matches_the_importance_weights(kind):
+    """The same equality through MLP networks (a deterministic neural teacher, float32)."""
+    teacher, encoder = MLPTeacher((3, 16, 12), seed=1), MLPEncoder((12, 16), latent=4, seed=2, std_shift=1.0)
+    q = (MLPInferenceNet if kind == "diag" else MLPCholeskyInferenceNet)((4, 16), 3, seed=3)
+    population = ModelPopulation(teacher, 3, "cpu")
+    batch, z, log_px, _ = _draw(encoder, population, 64, generator_for(0, "cpu"))
+    log_lik = teacher_ais.latent_likelihood(encoder, teacher)
+    with torch.no_grad():
+        found = teacher_ais.chunk_bracket(q, TeacherAISParams(K=5), ais.schedule(1, "sigmoid"), batch, z, log_px,
+                                          generator_for(1, "cpu"), population.log_prior, log_lik, True)
+        log_w = log_weights(encoder, teacher, q, z, 5, generator_for(1, "cpu"), population.log_prior)
+    torch.testing.assert_close(log_px - found.upper, torch.logsumexp(log_w, 1) - math.log(5), rtol=0, atol=1e-4)
+
+
+def test_refusals_are_one_line_errors():
+    case = suite_case("deterministic-teacher")
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, 0, steps=50)
+    finite = FiniteSampler(sampler.sample(50, torch.Generator().manual_seed(0)).x)
+    with pytest.raises(ValueError, match="prior of known density"):
+        estimators.run_together(PAIR, encoder, finite, TeacherAISParams(T=(1,), n=10), seed=0, context=context)
+    binary = MLPTeacher((3, 8, 6), seed=0, binary=True)
+    net = MLPEncoder((6, 8), latent=2, seed=0)
+    q = MLPInferenceNet((2, 8), 3, seed=0)
+    stochastic = Context(teacher=binary, q_forward=q)
+    with pytest.raises(ValueError, match="stochastic neural teacher") as err:
+        estimators.run_together(PAIR, net, ModelPopulation(binary, 3, "cpu"), TeacherAISParams(T=(2,), n=4),
+                                seed=0, context=stochastic)
+    assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- the kernels never see the generating z_v
+
+
+class Relabelled:
+    """The case's data with every generating z_v moved by ``offset`` (x and z unchanged), and the
+    last batch kept in ``last``."""
+
+    def __init__(self, sampler, offset: float):
+        self.sampler, self.offset, self.last = sampler, offset, None
+
+    def sample(self, n, generator):
+        batch = self.sampler.sample(n, generator)
+        self.last = Batch(x=batch.x, z_v=batch.z_v + self.offset, y=batch.y)
+        return self.last
+
+    def log_prior(self, z_v):
+        return self.sampler.log_prior(z_v)
+
+
+def _forward_ends(sampler, encoder, q, seed):
+    params = TeacherAISParams(T=(6,), K=3, n=40, pilot_steps=4)
+    log_lik = teacher_ais.latent_likelihood(encoder, sampler.sampler.teacher)
+    return teacher_ais.bracket_terms(encoder, sampler, q, params, 6, 40, generator_for(seed, "cpu"),
+                                     sampler.log_prior, log_lik, True)
+
+
+def test_the_forward_chains_and_their_kernels_do_not_depend_on_the_generating_zv():
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    q = PosteriorQ(case, widen=3.0)
+    a, b = (_forward_ends(Relabelled(sampler, offset), encoder, q, 5) for offset in (0.0, 0.7))
+    torch.testing.assert_close(a.upper, b.upper, rtol=0, atol=0)
+    assert not torch.equal(a.lower, b.lower)
+
+
+@pytest.mark.power
+def test_a_kernel_tuned_on_the_generating_zv_is_caught(monkeypatch):
+    """Planted: the pilot chains start at the generating z_v. Their step sizes then depend on it,
+    and so do the scored forward chains: the invariance above fails."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    q = PosteriorQ(case, widen=3.0)
+    holders = [Relabelled(sampler, offset) for offset in (0.0, 0.7)]
+    current = {}
+    honest = ais.tune
+
+    def planted(start, log_target, kind, temperatures, chains, leapfrog, generator, rounds=2):
+        at_generating = start.to_u(current["data"].last.z_v.unsqueeze(1))
+        moved = dataclasses.replace(start)
+        object.__setattr__(moved, "sample_u", lambda count, g: at_generating.expand(-1, count, -1).clone())
+        return honest(moved, log_target, kind, temperatures, chains, leapfrog, generator, rounds)
+
+    monkeypatch.setattr(ais, "tune", planted)
+    ends = []
+    for data in holders:
+        current["data"] = data
+        ends.append(_forward_ends(data, encoder, q, 5))
+    assert not torch.equal(ends[0].upper, ends[1].upper), "a kernel tuned on the generating z_v went unnoticed"
+
+
+# ---------------------------------------------------------------- statistical: valid, and closing with T
+
+
+def _poor_context(case, encoder, sampler):
+    """A start far from the posterior (covariance x 6, mean moved by 0.5), so that T has work to do."""
+    q = PosteriorQ(case, widen=6.0, shift=0.5)
+    return Context(teacher=sampler.teacher, q_forward=q, q_forward_fit={})
+
+
+def _pair(case, encoder, sampler, context, T, n, seed, **more):
+    params = TeacherAISParams(T=(T,), K=4, n=n, pilot_steps=8, **more)
+    out = estimators.run_together(PAIR, encoder, sampler, params, seed=seed, context=context)
+    return out["teacher_ais"][0], out["teacher_rais"][0]
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["noisy-teacher", "shifted-data-prior", "high-mi", "teacher-15-nats",
+                                  "ten-classes", "mnist-shaped"])
+def test_the_annealed_ends_hold_the_truth(stat, seed, name):
+    case = suite_case(name)
+    encoder, sampler = linear(case)
+    context = (trained_context(case, encoder, sampler, seed, steps=300) if case.labels.kind == "classes"
+               else _poor_context(case, encoder, sampler))
+    truth = exact.exact_values(case, seed=0)
+    for T in (1, 4, 30):
+        upper, lower = _pair(case, encoder, sampler, context, T, 600, seed + T)
+        stat.upper(upper, truth.I_XZ, truth.I_XZ_se, label=f"{name}: teacher_ais T={T}")
+        stat.lower(lower, truth.I_XZ, truth.I_XZ_se, label=f"{name}: teacher_rais T={T}")
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["high-mi", "teacher-15-nats"])
+def test_both_ends_move_toward_the_truth_as_T_grows(stat, seed, name):
+    """From a poor start the T = 1 bracket is wide; at T = 40 both ends have moved toward I(X;Z),
+    each by many of their standard errors (independent draws)."""
+    case = suite_case(name)
+    encoder, sampler = linear(case)
+    context = _poor_context(case, encoder, sampler)
+    (up1, low1), (up40, low40) = (_pair(case, encoder, sampler, context, T, 800, seed + T) for T in (1, 40))
+    stat.not_below(up1, up40, label=f"{name}: teacher_ais T=1 not below T=40")
+    stat.not_below(low40, low1, label=f"{name}: teacher_rais T=40 not below T=1")
+    for hi, lo in ((up1, up40), (low40, low1)):
+        assert hi.value - lo.value > 6 * math.hypot(hi.stderr, lo.stderr), (hi.value, lo.value)
+
+
+@pytest.mark.power
+def test_a_reverse_chain_started_from_a_q_sample_is_caught(stat, seed, monkeypatch):
+    """Planted: the reverse chain starts from a draw of q0 instead of the generating z_v. It is then
+    one more forward chain, and the 'lower' bound reads like the upper one, above the truth."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    context = _poor_context(case, encoder, sampler)
+    draws = torch.Generator().manual_seed(seed)
+    monkeypatch.setattr(ais.Start, "to_u", lambda self, v: self.sample_u(1, draws))
+    _, lower = _pair(case, encoder, sampler, context, 3, 800, seed)
+    stat.caught("lower", lower, exact.exact_values(case).I_XZ, "rais from a q sample")
+
+
+@pytest.mark.power
+def test_a_schedule_off_by_one_step_is_caught(monkeypatch):
+    """Planted: the temperatures shifted by one step (b_0 = b_1, so that the increments sum to 1 - b_1).
+    From the exact posterior the weights must equal p(z) exactly; they do not."""
+    case = suite_case("deterministic-teacher")
+    encoder, sampler = linear(case)
+    honest = ais.schedule
+    monkeypatch.setattr(ais, "schedule", lambda T, kind, dtype=torch.float64: torch.cat(
+        [honest(T, kind, dtype)[1:], torch.ones(1, dtype=dtype)]))
+    z, log_px, found = _chunk(case, encoder, sampler, PosteriorQ(case), TeacherAISParams(K=3, pilot_steps=4), 5, 1)
+    truth = log_px - exact_log_marginal(case, z)
+    assert float((found.upper - truth).abs().max()) > 1e-3, "a schedule off by one step went unnoticed"
+
+
+def test_the_doubling_rule_stops_at_the_target_or_at_the_cap():
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    context = _poor_context(case, encoder, sampler)
+    for target, T_max in ((0.05, 64), (1e-9, 8)):
+        params = TeacherAISParams(T=(2,), K=3, n=50, pilot_steps=4, target=target, T_max=T_max, select_n=40)
+        est = estimators.run_together(PAIR, encoder, sampler, params, seed=1, context=context)["teacher_ais"][0]
+        ladder = est.params["ladder"]
+        assert [rung[0] for rung in ladder] == [2 * 2**i for i in range(len(ladder))]
+        assert est.params["T"] == ladder[-1][0] and est.params["T_start"] == 2
+        if est.params["stopped"] == "target":
+            assert ladder[-1][1] <= target and all(rung[1] > target for rung in ladder[:-1])
+        else:
+            assert ladder[-1][0] == T_max and all(rung[1] > target for rung in ladder)
+    assert est.params["stopped"] == "cap"
+
+
+def test_summaries_record_T_and_the_acceptance_rate():
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    context = _poor_context(case, encoder, sampler)
+    upper, lower = _pair(case, encoder, sampler, context, 5, 50, 0)
+    for est in (upper, lower):
+        assert est.params["T"] == 5 and est.params["K"] == 4 and 0 < est.params["acceptance"] <= 1
+
+
+def test_no_parameter_gradient_is_touched():
+    teacher, encoder = MLPTeacher((3, 16, 12), seed=1), MLPEncoder((12, 16), latent=4, seed=2, std_shift=1.0)
+    q = MLPCholeskyInferenceNet((4, 16), 3, seed=3)
+    population = ModelPopulation(teacher, 3, "cpu")
+    estimators.run_together(PAIR, encoder, population, TeacherAISParams(T=(4,), K=2, n=8, pilot_steps=2), seed=0,
+                            context=Context(teacher=teacher, q_forward=q))
+    assert all(p.grad is None for m in (teacher, encoder, q) for p in m.parameters())
+
+
+def test_sizes_are_validated_and_costed():
+    from ibcheck.interface import Dims
+    dims = Dims(d=784, k=20, m=40, encoder_flops=4e6, teacher_flops=6e5)
+    small, large = (teacher_ais.ais_cost(TeacherAISParams(T=(T,)), dims) for T in (10, 5000))
+    assert large.flops > 50 * small.flops and small.blame == "n" and large.blame == "T"
+    assert teacher_ais.ais_cost(TeacherAISParams(target=0.1, T_max=4096), dims).blame == "T_max"
+
+
+@pytest.mark.parametrize("name", GAUSSIAN_PRIOR)
+def test_the_laplace_start_finds_a_gaussian_posterior_exactly(name):
+    """Where p(z_v|z) is Gaussian, Newton's steps from a poor q reach its mean in one step and the
+    Hessian is its precision: the Laplace start is the exact posterior."""
+    case = suite_case(name)
+    encoder, sampler = linear(case)
+    _, z, _, _ = _draw(encoder, sampler, 50, generator_for(0, "cpu"))
+    log_lik = teacher_ais.latent_likelihood(encoder, sampler.teacher)
+    mean, chol = ais.laplace(lambda v: sampler.log_prior(v) + log_lik(z, v), *PosteriorQ(case, 6.0, 0.5)(z),
+                             generator_for(1, "cpu"))
+    exact_mean, exact_chol = PosteriorQ(case)(z)
+    torch.testing.assert_close(mean, exact_mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(chol, exact_chol, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["deterministic-teacher", "noisy-teacher"])
+def test_annealing_from_the_laplace_start_is_exact_on_a_gaussian_posterior(name):
+    case = suite_case(name)
+    encoder, sampler = linear(case)
+    params = TeacherAISParams(K=3, pilot_steps=4, start="laplace")
+    z, log_px, found = _chunk(case, encoder, sampler, PosteriorQ(case, 6.0, 0.5), params, 4, seed=2)
+    truth = log_px - exact_log_marginal(case, z)
+    torch.testing.assert_close(found.upper, truth, rtol=0, atol=1e-6)
+    torch.testing.assert_close(found.lower, truth, rtol=0, atol=1e-6)
+
+
+def test_the_best_start_takes_laplace_only_on_a_clear_lead():
+    """start "best": both starts at the first T on the selection's z; Laplace only if its width is
+    below LAPLACE_MARGIN times q's. On a Gaussian posterior from a poor q, Laplace is exact and wins."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    context = _poor_context(case, encoder, sampler)
+    params = TeacherAISParams(T=(2,), K=3, n=40, pilot_steps=4, target=0.05, T_max=8, select_n=30, start="best")
+    est = estimators.run_together(PAIR, encoder, sampler, params, seed=2, context=context)["teacher_ais"][0]
+    q_rung, laplace_rung = est.params["ladder"][:2]
+    assert (q_rung[0], q_rung[3], laplace_rung[0], laplace_rung[3]) == (2, "q", 2, "laplace")
+    assert laplace_rung[1] < teacher_ais.LAPLACE_MARGIN * q_rung[1]
+    assert est.params["start"] == "laplace" and est.params["stopped"] == "target" and est.params["T"] == 2
+    with pytest.raises(ValueError, match="needs target > 0"):
+        estimators.run_together(PAIR, encoder, sampler, dataclasses.replace(params, target=0.0), seed=2,
+                                context=context)
