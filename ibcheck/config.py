@@ -172,7 +172,7 @@ class PopulationParams:
         """The annealed bounds' parameters."""
         return TeacherAISParams(T=(self.T,), K=max(self.K, 1), n=self.n, leapfrog=self.leapfrog, tails=self.tails,
                                 target=self.target, T_max=self.T_max, select_n=self.select_n, q="forward",
-                                start=self.start if self.target > 0 else ("q" if self.start == "best" else self.start))
+                                start=self.start)
 
 
 @dataclasses.dataclass(frozen=True)

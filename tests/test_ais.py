@@ -410,6 +410,7 @@ def test_the_best_start_takes_laplace_only_on_a_clear_lead():
     assert (q_rung[0], q_rung[3], laplace_rung[0], laplace_rung[3]) == (2, "q", 2, "laplace")
     assert laplace_rung[1] < teacher_ais.LAPLACE_MARGIN * q_rung[1]
     assert est.params["start"] == "laplace" and est.params["stopped"] == "target" and est.params["T"] == 2
-    with pytest.raises(ValueError, match="needs target > 0"):
-        estimators.run_together(PAIR, encoder, sampler, dataclasses.replace(params, target=0.0), seed=2,
-                                context=context)
+    # without the doubling rule there is nothing to choose on: q's start
+    plain = estimators.run_together(PAIR, encoder, sampler, dataclasses.replace(params, target=0.0), seed=2,
+                                    context=context)["teacher_ais"][0]
+    assert plain.params["start"] == "q" and "ladder" not in plain.params

@@ -194,6 +194,9 @@ def test_the_population_measure_is_the_bracket_midpoint_with_half_its_width_as_u
     exact = {(r["claim"], r["part"], r["condition"]) for r in result["rows"] if r["measure"] == "exact"}
     population = {(r["claim"], r["part"], r["condition"]) for r in result["rows"] if r["measure"] == "population"}
     assert population == {key for key in exact if not key[1].startswith("I(Y;Z)")}
+    # the bracket's half-width guards only statistics in nats of I(X;Z); elsewhere it only places e*
+    guarded = {r["claim"] for r in result["rows"] if r["measure"] == "population" and r["half_width"] is not None}
+    assert guarded == {"C3"}  # C1 (zero-information runs) and C4 (two beta values) have none here
 
 
 def test_a_population_row_nearer_its_threshold_than_the_bracket_is_inconclusive():

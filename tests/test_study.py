@@ -19,6 +19,7 @@ import pytest
 from ibcheck import cli
 from ibcheck.interface import InputError
 from ibcheck.pipeline import runs
+from ibcheck.study import report as report_mod
 from ibcheck.study import results, spec
 
 SMOKE = {"preset": "smoke", "grid": [{"seed": [0, 1, 2]}, {"zero_info": ["redraw"], "seed": [0]}]}
@@ -114,13 +115,23 @@ def test_the_report_of_the_tiny_study(smoke_study):
     root, _, _, report = smoke_study
     assert report.returncode == 0, report.stderr
     out = root / "report"
-    for stem in ("fig3_zero_info", "fig4_bounds", "fig5_info_plane", "fig6_logdet", "fig7_logdet_grad"):
+    for stem in ("fig3_zero_info", "fig4_bounds", "fig5_info_plane", "fig6_logdet", "fig7_logdet_grad",
+                 "fig8_bracket"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.csv").exists()
+    with open(out / "fig8_bracket.csv") as handle:  # every smoke record brackets the population
+        bracket = list(csv.DictReader(handle))
+    assert len(bracket) == sum(len(runs.read_metrics(root / "s" / c["name"])) for c in
+                               json.loads((root / "s" / results.STUDY_FILE).read_text())["cells"])
+    assert all(float(r["width"]) == pytest.approx(float(r["upper"]) - float(r["lower"]), abs=1e-4) for r in bracket)
     claims = json.loads((out / "claims.json").read_text())
+    assert claims["bracket"]["cost_over_train"]["cells"] == 4
     assert {r["claim"] for r in claims["rows"]} == {"C1", "C2", "C3", "C4", "C5", "C6"}
     assert all(r["verdict"] in ("reproduced", "not reproduced", "inconclusive") for r in claims["rows"])
     text = (out / "report.md").read_text()
     assert "## What it found" in text and "seeds [0, 1, 2]" in text and "![Fig. 3" in text
+    assert "## The population bracket" in text and "![Fig. 8" in text
+    # a smoke study says, in its claims and its report, that it answers nothing
+    assert report_mod.SMOKE_NOTE in (out / "claims.md").read_text() and report_mod.SMOKE_NOTE in text
 
 
 def test_a_rerun_skips_finished_cells_and_another_spec_is_refused(smoke_study):

@@ -34,8 +34,8 @@ Tensor = torch.Tensor
 # log p(z|z_v): z (n, m), z_v (n, C, k) -> (n, C), differentiable in z_v
 LatentLikelihood = Callable[[Tensor, Tensor], Tensor]
 UPPER, LOWER = "upper", "lower"
-# the initial distribution: q itself, a per-z Laplace Gaussian found from q, or (with the doubling rule)
-# whichever of the two gives the narrower bracket at the first T on the selection's own z
+# the initial distribution: q itself, a per-z Laplace Gaussian found from q, or (with the doubling rule;
+# without it, q's) whichever of the two gives the narrower bracket at the first T on the selection's own z
 STARTS = ("q", "laplace", "best")
 # "best" keeps q's start unless the Laplace one is narrower by this factor at the first T: the two can
 # be close there and scale differently with T (a Laplace Gaussian's light tails cap the lower bound),
@@ -207,8 +207,8 @@ def ais_terms(encoder: Encoder, data: DataSampler, params: TeacherAISParams, gen
     log_lik = latent_likelihood(encoder, teacher)
     lower = LOWER in sides.values()
     out: dict[str, list[Measured]] = {name: [] for name in sides}
-    if params.start == "best" and params.target <= 0:
-        raise ValueError("teacher_ais start 'best' chooses on the doubling rule's own z: it needs target > 0")
+    if params.start == "best" and params.target <= 0:  # "best" chooses on the doubling rule's z: none here
+        params = dataclasses.replace(params, start="q")
     for first in params.T:
         T, start, rule = first, params.start, dict[str, Any]()
         if params.target > 0:
@@ -230,12 +230,15 @@ def ais_terms(encoder: Encoder, data: DataSampler, params: TeacherAISParams, gen
 def ais_cost(params: TeacherAISParams, dims: Dims) -> Cost:
     """Gradient evaluations of log p_d + log p(z|z_v) through the teacher and the encoder (about three
     forward passes each): per z, K + 1 scored chains of 1 + (T - 1) leapfrog passes, and the pilot's
-    chains; under the doubling rule T can reach T_max, and the selection's ladder costs at most
-    twice its last rung on select_n z. Memory: a chunk of EVAL_ROWS chains with autograd's tape."""
+    chains, and the Laplace start's Hessians; under the doubling rule T can reach T_max, and the
+    selection's ladder costs at most twice its last rung on select_n z. Memory: a chunk of EVAL_ROWS
+    chains with autograd's tape."""
     T = params.T_max if params.target > 0 else max(params.T)
     per_chain = 1 + (T - 1) * params.leapfrog
     pilot = params.pilot * (1 + 2 * params.pilot_steps * params.leapfrog) if T > 1 else 0
-    per_z = (params.K + 1) * per_chain + pilot
+    # the Laplace start: about 9 Newton evaluations of k Hessian-vector products (a few passes each)
+    laplace = 12 * dims.k if params.start != "q" else 0
+    per_z = (params.K + 1) * per_chain + pilot + laplace
     grads = len(params.T) * (params.n + (2 * params.select_n if params.target > 0 else 0)) * per_z
     flops = 3.0 * grads * (dims.encoder_flops + dims.teacher_flops)
     rows = max(EVAL_ROWS // (params.K + 1), 1) * (params.K + 1)

@@ -14,9 +14,10 @@ runs that would decide them at the observed spread (Bonferroni level, conservati
 
 A run's phases come from the measure's own curve: its peak epoch e* is where the measure
 is largest over the tracked records (over the bracketed ones for "population"); fitting is
-[0, e*], compression is [e*, T]. A population row that the t test decides is still
-inconclusive where its mean is nearer the threshold than the mean half-width of the brackets
-behind it: the truth could lie on the other side.
+[0, e*], compression is [e*, T]. A population row whose statistic is in nats of I(X;Z) (C1's
+final value, C3, C4) that the t test decides is still inconclusive where its mean is nearer the
+threshold than the mean half-width of the brackets behind it: the truth could lie on the other
+side. (Elsewhere the population measure only places e*, and the statistic is in other units.)
 """
 from __future__ import annotations
 
@@ -228,6 +229,7 @@ class Part:
     zero_info: bool
     keep: tuple[str, ...]
     measures: tuple[str, ...] = ("paper", "exact", "population")
+    in_nats_of_the_measure: bool = False  # S is the measure's I(X;Z) or a difference of it (C1, C3, C4)
 
 
 FACTORS = {"encoder": "student.encoder", "init": "student.std_shift", "optimizer": "student.optimizer",
@@ -237,7 +239,7 @@ PER_CONDITION = ("encoder", "init", "optimizer", "beta")
 PER_OPTIMISER = ("encoder", "init", "optimizer")  # C4 pairs the beta values of each seed
 PARTS = (
     Part("C1", "I(X;Z) falls to 0 (Fig. 3)", "final I(X;Z) of zero-information runs", final_xz, "below", MARGIN,
-         True, ("encoder", "init", "optimizer", "beta")),
+         True, ("encoder", "init", "optimizer", "beta"), in_nats_of_the_measure=True),
     # no estimator gives the population's I(Y;Z): this part has no population row
     Part("C1", "I(Y;Z) falls to 0 (Fig. 3)", "final I(Y;Z) (barber_agakov on the paper's measure, empirical on "
          "the exact one)", final_yz, "below", MARGIN, True, ("encoder", "init", "optimizer", "beta"),
@@ -253,10 +255,11 @@ PARTS = (
     Part("C2", "vib is lower than teacher_elbo later (Fig. 4)", "mean of teacher_elbo - vib over [e*, T]",
          vib_lower_late, "above", 0.0, False, PER_CONDITION),
     Part("C3", "I(X;Z) rises to an inner maximum (Figs. 5-6)", "min(M(e*) - M(0), M(e*) - M(T)) - 2 se", rise,
-         "above", MARGIN, False, PER_CONDITION),
-    Part("C3", "then falls (Figs. 5-6)", "M(e*) - M(T) - 2 se", fall, "above", MARGIN, False, PER_CONDITION),
+         "above", MARGIN, False, PER_CONDITION, in_nats_of_the_measure=True),
+    Part("C3", "then falls (Figs. 5-6)", "M(e*) - M(T) - 2 se", fall, "above", MARGIN, False, PER_CONDITION,
+         in_nats_of_the_measure=True),
     Part("C4", "a larger beta gives a lower maximum (Fig. 5)", "max M at the smaller beta minus max M at the "
-         "larger, paired by seed", highest, "above", 0.0, False, PER_OPTIMISER),
+         "larger, paired by seed", highest, "above", 0.0, False, PER_OPTIMISER, in_nats_of_the_measure=True),
     Part("C5", "the log-determinant keeps falling during compression (Figs. 6-7)", "smaller of the "
          "log-determinant's falls over the two halves of [e*, T]", logdet_keeps_falling, "above", 0.0, False,
          PER_CONDITION),
@@ -382,7 +385,8 @@ def table(runs: Sequence[RunResult]) -> list[dict]:
                              "measure": measure, "condition": condition, "side": part.side,
                              "threshold": part.threshold, "values": values, "n": len(values),
                              "undefined": len(all_values) - len(values),
-                             "half_width": half_width(members) if measure == "population" else None})
+                             "half_width": half_width(members) if measure == "population"
+                             and part.in_nats_of_the_measure else None})
     return rows
 
 

@@ -17,6 +17,8 @@ value is not drawn. Mutual information and log-determinants are in nats.
   the population's I(X;Z) (right, its records only), one trajectory per condition.
 - ``fig6_logdet``: mean log det Cov[p(z|x)] per whole epoch, one panel per optimizer.
 - ``fig7_logdet_grad``: rows per optimizer; the log-determinant and the gradient norm.
+- ``fig8_bracket``: the annealed population bracket's paired width and its T against epoch,
+  every cell and bracketed record (CSV: one row per cell and record, ``BRACKET_HEADER``).
 
 CSV columns (long format, one row per panel, condition, series and epoch; empty lo/hi: n < 2):
 
@@ -203,14 +205,14 @@ def _style(ax, title: str, ylabel: str, symlog: bool = False) -> None:
     ax.grid(alpha=0.3)
 
 
-def _empty(message: str):
+def empty_figure(message: str):
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.axis("off")
     return fig, []
 
 
-def _colours(keys) -> dict:
+def colours_for(keys) -> dict:
     cmap = plt.get_cmap("tab10")
     return {key: cmap(i % 10) for i, key in enumerate(sorted(set(keys)))}
 
@@ -235,7 +237,7 @@ def fig3(runs: list[RunResult]):
     """Zero-information runs: I(X;Z) and I(Y;Z) estimators against epoch, per init."""
     groups = group([r for r in runs if r.zero_info])
     if not groups:
-        return _empty("no zero-information cells in this study")
+        return empty_figure("no zero-information cells in this study")
     labels, inits = Labels(groups), sorted({c.std_shift for c in groups})
     fig, axes = plt.subplots(2, len(inits), figsize=(5.5 * len(inits), 7.5), squeeze=False,
                              sharex=True, constrained_layout=True)
@@ -261,7 +263,7 @@ def fig4(runs: list[RunResult]):
     """Real labels: the I(X;Z) bounds and the exact value per (init, optimizer), ln N dotted."""
     groups = group([r for r in runs if not r.zero_info])
     if not groups:
-        return _empty("no runs with real labels in this study")
+        return empty_figure("no runs with real labels in this study")
     labels = Labels(groups)
     inits, optims = sorted({c.std_shift for c in groups}), sorted({c.optimizer for c in groups})
     fig, axes = plt.subplots(len(inits), len(optims), figsize=(6 * len(optims), 4.2 * len(inits)),
@@ -337,7 +339,7 @@ def fig5(runs: list[RunResult]):
     """The information plane per optimizer: I(Y;Z) against exact and paper-min I(X;Z)."""
     groups = group([r for r in runs if not r.zero_info])
     if not groups:
-        return _empty("no runs with real labels in this study")
+        return empty_figure("no runs with real labels in this study")
     labels, optims = Labels(groups), sorted({c.optimizer for c in groups})
     keys = sorted({c.without("optimizer") for c in groups})
     markers = {k: MARKERS[i % len(MARKERS)] for i, k in enumerate(keys)}
@@ -372,9 +374,9 @@ AXES = {"logdet_cov": ("log det Cov[p(z|x)]", "mean log det Cov[p(z|x)] [nats]")
 def _dense_figure(runs: list[RunResult], keys: tuple[str, ...], title: str):
     groups = group([r for r in runs if not r.zero_info])
     if not groups:
-        return _empty("no runs with real labels in this study")
+        return empty_figure("no runs with real labels in this study")
     labels, optims = Labels(groups), sorted({c.optimizer for c in groups})
-    colours = _colours(c.without("optimizer") for c in groups)
+    colours = colours_for(c.without("optimizer") for c in groups)
     shape = (1, len(optims)) if len(keys) == 1 else (len(optims), len(keys))
     fig, axes = plt.subplots(*shape, figsize=(5.8 * shape[1], 4 * shape[0]), squeeze=False,
                              constrained_layout=True)
@@ -407,10 +409,13 @@ FIGURES: tuple[tuple[str, Callable, list[str]], ...] = (
     ("fig7_logdet_grad", fig7, LINE_HEADER))
 
 
-def write_figures(runs: list[RunResult], out: Path) -> list[Path]:
-    """Figures 3-7 as PNG, each with a CSV of its numbers (same stem), into ``out``."""
+Figure = tuple[str, Callable, list[str]]
+
+
+def write_figures(runs: list[RunResult], out: Path, more: tuple[Figure, ...] = ()) -> list[Path]:
+    """Figures 3-7 (and ``more``) as PNG, each with a CSV of its numbers (same stem), into ``out``."""
     runs, out, written = [r for r in runs if r.records], Path(out), []
-    for stem, make, header in FIGURES:
+    for stem, make, header in FIGURES + more:
         fig, rows = make(runs)
         try:
             fileio.save_figure(fig, out / f"{stem}.png")

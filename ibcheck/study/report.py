@@ -1,4 +1,5 @@
-"""``ibcheck report``: a study's figures, claims table and report.md, from its folders alone.
+"""``ibcheck report``: a study's figures, claims table, population-bracket summary and report.md,
+from its folders alone.
 
 Everything is recomputed from ``study.json`` and the cells' metrics, so anyone can
 regenerate the report from the committed spec. The report folder is replaced file by
@@ -15,8 +16,8 @@ import numpy as np
 from ibcheck import fileio
 from ibcheck.interface import InputError
 from ibcheck.study import claims as claims_mod
-from ibcheck.study import figures
-from ibcheck.study.results import EXACT, PAPER_MIN, RunResult, init_label, load_study, series
+from ibcheck.study import figures, population
+from ibcheck.study.results import EXACT, PAPER_MIN, POPULATION, RunResult, init_label, load_study
 
 VERDICT_ORDER = ("reproduced", "not reproduced", "inconclusive")
 
@@ -44,7 +45,11 @@ def _decide(row: dict) -> str:
         return "undefined in every run" if row.get("undefined") and not row["n"] else "needs ≥ 2 runs"
     if row.get("bracket_too_wide"):
         return f"a bracket narrower than {2 * abs(row['mean'] - row['threshold']):.2g} nats"
-    return f"{row['runs_to_decide']} runs" if row["runs_to_decide"] else "no number of runs"
+    if row["runs_to_decide"]:
+        return f"{row['runs_to_decide']} runs"
+    if row["mean"] != row["threshold"]:  # a mean this close to its threshold: beyond the search
+        return f"more than {claims_mod.MAX_RUNS:,} runs"
+    return "no number of runs"
 
 
 SMOKE_NOTE = ("**This is a smoke run, not an answer.** The `smoke` preset trains 3 epochs on small networks with "
@@ -87,12 +92,13 @@ def _cost(study: dict, runs: list[RunResult]) -> dict:
             "cells_finished": finished, "cells_per_hour": 3600 * finished / wall if wall else None}
 
 
-def _trajectory(runs: list[RunResult]) -> str:
-    """Exact I(X;Z) at the start, peak and end, per initialisation, as a sentence."""
+def _trajectory(runs: list[RunResult], name: str = EXACT) -> str:
+    """I(X;Z) by ``name`` (the exact value, or the population bracket's midpoint) at the start, peak
+    and end, per initialisation, as a sentence."""
     parts = []
     for shift in sorted({r.setting("student.std_shift") for r in runs}, reverse=True):
         chosen = [r for r in runs if r.setting("student.std_shift") == shift and r.tracked()]
-        curves = [series(r.records, "I_XZ", EXACT)[1] for r in chosen]
+        curves = [figures.xz_series(r.records, "I_XZ", name)[1] for r in chosen]
         curves = [c for c in curves if len(c) and not np.isnan(c).all()]
         if not curves:
             continue
@@ -130,8 +136,12 @@ def findings(runs: list[RunResult], result: dict) -> str:
     """The report's paragraph on what the study found, composed from its numbers."""
     trained = [r for r in runs if not r.zero_info]
     ln_n = next((t["ln_N"] for r in runs for t in r.tracked()[:1]), math.nan)
+    population = _trajectory(trained, POPULATION)
+    population_text = (f"The midpoint of the annealed bracket on the I(X;Z) of the teacher's model population, "
+                       f"which has no ln N ceiling: {population}. ") if population else ""
     text = (f"On the training set (ln N = {ln_n:.2f} nats), the exact I(X;Z) of the trained (not "
-            f"zero-information) cells behaves as follows: {_trajectory(trained) or 'no records'}. At the last "
+            f"zero-information) cells behaves as follows: {_trajectory(trained) or 'no records'}. "
+            + population_text + f"At the last "
             f"record the paper's measure min(vib, teacher_elbo) is {_paper_over_exact(trained)} times the exact "
             f"value (median over cells). "
             f"Verdicts per claim (Holm over {sum(r['p'] is not None for r in result['rows'])} tests, family-wise "
@@ -167,13 +177,19 @@ FIGURE_TEXT = (
     ("fig5_info_plane", "Fig. 5: information plane"),
     ("fig6_logdet", "Fig. 6: log-determinant"),
     ("fig7_logdet_grad", "Fig. 7: log-determinant and gradient norm"),
+    ("fig8_bracket", "Fig. 8: the annealed population bracket's width and T"),
 )
 
 
-def report_markdown(study: dict, runs: list[RunResult], result: dict, cost: dict) -> str:
+def report_markdown(study: dict, runs: list[RunResult], result: dict, cost: dict, bracket: dict) -> str:
+    bracket_lines = population.summary_markdown(bracket)
+    bracket_part = ["## The population bracket", "",
+                    f"Paired width of the annealed bracket (teacher_ais - teacher_rais on the same z) over every "
+                    f"bracketed record, against the target of {bracket['target']} nats (Fig. 8; numbers per cell "
+                    f"and record in fig8_bracket.csv).", "", *bracket_lines] if bracket_lines else []
     lines = ["# Study report", "", *([SMOKE_NOTE, ""] if is_smoke(study) else []), study.get("description", ""), "",
              "## What it found", "", findings(runs, result), "", "## Grid and seeds", "", *_grid_text(study, runs),
-             "", "## Cost", "", *_cost_text(cost), "", "## Claims", "",
+             "", "## Cost", "", *_cost_text(cost), "", *bracket_part, "## Claims", "",
              claims_markdown(result).split("\n", 2)[2], "## Figures", ""]
     for stem, title in FIGURE_TEXT:
         lines += [f"### {title}", "", f"![{title}]({stem}.png)", "", f"Numbers: [{stem}.csv]({stem}.csv)", ""]
@@ -185,10 +201,11 @@ def write(study_folder: Path, out: Path, alpha: float = 0.05) -> list[Path]:
     study, runs = load_study(study_folder)
     if not any(r.records for r in runs):
         raise InputError(f"{study_folder}: no cell has records yet; run ibcheck study first")
-    written = figures.write_figures(runs, out)
+    written = figures.write_figures(runs, out, (population.FIGURE,))
     result = claims_mod.claims(runs, alpha)
     cost = _cost(study, runs)
-    fileio.write_json(out / "claims.json", {**result, "cost": cost, "spec": study["spec"]})
+    bracket = population.summary(runs)
+    fileio.write_json(out / "claims.json", {**result, "cost": cost, "bracket": bracket, "spec": study["spec"]})
     fileio.write_text(out / "claims.md", claims_markdown(result, smoke=is_smoke(study)))
-    fileio.write_text(out / "report.md", report_markdown(study, runs, result, cost))
+    fileio.write_text(out / "report.md", report_markdown(study, runs, result, cost, bracket))
     return written + [out / "claims.json", out / "claims.md", out / "report.md"]
