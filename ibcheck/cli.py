@@ -5,6 +5,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ibcheck.cli_args import check_output, positive_fraction, resolve_device, seed_arg
 from ibcheck.cli_validate import add_validate_commands
@@ -226,8 +227,16 @@ def _add_experiment_commands(sub) -> None:
     p.set_defaults(func=cmd_plot)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the usage block it would print hides the message; ``--help``
+    still shows it. Subcommands inherit the class through ``add_subparsers``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ibcheck", description=DESCRIPTION,
+    parser = _Parser(prog="ibcheck", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_validate_commands(sub)

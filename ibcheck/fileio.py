@@ -6,18 +6,27 @@ permissions the umask allows, renamed over the target, and the folder is synced,
 power loss leaves either the old file or the new one. A target that is a symbolic link is
 written through to the file it points to; one that exists and is not a regular file (a
 device, a FIFO, a folder) is refused, never renamed over.
+
+A folder (a report) is replaced whole the same way (``replacing_folder``): it is written into a
+hidden staging folder beside it, which then takes its place, so that at every instant the folder
+holds either the previous version or the new one, complete (``swap_folder``).
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
+import errno
+import functools
 import io
 import json
 import math
 import os
 import re
+import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ibcheck.interface import InputError
@@ -80,6 +89,124 @@ def remove_stale_temporaries(folder: Path, names: set[str]) -> list[Path]:
             entry.unlink()
             removed.append(entry)
     return removed
+
+
+# ---- a folder replaced whole -------------------------------------------------------------------
+
+# A folder NAME is staged in ".NAME.RANDOM.tmp" beside it; the fallback swap moves the previous
+# NAME into ".NAME.RANDOM.old/NAME" for the moment between its two renames.
+STAGING_SUFFIX, BACKUP_SUFFIX = ".tmp", ".old"
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <linux/fcntl.h>, <linux/fs.h>
+_CANNOT_EXCHANGE = (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """The C library's renameat2 (Linux, glibc 2.28 and later), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names of ``a`` and ``b`` (both exist) in one atomic step: True if done; False, with
+    nothing changed, where the system or the file system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _CANNOT_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _hidden(folder: Path, suffix: str) -> list[Path]:
+    """Our staging (``.tmp``) or backup (``.old``) folders of ``folder``, beside it."""
+    pattern = re.compile(rf"^\.{re.escape(folder.name)}\.[a-z0-9_]+{re.escape(suffix)}$")
+    return sorted(p for p in folder.parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def recover_folder(folder: Path) -> None:
+    """Tidy what an interrupted ``swap_folder`` left beside ``folder``: where ``folder`` is missing
+    (a kill between the fallback's two renames), its previous version is put back from the backup;
+    then the staging and backup folders are deleted, as each holds a version that ``folder`` has
+    replaced or one that was never swapped in."""
+    backups = [b for b in _hidden(folder, BACKUP_SUFFIX) if (b / folder.name).is_dir()]
+    if backups and not os.path.lexists(folder):
+        newest = max(backups, key=lambda b: b.stat().st_mtime)
+        os.rename(newest / folder.name, folder)
+        _fsync(folder.parent, folder=True)
+    for stale in _hidden(folder, STAGING_SUFFIX) + _hidden(folder, BACKUP_SUFFIX):
+        shutil.rmtree(stale)
+
+
+def swap_folder(staging: Path, folder: Path) -> None:
+    """Put the finished ``staging`` folder in the place of ``folder`` (which need not exist) and
+    delete the previous version, so that at every instant ``folder`` holds one of the two, complete.
+
+    On Linux the two are exchanged in one step (renameat2 with RENAME_EXCHANGE). Where that is not
+    available, ``folder`` is first moved into a hidden backup beside it: an exception before the
+    second rename puts it back, and a kill there leaves it for ``recover_folder`` to restore."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{folder}: is not a folder; refusing to replace it")
+    _fsync(staging, folder=True)
+    if not os.path.lexists(folder):
+        os.rename(staging, folder)
+        _fsync(folder.parent, folder=True)
+        return
+    if _exchange(staging, folder):
+        _fsync(folder.parent, folder=True)
+        shutil.rmtree(staging)  # the previous version, now
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=BACKUP_SUFFIX, dir=folder.parent))
+    try:
+        os.rename(folder, backup / folder.name)
+        try:
+            os.rename(staging, folder)
+        except BaseException:
+            os.rename(backup / folder.name, folder)  # the previous version back
+            raise
+        _fsync(folder.parent, folder=True)
+    finally:
+        if os.path.lexists(folder):  # else the backup holds the only copy, for recover_folder
+            shutil.rmtree(backup)
+
+
+@contextlib.contextmanager
+def replacing_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a new, empty staging folder beside the folder ``path``; when the block ends without an
+    exception the staging folder replaces ``path`` whole (``swap_folder``), otherwise it is deleted
+    and ``path`` stays as it was. A symbolic link is followed: the folder it points to is replaced.
+    What a killed run left beside ``path`` is tidied first (``recover_folder``)."""
+    folder = Path(os.path.realpath(path))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=STAGING_SUFFIX, dir=folder.parent))
+    try:
+        os.chmod(staging, 0o777 & ~umask())
+        yield staging
+        swap_folder(staging, folder)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+
+
+def refuse_foreign(folder: str | Path, names: set[str] | tuple[str, ...], label: str, what: str) -> None:
+    """A folder that a report replaces whole must hold nothing but ``names``: InputError
+    (``label``: holds 'x', which is not part of ``what``) otherwise."""
+    real = Path(os.path.realpath(folder))
+    if real.is_dir():
+        foreign = sorted(p.name for p in real.iterdir() if p.name not in names)
+        if foreign:
+            raise InputError(f"{label}: holds {foreign[0]!r}, which is not part of {what}; choose an empty folder")
 
 
 def finite_or_none(value):

@@ -7,9 +7,6 @@ table and the figures. Every file is written atomically.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ibcheck import bracket, fileio, stats  # noqa: E402
 from ibcheck.estimators import registry  # noqa: E402
-from ibcheck.interface import InputError  # noqa: E402
 from ibcheck.validate import Judged, ValidationResult  # noqa: E402
 
 Row = dict[str, Any]
@@ -319,43 +315,17 @@ REPORT_FILES = ("results.json", "estimates.csv", "iw_vs_K.csv", "batch_vs_N.csv"
 
 def check_report_folder(out: str | Path) -> None:
     """The report replaces ``out`` whole: refuse a folder that holds anything else."""
-    folder = Path(out)
-    if folder.is_dir():
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in REPORT_FILES)
-        if foreign:
-            raise InputError(f"--out {out}: holds {foreign[0]!r}, which is not part of a validate report; "
-                             f"choose an empty folder")
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Put the finished ``staging`` folder where ``out`` is, in two renames."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.rename(out, old / out.name)
-    os.rename(staging, out)
-    if old is not None:
-        shutil.rmtree(old)
+    fileio.refuse_foreign(out, REPORT_FILES, f"--out {out}", "a validate report")
 
 
 def write_report(result: ValidationResult, out: str | Path, table: list[Row] | None = None) -> list[Path]:
     """Write report.md, results.json, three figures and their CSVs into a new folder beside ``out``,
-    then swap it in whole: an interrupted run leaves the previous report as it was, never a mix.
-    Returns the paths as they are in ``out``."""
+    then swap it in whole (``fileio.replacing_folder``): at every instant ``out`` holds the previous
+    report or the new one, complete, never a mix. Returns the paths as they are in ``out``."""
     out = Path(out)
     table = rows(result) if table is None else table
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.*"):  # left by a killed run
-        if stale.is_dir() and stale.suffix in (".tmp", ".old"):
-            shutil.rmtree(stale)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        os.chmod(staging, 0o777 & ~fileio.umask())
+    with fileio.replacing_folder(out) as staging:
         _write_files(result, staging, table)
-        _swap_in(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return [out / name for name in REPORT_FILES]
 
 

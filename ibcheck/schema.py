@@ -11,6 +11,9 @@ value it takes, and its ``metadata`` adds limits:
   whose keys are names (the estimator registry's parameter sections).
 
 Errors are one line naming the key path: ``student.beta must be a number, got "x"``.
+
+Every JSON file a user gives ibcheck (a case file, a ``--config`` file, a study spec) is parsed by
+``loads``, which refuses an object that names a key twice instead of keeping the last value.
 """
 from __future__ import annotations
 
@@ -32,6 +35,70 @@ def show(value: Any) -> str:
         return json.dumps(value)[:40]
     except (RecursionError, TypeError, ValueError):
         return type(value).__name__
+
+
+class _Repeated(Exception):
+    """A key named twice in one object (internal: ``loads`` turns it into a JSONDecodeError)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The ``object_pairs_hook`` of ``loads``: an object as a dict, refused if a key repeats."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        raise _Repeated
+    return found
+
+
+def _blank_end(text: str, at: int) -> int:
+    """Where the JSON whitespace from ``at`` ends."""
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
+
+
+def _repeated_key(text: str) -> tuple[str, int] | None:
+    """The first key (in reading order) that its object names twice, and where it is named again.
+    One pass over the text with a stack of the objects open at each point (the key sets; None for
+    an array); strings and numbers are read by the ordinary decoder. The text up to that key is
+    valid JSON: ``loads`` tried it first."""
+    decoder = json.JSONDecoder()
+    stack: list[set[str] | None] = []
+    at = _blank_end(text, 0)
+    want_key = False
+    while at < len(text):
+        char = text[at]
+        if char in "{[":
+            stack.append(set() if char == "{" else None)
+            want_key, at = char == "{", at + 1
+        elif char in "}]":
+            stack.pop()
+            want_key, at = False, at + 1
+        elif char in ",:":
+            want_key, at = char == "," and bool(stack) and stack[-1] is not None, at + 1
+        else:
+            value, end = decoder.raw_decode(text, at)
+            keys = stack[-1] if stack else None
+            if want_key and keys is not None:
+                if value in keys:
+                    return value, at
+                keys.add(value)
+            want_key, at = False, end
+        at = _blank_end(text, at)
+    return None
+
+
+def loads(text: str) -> Any:
+    """``json.loads``, except that an object naming a key twice is refused: a JSONDecodeError
+    ("duplicate key "beta"", at where it is named again), which readers report as invalid JSON."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _Repeated:
+        try:
+            found = _repeated_key(text)
+        except (ValueError, IndexError):  # not expected: the text up to the key is valid JSON
+            found = None
+    key, at = found if found is not None else ("", 0)
+    raise json.JSONDecodeError(f"duplicate key {show(key)}", text, at) from None
 
 
 def key_text(key: Any) -> str:

@@ -3,13 +3,14 @@ its definition says, each verdict follows from the t test and Holm's procedure c
 hand, and "runs to decide" is the smallest number that would decide."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from ibcheck.study import claims
+from ibcheck.study import claims, results
 from ibcheck.study.results import RunResult
 
 EPOCHS = (0, 1, 2, 4, 8, 16, 32)
@@ -227,3 +228,19 @@ def test_parts_without_runs_get_a_row_that_says_so():
     result = claims.claims([planted(RISE_FALL, seed=s) for s in range(3)])
     c1 = [r for r in result["rows"] if r["claim"] == "C1"]
     assert c1 and all(r["condition"] == claims.NO_RUNS and r["verdict"] == "inconclusive" for r in c1)
+
+
+def test_only_finished_runs_with_readable_records_are_judged():
+    """Issue 19: a crashed cell's partial curve and a diverged run were pooled with the finished
+    ones. They are left out of every row, and the table says which and why."""
+    rng = np.random.default_rng(2)
+    done = [planted(np.array(RISE_FALL) + rng.normal(0, 0.05, 7), seed=s) for s in range(3)]
+    crashed = dataclasses.replace(planted((9.0, 1.0, 0.5, 0.4, 0.3, 0.2, 0.1), seed=3), status="unfinished")
+    crashed = dataclasses.replace(crashed, records=crashed.records[:3])  # killed in epoch 2
+    diverged = dataclasses.replace(planted(RISING, seed=4), status="diverged")
+    unreadable = dataclasses.replace(planted(RISING, seed=5), problem=results.UNREADABLE)
+    result = claims.claims([*done, crashed, diverged, unreadable])
+    assert result["rows"] == claims.claims(done)["rows"]
+    assert all(r["n"] + r["undefined"] <= 3 for r in result["rows"])
+    assert result["runs_judged"] == 3
+    assert result["left_out"] == {"unfinished": ["s3"], "diverged": ["s4"], results.UNREADABLE: ["s5"]}

@@ -337,6 +337,15 @@ def test_oversized_tracking_settings_are_refused(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("section, path", [({"student": {"hidden": 10**7}}, "student.hidden"),
+                                           ({"teacher": {"hidden": 10**8}}, "teacher.hidden")])
+def test_an_oversized_network_is_blamed_not_an_estimator_setting(tmp_path, capsys, section, path):
+    # every estimator's cost grows with the networks: the refusal must name the width, not track.q.steps
+    assert _smoke(tmp_path, tmp_path / "run", config=section) == 2
+    one_line_error(capsys, path, "limit" if path == "student.hidden" else "memory")
+    assert not (tmp_path / "run").exists()
+
+
 # ---- 10. small things ------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ BAD_SPECS = [
     ({"preset": "smoke", "grid": {"seed": []}}, "grid.seed must be a non-empty list"),
     ({"preset": "smoke", "grid": {"seed": 3}}, "grid.seed must be a non-empty list"),
     ({"preset": "smoke", "grid": {"seed": [1, 1]}}, "grid.seed lists a value twice"),
+    ({"preset": "smoke", "grid": {"track.population.q_hidden": [[1] * 100]}}, "more than the 255 a file system"),
     ({"preset": "smoke", "grid": {"student.beta": [0.1, "x"]}}, 'grid.student.beta = "x": student.beta must be'),
     ({"preset": "smoke", "grid": {"student.bogus": [1]}}, "student.bogus unknown key"),
     ({"preset": "smoke", "grid": [{"seed": [0]}, {"zero_info": ["sometimes"]}]}, "grid[1].zero_info"),
@@ -39,6 +40,15 @@ BAD_SPECS = [
     ({"preset": "smoke", "base": [], "grid": {"seed": [0]}}, "base must be an object"),
     ({"preset": "smoke", "grid": {"seed": [0]}, "grdi": 1}, "grdi: unknown key"),
     ({"preset": "smoke", "grid": {"data.source": ["idx"]}}, "data.source idx needs data.dir"),
+    # issue 19: a cell is its config, so a restated default or 1 against 1.0 is the same cell twice
+    ({"preset": "smoke", "grid": [{"seed": [0]}, {"seed": [0], "student.beta": [0.001]}]},
+     "grid[0] cell seed=0 and grid[1] cell seed=0,student.beta=0.001 are the same run"),
+    ({"preset": "smoke", "grid": {"student.beta": [1, 1.0]}},
+     "grid cell student.beta=1 and grid cell student.beta=1.0 are the same run"),
+    ({"preset": "smoke", "grid": {"student.std_shift": [5, 5.0]}},
+     "grid cell student.std_shift=5 and grid cell student.std_shift=5.0 are the same run"),
+    ({"preset": "smoke", "grid": [{"seed": [0, 1]}, {"seed": [0]}]},
+     "grid[0] cell seed=0 and grid[1] cell seed=0 are the same run"),
 ]
 
 
@@ -145,6 +155,40 @@ def test_a_rerun_skips_finished_cells_and_another_spec_is_refused(smoke_study):
     assert refused.returncode == 2 and "holds another study" in refused.stderr
 
 
+def test_a_rerun_of_the_spec_with_its_keys_reordered_skips_finished_cells(smoke_study):
+    """Issue 19: the folder names followed the grid's key order, so a reordered spec ran every
+    cell again beside the finished ones."""
+    root, _, _, _ = smoke_study
+    before = sorted(p.name for p in (root / "s").iterdir())
+    stamps = {p: p.stat().st_mtime_ns for p in (root / "s").glob("*/checkpoint.pt")}
+    grids: list[dict] = SMOKE["grid"]  # type: ignore[assignment]
+    reordered = _write(root / "reordered.json", {**SMOKE, "grid": [dict(reversed(list(g.items()))) for g in grids]})
+    again = _ibcheck("study", reordered, "--out", str(root / "s"), "--quiet")
+    assert again.returncode == 0 and "4 of 4 cells finished (0 run now)" in again.stdout, again.stderr
+    assert sorted(p.name for p in (root / "s").iterdir()) == before
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_a_finished_cell_whose_metrics_are_emptied_is_rebuilt_by_report_and_study(smoke_study):
+    """Issue 19: a finished cell with an empty metrics.jsonl fell out of n silently, and a re-run
+    did not notice. The report rebuilds it from the checkpoint; so does a re-run (by resuming)."""
+    root, spec_file, _, _ = smoke_study
+    cell = root / "s" / "seed=1"
+    metrics = cell / runs.METRICS
+    text, stamp = metrics.read_text(), (cell / runs.CHECKPOINT).stat().st_mtime_ns
+    metrics.write_text("")
+    report = _ibcheck("report", str(root / "s"), "--out", str(root / "report-rebuilt"))
+    assert report.returncode == 0, report.stderr
+    assert metrics.read_text() == text
+    rebuilt = json.loads((root / "report-rebuilt" / "claims.json").read_text())
+    assert rebuilt["rows"] == json.loads((root / "report" / "claims.json").read_text())["rows"]
+    assert rebuilt["left_out"] == {} and rebuilt["runs_judged"] == 4
+    metrics.write_text("")
+    again = _ibcheck("study", spec_file, "--out", str(root / "s"), "--quiet")
+    assert again.returncode == 0 and "4 of 4 cells finished (1 run now)" in again.stdout, again.stderr
+    assert metrics.read_text() == text and (cell / runs.CHECKPOINT).stat().st_mtime_ns == stamp
+
+
 def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path):
     bad = {"preset": "smoke", "base": {"student": {"optimizer": "sgd"}}, "grid": {"student.sgd_lr": [0.01, 1e12]}}
     done = _ibcheck("study", _write(tmp_path / "bad.json", bad), "--out", str(tmp_path / "s"), "--quiet")
@@ -154,6 +198,12 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path):
     assert rows["student.sgd_lr=0.01"]["status"] == "finished"
     assert rows["student.sgd_lr=1000000000000.0"]["status"] == "diverged"
     assert "diverged" in rows["student.sgd_lr=1000000000000.0"]["error"]
+    # issue 19: the claims judge the finished cell alone and name the diverged one
+    report = _ibcheck("report", str(tmp_path / "s"), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    claims = json.loads((tmp_path / "report" / "claims.json").read_text())
+    assert claims["left_out"] == {"diverged": ["student.sgd_lr=1000000000000.0"]} and claims["runs_judged"] == 1
+    assert all(r["n"] + r["undefined"] <= 1 for r in claims["rows"])
 
 
 def test_a_killed_study_resumes_without_redoing_finished_cells(tmp_path):
@@ -226,6 +276,29 @@ def test_a_study_runs_on_an_existing_cluster_by_address(tmp_path):
         if head.poll() is None:
             os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+
+
+def test_a_port_that_is_not_ray_is_refused_within_seconds(tmp_path, capsys):
+    """A listener that accepts and says nothing: Ray's own client retried for more than 330 s."""
+    spec_file = _write(tmp_path / "smoke.json", SMOKE)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        started = time.monotonic()
+        code = cli.main(["study", spec_file, "--out", str(tmp_path / "s"), "--quiet",
+                         "--address", f"127.0.0.1:{server.getsockname()[1]}"])
+        waited = time.monotonic() - started
+    assert code == 2 and waited < 60, waited
+    assert "did not answer as Ray" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_more_cpus_per_cell_than_any_node_has_is_refused(tmp_path, capsys):
+    """Ray queues a task that fits no node forever, silently."""
+    spec_file = _write(tmp_path / "smoke.json", SMOKE)
+    assert cli.main(["study", spec_file, "--out", str(tmp_path / "s"), "--quiet", "--cpus-per-cell", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--cpus-per-cell 100" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("address,message", [("nonsense", "expected HOST:PORT"),

@@ -297,7 +297,7 @@ def load_cases(path: str | Path) -> list[LinearGaussianCase]:
         why = getattr(err, "strerror", None) or err  # UnicodeDecodeError has no strerror
         raise InputError(f"case file {path}: cannot be read ({err.__class__.__name__}: {why})") from None
     try:
-        document = json.loads(text)
+        document = schema.loads(text)
     except json.JSONDecodeError as err:
         where = f"line {err.lineno} column {err.colno}"
         raise InputError(f"case file {path}: not valid JSON ({err.msg} at {where})") from None

@@ -23,7 +23,7 @@ def load_config_file(path: str | None) -> dict:
     if path is None:
         return {}
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = schema.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"--config {path}: cannot be read ({err.__class__.__name__})") from None
     except json.JSONDecodeError as err:

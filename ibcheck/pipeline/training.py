@@ -14,7 +14,7 @@ import torch
 from ibcheck import limits, schema, seeds
 from ibcheck.config import TrainConfig
 from ibcheck.estimators import registry, teacher_ais
-from ibcheck.interface import Dims, Diverged
+from ibcheck.interface import Cost, Dims, Diverged
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
 from ibcheck.pipeline.networks import MLPCholeskyInferenceNet, MLPInferenceNet
@@ -179,13 +179,23 @@ def with_finite_numbers(record: dict) -> dict:
     return cleaned
 
 
+def _network_cost(flops: float, passes: int) -> Cost:
+    """A network of ``flops`` per pass (2 per weight), trained one epoch of ``passes`` points (the limit is
+    per epoch, as it is per estimator run): about three passes each, forward and backward; memory for
+    its float32 weights, their gradients and Adam's two moments."""
+    return Cost(flops=3.0 * flops * passes, bytes=4 * 4 * flops / 2, blame="hidden")
+
+
 def check_sizes(config: TrainConfig, points: int, device: torch.device | str) -> None:
     """Refuse tracking settings whose work or memory per record cannot fit (``ibcheck.limits``)."""
     s, t = config.student, config.teacher
     dims = Dims(d=784, k=t.latent, m=s.latent, classes=10, points=points,
                 encoder_flops=2.0 * (784 * s.hidden + s.hidden * s.hidden + s.hidden * 2 * s.latent),
                 teacher_flops=2.0 * (t.latent * t.hidden + t.hidden * 784))
-    costs = limits.q_costs(config.track.q, dims, "track.q")
+    # the networks first: an estimator's cost grows with them, and its own setting is then not to blame
+    costs = [("student.hidden", s.hidden, _network_cost(dims.encoder_flops, points)),
+             ("teacher.hidden", t.hidden, _network_cost(dims.teacher_flops, points))]
+    costs += limits.q_costs(config.track.q, dims, "track.q")
     costs += limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "track.estimators")
     pop = config.track.population
     if pop.K > 0:

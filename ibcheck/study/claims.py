@@ -10,7 +10,8 @@ interval; the two-sided t test of "mean = c" gives a p-value. All testable rows 
 table form one family: Holm's step-down procedure at ``alpha`` decides which are
 significant. A significant row is **reproduced** when its mean lies on the claimed side
 of c and **not reproduced** otherwise; the rest are **inconclusive**, with the number of
-runs that would decide them at the observed spread (Bonferroni level, conservative).
+runs that would decide them at the observed spread (Bonferroni level, conservative). Only
+runs that finished with readable records count; the others are listed with the reason.
 
 A run's phases come from the measure's own curve: its peak epoch e* is where the measure
 is largest over the tracked records (over the bracketed ones for "population"); fitting is
@@ -35,8 +36,10 @@ from ibcheck.study.results import (
     RunResult,
     dense,
     init_label,
+    left_out,
     population_series,
     series,
+    usable,
     value,
 )
 
@@ -293,8 +296,8 @@ def _label(keep: Sequence[str], key: tuple, varying: set[str]) -> str:
 
 def conditions(part: Part, runs: Sequence[RunResult], measure: str) -> dict[str, tuple[list[float], list[RunResult]]]:
     """{condition label: (one value of S per run, per seed pair for C4; the runs behind them)}, NaN
-    where S is undefined."""
-    chosen = [r for r in runs if r.zero_info == part.zero_info and r.tracked()]
+    where S is undefined. Only usable runs count (finished, with readable records, none repeated)."""
+    chosen = [r for r in runs if r.zero_info == part.zero_info and usable(r) and r.tracked()]
     varying = {f for f, key in FACTORS.items() if len({str(r.setting(key)) for r in chosen}) > 1}
     groups: dict[tuple, list[RunResult]] = {}
     for r in chosen:
@@ -431,9 +434,11 @@ def _verdict(row: dict) -> str:
 
 
 def claims(runs: Sequence[RunResult], alpha: float = 0.05) -> dict:
-    """The whole table with its method, as written to claims.json."""
+    """The whole table with its method, as written to claims.json: also ``runs_judged`` (the usable
+    runs) and ``left_out`` ({reason: cell names} of the others, ``results.left_out``)."""
     rows = judge(table(runs), alpha)
-    return {"alpha": alpha, "method": METHOD, "margin_nats": MARGIN, "rows": rows,
+    return {"alpha": alpha, "method": METHOD, "margin_nats": MARGIN, "runs_judged": sum(map(usable, runs)),
+            "left_out": left_out(runs), "rows": rows,
             "counts": {v: sum(r["verdict"] == v for r in rows) for v in ("reproduced", "not reproduced",
                                                                           "inconclusive")}}
 

@@ -27,7 +27,7 @@ from ibcheck import fileio, schema
 from ibcheck.config import TeacherRunConfig, TrainConfig
 from ibcheck.interface import Diverged, InputError
 from ibcheck.pipeline import runs
-from ibcheck.study import results, summary
+from ibcheck.study import results, spec, summary
 from ibcheck.study.spec import TEACHERS, Cell, Study
 
 LOCK = ".lock"
@@ -99,22 +99,23 @@ def cell_task(config: dict, folder: str, threads: int, use_gpu: bool) -> dict:
 # ---------------------------------------------------------------- the driver
 
 
-def check_folder(study: Study, folder: Path) -> dict | None:
-    """Refuse a folder that holds another study (or anything else); the recorded study.json when
-    it holds this one. Every cell folder already there must hold this cell's run."""
+def check_folder(study: Study, folder: Path) -> tuple[Study, dict | None]:
+    """Refuse a folder that holds another study (other cells, compared by ``spec.identity``) or
+    anything else. Returns the study with its cells named as the folder's study.json names them
+    (``spec.adopt_names``: a reordered spec finds its finished cells) and that record, None for a
+    new folder. Every cell folder already there must hold this cell's run."""
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder")
     if (folder / results.STUDY_FILE).exists():
         recorded = results.read_study_file(folder)
-        if recorded.get("spec") != study.canonical:
-            raise InputError(f"{folder}: holds another study (its spec differs); choose a new --out")
+        study = spec.adopt_names(study, recorded, str(folder))
     elif folder.exists() and any(p.name != LOCK for p in folder.iterdir()):
         raise InputError(f"{folder}: folder is not empty and holds no {results.STUDY_FILE}; choose a new --out")
     else:
         recorded = None
     for cell in study.cells:
         runs.RunDir(folder / cell.name, "train", schema.to_json(cell.with_teacher(folder)), resume=True)
-    return recorded
+    return study, recorded
 
 
 class StudyLock:
@@ -137,8 +138,9 @@ class StudyLock:
 
 
 def epochs_done(folder: Path) -> int:
-    """Whole epochs recorded in a run folder's metrics.jsonl (0 before the first)."""
-    records = runs.read_metrics(folder) or []
+    """Whole epochs recorded in a run folder's metrics.jsonl (0 before the first, or where it is
+    unreadable)."""
+    records = results.read_records(folder)
     return max(0, sum(1 for r in records if not r.get("partial")) - 1)
 
 
@@ -181,10 +183,35 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
     if not host or not port.isdigit():
         raise InputError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379), auto or ray://HOST:PORT")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            speaks_grpc = os.environ.get("RAY_USE_TLS", "0") not in ("0", "") or _answers_http2(conn)
     except OSError as err:
         raise InputError(f"--address {address}: no Ray cluster answers there ({err.strerror or err}); "
                          f"start one with `ray start --head`") from None
+    if not speaks_grpc:  # Ray's own client would retry against it for many minutes
+        raise InputError(f"--address {address}: something listens there, but it did not answer as Ray's GCS "
+                         f"(gRPC) within {timeout:g} s; give the head node's GCS port (6379 by default)")
+
+
+# HTTP/2's client preface and an empty SETTINGS frame (RFC 9113 sections 3.4 and 6.5): a gRPC server
+# such as Ray's GCS answers with a SETTINGS frame of its own at once, before any request
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _answers_http2(conn: socket.socket) -> bool:
+    """Whether the server on ``conn`` answers the HTTP/2 preface with a frame header of type
+    SETTINGS (4) before the socket's timeout."""
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = conn.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except (TimeoutError, ConnectionError):
+        return False
+    return header[3] == 4
 
 
 @contextlib.contextmanager
@@ -266,7 +293,10 @@ def _teachers(ray, study: Study, folder: Path, options: TaskOptions) -> dict[str
 
 
 def _todo(study: Study, folder: Path) -> list[Cell]:
-    return [c for c in study.cells if runs.read_status(folder / c.name).get("status") != STATUS_FINISHED]
+    """The cells to run: those not finished, and finished ones whose metrics.jsonl is missing,
+    unreadable or cut short (resuming rewrites it from the checkpoint, or trains the cell again
+    where it has none)."""
+    return [c for c in study.cells if not results.finished(folder / c.name, c.config.epochs)]
 
 
 def run_study(study: Study, folder: Path, address: str | None, resources: Resources,
@@ -276,9 +306,15 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
     once a second."""
     folder = folder.resolve()
     check_address(address)
-    recorded = check_folder(study, folder)
+    study, recorded = check_folder(study, folder)
     todo = _todo(study, folder)
     ray = connect_ray(address) if todo else None  # connect before anything is written
+    if ray is not None:
+        try:
+            check_resources(ray, resources)
+        except InputError:
+            ray.shutdown()
+            raise
     with StudyLock(folder):
         ledger = Ledger.open(folder, study, recorded)
         ledger.write()
@@ -295,6 +331,19 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
             ledger.write()
             ray.shutdown()
     return outcomes
+
+
+def check_resources(ray, resources: Resources) -> None:
+    """Refuse a task size that no live node can hold: Ray would queue such tasks silently forever."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    if resources.cpus > cpus:
+        raise InputError(f"--cpus-per-cell {resources.cpus}: no node of the Ray cluster has that many CPUs "
+                         f"(the largest has {cpus:g}); lower it")
+    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if gpus > 0 and resources.gpus > gpus:
+        raise InputError(f"--gpus-per-cell {resources.gpus:g}: no node of the Ray cluster has that many GPUs "
+                         f"(the largest has {gpus:g}); lower it")
 
 
 def _run_cells(ray, study: Study, folder: Path, todo: list[Cell], resources: Resources, ledger: Ledger,

@@ -80,8 +80,10 @@ def summary(runs: list[RunResult]) -> dict:
     """Per condition and over all: bracketed records, the share at most WIDTH_TARGET wide, the
     median and largest width, the records stopped by the cap, and the bracket's seconds over the
     training's (per cell: the median and the largest ratio)."""
-    rows = bracket_rows(runs)
-    out: dict = {"target": WIDTH_TARGET, "conditions": {}}
+    every = bracket_rows(runs)
+    # a width written as null (non-finite, named in the record's not_finite) is counted, never averaged
+    rows = [row for row in every if row[8] is not None and np.isfinite(row[8])]
+    out: dict = {"target": WIDTH_TARGET, "conditions": {}, "not_finite": len(every) - len(rows)}
     for cond in dict.fromkeys(row[0] for row in rows):
         widths = np.array([row[8] for row in rows if row[0] == cond], dtype=float)
         by_epoch = {}
@@ -121,6 +123,9 @@ def summary_markdown(found: dict) -> list[str]:
         cells = [c["by_epoch"].get(e) for e in epochs]
         shown = ["–" if x is None else f"{x['median_width']:.2f} ({x['largest_width']:.2f})" for x in cells]
         lines.append(f"| {cond} | " + " | ".join(shown) + " |")
+    if found.get("not_finite"):
+        lines += ["", f"{found['not_finite']} bracketed records have no finite width (null in metrics.jsonl, "
+                      f"named in their not_finite) and are left out of these counts."]
     cost = found["cost_over_train"]
     if cost:
         lines += ["", f"The bracket's time over the training's, per cell: median {cost['median']:.2f}, largest "

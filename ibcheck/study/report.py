@@ -2,13 +2,15 @@
 from its folders alone.
 
 Everything is recomputed from ``study.json`` and the cells' metrics, so anyone can
-regenerate the report from the committed spec. The report folder is replaced file by
-file (each written atomically); report.md is written last.
+regenerate the report from the committed spec. The report is written into a staging folder
+beside ``--out`` that then replaces it whole (``fileio.replacing_folder``), so ``--out`` holds the
+previous report or the new one, never a mix; a folder holding anything else is refused.
 """
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,11 @@ from ibcheck.study import figures, population
 from ibcheck.study.results import EXACT, PAPER_MIN, POPULATION, RunResult, init_label, load_study
 
 VERDICT_ORDER = ("reproduced", "not reproduced", "inconclusive")
+# What a study report folder holds: the figures with their numbers, the claims and report.md.
+REPORT_FILES = (*(f"{stem}.{ext}" for stem, *_ in (*figures.FIGURES, population.FIGURE) for ext in ("png", "csv")),
+                "claims.json", "claims.md", "report.md")
+# Written into a report folder by other tools (scripts/measure_ray_overhead.py): kept in the new report.
+KEPT = ("ray_overhead.json",)
 
 
 def _number(value, digits: int = 3) -> str:
@@ -92,9 +99,23 @@ def _cost(study: dict, runs: list[RunResult]) -> dict:
             "cells_finished": finished, "cells_per_hour": 3600 * finished / wall if wall else None}
 
 
+def _nats(value) -> str:
+    """A number of nats in a sentence, "–" where there is none or it is not finite."""
+    return f"{value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else "–"
+
+
+def _runs_have(count: int) -> str:
+    return "1 run has" if count == 1 else f"{count} runs have"
+
+
+# The points of a curve the findings name: its first value, its largest, its last.
+POINTS = (("start", lambda c: c[0]), ("peak", lambda c: np.nanmax(c)), ("end", lambda c: c[-1]))
+
+
 def _trajectory(runs: list[RunResult], name: str = EXACT) -> str:
     """I(X;Z) by ``name`` (the exact value, or the population bracket's midpoint) at the start, peak
-    and end, per initialisation, as a sentence."""
+    and end, per initialisation, as a sentence. A run without a finite value at a point (null in
+    its record: not finite when measured) is left out of that point's mean and counted."""
     parts = []
     for shift in sorted({r.setting("student.std_shift") for r in runs}, reverse=True):
         chosen = [r for r in runs if r.setting("student.std_shift") == shift and r.tracked()]
@@ -102,10 +123,16 @@ def _trajectory(runs: list[RunResult], name: str = EXACT) -> str:
         curves = [c for c in curves if len(c) and not np.isnan(c).all()]
         if not curves:
             continue
-        first, top, last = (float(np.mean([f(c) for c in curves])) for f in (lambda c: c[0], np.nanmax,
-                                                                              lambda c: c[-1]))
-        parts.append(f"with the {init_label(shift)} initialisation it starts at {first:.2f}, peaks at "
-                     f"{top:.2f} and ends at {last:.2f} nats (means over {len(curves)} runs)")
+        means, gaps = {}, []
+        for point, pick in POINTS:
+            finite = [v for v in (float(pick(c)) for c in curves) if math.isfinite(v)]
+            means[point] = _nats(float(np.mean(finite))) if finite else "–"
+            if len(finite) < len(curves):
+                gaps.append(f"at the {point} over {len(finite)}, as {_runs_have(len(curves) - len(finite))} "
+                            f"no finite value there")
+        parts.append(f"with the {init_label(shift)} initialisation it starts at {means['start']}, peaks at "
+                     f"{means['peak']} and ends at {means['end']} nats (means over {len(curves)} runs"
+                     + "".join(f"; {gap}" for gap in gaps) + ")")
     return "; ".join(parts)
 
 
@@ -115,7 +142,7 @@ def _paper_over_exact(runs: list[RunResult]) -> str:
         tracked = r.tracked()
         if tracked:
             paper, exact = (tracked[-1]["I_XZ"].get(k, {}).get("value") for k in (PAPER_MIN, EXACT))
-            if paper is not None and exact:
+            if paper is not None and exact and math.isfinite(paper / exact):
                 ratios.append(paper / exact)
     return f"{np.median(ratios):.1f}" if ratios else "–"
 
@@ -135,11 +162,11 @@ def _verdicts_by_claim(result: dict) -> str:
 def findings(runs: list[RunResult], result: dict) -> str:
     """The report's paragraph on what the study found, composed from its numbers."""
     trained = [r for r in runs if not r.zero_info]
-    ln_n = next((t["ln_N"] for r in runs for t in r.tracked()[:1]), math.nan)
+    ln_n = next((t.get("ln_N") for r in runs for t in r.tracked()[:1]), None)
     population = _trajectory(trained, POPULATION)
     population_text = (f"The midpoint of the annealed bracket on the I(X;Z) of the teacher's model population, "
                        f"which has no ln N ceiling: {population}. ") if population else ""
-    text = (f"On the training set (ln N = {ln_n:.2f} nats), the exact I(X;Z) of the trained (not "
+    text = (f"On the training set (ln N = {_nats(ln_n)} nats), the exact I(X;Z) of the trained (not "
             f"zero-information) cells behaves as follows: {_trajectory(trained) or 'no records'}. "
             + population_text + f"At the last "
             f"record the paper's measure min(vib, teacher_elbo) is {_paper_over_exact(trained)} times the exact "
@@ -196,16 +223,29 @@ def report_markdown(study: dict, runs: list[RunResult], result: dict, cost: dict
     return "\n".join(lines)
 
 
+def check_report_folder(out: str | Path) -> None:
+    """The report replaces ``out`` whole: refuse a folder that holds anything else."""
+    fileio.refuse_foreign(out, REPORT_FILES + KEPT, f"--out {out}", "a study report")
+
+
 def write(study_folder: Path, out: Path, alpha: float = 0.05) -> list[Path]:
-    """Figures (PNG + CSV), claims.json, claims.md and report.md of a study into ``out``."""
+    """Figures (PNG + CSV), claims.json, claims.md and report.md of a study, in place of the folder
+    ``out`` (refused if it holds anything else; ``KEPT`` files in it are carried over)."""
+    out = Path(out)
+    check_report_folder(out)
     study, runs = load_study(study_folder)
     if not any(r.records for r in runs):
         raise InputError(f"{study_folder}: no cell has records yet; run ibcheck study first")
-    written = figures.write_figures(runs, out, (population.FIGURE,))
     result = claims_mod.claims(runs, alpha)
     cost = _cost(study, runs)
     bracket = population.summary(runs)
-    fileio.write_json(out / "claims.json", {**result, "cost": cost, "bracket": bracket, "spec": study["spec"]})
-    fileio.write_text(out / "claims.md", claims_markdown(result, smoke=is_smoke(study)))
-    fileio.write_text(out / "report.md", report_markdown(study, runs, result, cost, bracket))
-    return written + [out / "claims.json", out / "claims.md", out / "report.md"]
+    with fileio.replacing_folder(out) as staging:
+        written = figures.write_figures(runs, staging, (population.FIGURE,))
+        fileio.write_json(staging / "claims.json", {**result, "cost": cost, "bracket": bracket,
+                                                    "spec": study["spec"]})
+        fileio.write_text(staging / "claims.md", claims_markdown(result, smoke=is_smoke(study)))
+        fileio.write_text(staging / "report.md", report_markdown(study, runs, result, cost, bracket))
+        for name in KEPT:
+            if (out / name).is_file():
+                shutil.copy2(out / name, staging / name)
+    return [out / p.name for p in written] + [out / "claims.json", out / "claims.md", out / "report.md"]

@@ -1,13 +1,17 @@
 """A study's runs read back for the report: each cell's grid values, config and records.
 
 Everything here reads files that ``ibcheck study`` wrote (``study.json`` and every cell's
-run folder), so a report can be regenerated from the folders alone.
+run folder), so a report can be regenerated from the folders alone. The one write: a finished
+cell whose metrics.jsonl is missing, unreadable or cut short gets it rewritten from its
+checkpoint, as resuming the run would. The claims use only the runs that finished with
+readable records (``usable``); ``left_out`` says which others there are, and why.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from ibcheck.config import WIDE_STD_SHIFT, StudentConfig
 from ibcheck.estimators import registry
 from ibcheck.interface import InputError
 from ibcheck.pipeline import runs, tracking
+from ibcheck.study import spec
 
 STUDY_FILE = "study.json"
 SUMMARY_FILE = "summary.csv"
@@ -24,6 +29,17 @@ PAPER_MIN = tracking.PAPER_MIN  # the paper's I(X;Z): min(vib, teacher_elbo)
 EXACT = registry.EMPIRICAL.name  # the exact I(X;Z) / I(Y;Z) of the training set
 POPULATION = "population"  # the annealed bracket on the I(X;Z) of the teacher's model population
 INITS = {StudentConfig().std_shift: "vib_demo", WIDE_STD_SHIFT: "wide"}
+FINISHED = "finished"
+UNREADABLE = "unreadable records"
+DUPLICATE = "duplicate"
+# why the claims leave a run out, in the order ``left_out`` lists them (any other status follows)
+LEFT_OUT = {
+    "unfinished": "not finished: killed, still running or never started",
+    "diverged": "diverged",
+    "failed": "failed",
+    UNREADABLE: "finished, but metrics.jsonl is missing, unreadable or cut short and checkpoint.pt cannot rebuild it",
+    DUPLICATE: "the same config as an earlier cell (a study folder made before cells were compared by config)",
+}
 
 
 def init_label(shift: float) -> str:
@@ -34,13 +50,16 @@ def init_label(shift: float) -> str:
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     """One cell of a study: its name, grid values (dotted keys), the config its run recorded,
-    how it ended ("finished", "diverged", "failed", "unfinished") and its metrics records."""
+    how it ended ("finished", "diverged", "failed", "unfinished"), its metrics records, and
+    ``problem``, a reason of ``LEFT_OUT`` (UNREADABLE, DUPLICATE) that keeps a finished run out
+    of the claims, None where there is none."""
 
     cell: str
     values: dict[str, Any]
     config: dict
     status: str
     records: list[dict]
+    problem: str | None = None
 
     def setting(self, key: str) -> Any:
         """A config value by dotted key, e.g. ``student.beta``."""
@@ -123,20 +142,123 @@ def read_run_status(folder: Path) -> str | None:
     return runs.read_status(folder).get("status")
 
 
+def _metrics(folder: Path) -> list | None:
+    """A run folder's metrics records, None where metrics.jsonl is missing or a line is not JSON."""
+    try:
+        return runs.read_metrics(folder)
+    except InputError:
+        return None
+
+
 def read_records(folder: Path) -> list[dict]:
-    """A run folder's metrics records ([] before its first)."""
-    return runs.read_metrics(folder) or []
+    """A run folder's metrics records ([] before its first, or where metrics.jsonl is unreadable)."""
+    return _metrics(folder) or []
+
+
+def complete(records: list | None, epochs: int | None) -> bool:
+    """Whether ``records`` can be a finished run's of ``epochs`` epochs: objects, the last whole
+    epoch's (not an early point's) at ``epochs``."""
+    if not records or not all(isinstance(r, dict) for r in records):
+        return False
+    whole = [r.get("epoch") for r in records if not r.get("partial")]
+    return bool(whole) and whole[-1] == epochs
+
+
+def finished(folder: Path, epochs: int) -> bool:
+    """Whether a run folder finished and its metrics.jsonl holds all its records (read only)."""
+    return read_run_status(folder) == FINISHED and complete(_metrics(folder), epochs)
+
+
+def rebuild_metrics(folder: Path) -> list[dict] | None:
+    """metrics.jsonl rewritten from the run's checkpoint (``runs.RunDir.load``, under the run's
+    lock, as resuming the run would); its records, or None where that cannot be done (no readable
+    config.json or checkpoint, a folder locked by another process or not writable)."""
+    try:
+        recorded = runs.read_config(folder, str(folder))
+        run = runs.RunDir(folder, str(recorded.get("kind")), recorded.get("config") or {}, resume=True)
+        with run.create():
+            state = run.load()
+    except InputError:
+        return None
+    return None if state is None else state["records"]
+
+
+def finished_records(folder: Path, epochs: int | None) -> tuple[list[dict], str | None]:
+    """A finished run's records, with metrics.jsonl rebuilt from checkpoint.pt where it is missing,
+    unreadable or cut short: (records, None), or (what could be read, UNREADABLE) where the
+    checkpoint cannot rebuild it either."""
+    records = _metrics(folder)
+    if complete(records, epochs):
+        return records or [], None
+    rebuilt = rebuild_metrics(folder)
+    if complete(rebuilt, epochs):
+        return rebuilt or [], None
+    found = next((r for r in (rebuilt, records) if r), [])
+    return [r for r in found if isinstance(r, dict)], UNREADABLE
+
+
+def _load_cell(folder: Path, cell: dict, outcome: dict) -> RunResult:
+    status = read_run_status(folder) or outcome.get("status") or "unfinished"
+    if status == FINISHED:
+        records, problem = finished_records(folder, cell["config"].get("epochs"))
+    else:
+        records, problem = read_records(folder), None
+    return RunResult(cell["name"], dict(cell["values"]), cell["config"], status, records, problem)
+
+
+def _mark_duplicates(loaded: list[RunResult]) -> list[RunResult]:
+    """Every usable run whose config (``spec.identity``) an earlier usable run has, marked DUPLICATE."""
+    seen: set[str] = set()
+    marked = []
+    for run in loaded:
+        if usable(run):
+            key = spec.identity(run.config)
+            if key in seen:
+                run = dataclasses.replace(run, problem=DUPLICATE)
+            seen.add(key)
+        marked.append(run)
+    return marked
 
 
 def load_study(folder: str | Path) -> tuple[dict, list[RunResult]]:
-    """study.json and every cell's run (cells that never started have no records)."""
+    """study.json and every cell's run (cells that never started have no records). A finished
+    cell's metrics.jsonl is rebuilt where needed (``finished_records``); ``left_out(runs)`` says
+    which runs the claims leave out, and why."""
     folder = Path(folder)
     study = read_study_file(folder)
-    results = study.get("results", {})
-    loaded = []
-    for cell in study["cells"]:
-        run_folder = folder / cell["name"]
-        status = read_run_status(run_folder) or results.get(cell["name"], {}).get("status")
-        loaded.append(RunResult(cell["name"], dict(cell["values"]), cell["config"], status or "unfinished",
-                                read_records(run_folder)))
-    return study, loaded
+    outcomes = study.get("results", {})
+    loaded = [_load_cell(folder / cell["name"], cell, outcomes.get(cell["name"], {})) for cell in study["cells"]]
+    return study, _mark_duplicates(loaded)
+
+
+def why_left_out(run: RunResult) -> str | None:
+    """Why the claims leave ``run`` out: its status where it did not finish, else its problem; None
+    where they use it."""
+    return run.status if run.status != FINISHED else run.problem
+
+
+def usable(run: RunResult) -> bool:
+    """Whether the claims use ``run``: it finished, with readable records, and repeats no other."""
+    return why_left_out(run) is None
+
+
+def left_out(loaded: Iterable[RunResult]) -> dict[str, list[str]]:
+    """{reason: cell names} of the runs the claims leave out, reasons in the order of ``LEFT_OUT``
+    (what each means), e.g. {"unfinished": ["seed=2"], "diverged": ["seed=0", "seed=1"]}; {} where none."""
+    found: dict[str, list[str]] = {}
+    for run in loaded:
+        reason = why_left_out(run)
+        if reason is not None:
+            found.setdefault(reason, []).append(run.cell)
+    order = [*LEFT_OUT, *sorted(set(found) - set(LEFT_OUT))]
+    return {reason: found[reason] for reason in order if reason in found}
+
+
+def left_out_text(found: dict[str, list[str]]) -> str:
+    """``left_out`` as one sentence for a report, e.g. "3 runs are left out of the claims: unfinished
+    (1): seed=2; diverged (2): seed=0, seed=1."; "" where none is."""
+    count = sum(len(names) for names in found.values())
+    if not count:
+        return ""
+    parts = "; ".join(f"{reason} ({len(names)}): {', '.join(names)}" for reason, names in found.items())
+    return f"{count} run{'s are' if count > 1 else ' is'} left out of the claims: {parts}."

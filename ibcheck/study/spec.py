@@ -12,6 +12,10 @@ need not cross every other factor). Every cell's config goes through the same va
 ``ibcheck train --config``. The teacher of a study is seeded by ``teacher.seed`` (0 unless the
 base or the grid sets it), not by the cell's seed, so that one teacher is trained per
 distinct data and teacher setting and shared by every cell that uses it.
+
+A cell *is* its resolved config (``identity``): grid key order, 1 against 1.0 and a restated
+default do not make another cell. A spec whose grids give one config twice is refused, and a
+study folder keeps the cell names it was first run with (``adopt_names``).
 """
 from __future__ import annotations
 
@@ -44,6 +48,11 @@ class Cell:
     config: TrainConfig
     teacher: str
 
+    @property
+    def identity(self) -> str:
+        """What makes two cells the same run: ``identity`` of the config."""
+        return identity(schema.to_json(self.config))
+
     def with_teacher(self, folder: Path) -> TrainConfig:
         """The cell's config with its teacher run at ``folder / teachers / key``, absolute."""
         return dataclasses.replace(self.config, teacher_run=str((folder / TEACHERS / self.teacher).resolve()))
@@ -70,7 +79,7 @@ def read_spec(name: str) -> dict:
     """The spec's JSON object; InputError on an unreadable or non-JSON file."""
     path = spec_path(name)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = schema.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{name}: cannot be read ({err.__class__.__name__}; built-in grids: "
                          f"{', '.join(BUILTIN_GRIDS)})") from None
@@ -123,6 +132,9 @@ def merged(base: Any, changes: Any) -> Any:
     return {**base, **{k: merged(base.get(k), v) for k, v in changes.items()}}
 
 
+NAME_BYTES = 255  # the longest file name of ext4, XFS, btrfs and APFS
+
+
 def cell_name(values: dict[str, Any]) -> str:
     """A folder name from grid values: ``student.beta=0.001,seed=1`` (unsafe characters become _)."""
     parts = [f"{key}={v if isinstance(v, str) else json.dumps(v)}" for key, v in values.items()]
@@ -170,20 +182,71 @@ def check(spec: dict, label: str) -> Study:
         for key, values in g.items():
             for v in values:
                 _config(preset, merged(base, nested({key: v})), f"{label}: {where}.{key} = {schema.show(v)}")
-    cells: dict[str, Cell] = {}
-    for g in grids:
+    cells = _cells(preset, base, grids, label)
+    teachers = {c.teacher: c.config.teacher_run_config for c in cells}
+    canonical = {"preset": preset, "base": base, "grid": grids}
+    return Study(canonical, cells, teachers, spec.get("description", ""))
+
+
+def _cells(preset: str, base: dict, grids: list[dict[str, list]], label: str) -> tuple[Cell, ...]:
+    """The union of the grids' products; InputError where two of them are one run (the same
+    ``identity``) or two runs would share a folder name."""
+    by_identity: dict[str, tuple[str, Cell]] = {}
+    names: set[str] = set()
+    for number, g in enumerate(grids):
+        where = "grid" if len(grids) == 1 else f"grid[{number}]"
         for combo in itertools.product(*g.values()):
             chosen = dict(zip(g, combo))
             name = cell_name(chosen)
+            if len(name.encode()) > NAME_BYTES:  # found before the teacher trains, not when the cell starts
+                raise InputError(f"{label}: {where} cell {name[:60]}...: its folder name is {len(name.encode())} "
+                                 f"bytes, more than the {NAME_BYTES} a file system allows; use shorter values")
             config = _config(preset, merged(base, nested(chosen)), f"{label}: cell {name}")
             cell = Cell(name, chosen, config, teacher_key(config.teacher_run_config))
-            if name in cells and cells[name].config != config:
+            if cell.identity in by_identity:
+                first, other = by_identity[cell.identity]
+                raise InputError(f"{label}: {first} cell {other.name} and {where} cell {name} are the same run "
+                                 f"(the same config); list it once")
+            if name in names:
                 raise InputError(f"{label}: two grids give cell {name} different configs; add a key that tells "
                                  f"them apart")
-            cells.setdefault(name, cell)
-    teachers = {c.teacher: c.config.teacher_run_config for c in cells.values()}
-    canonical = {"preset": preset, "base": base, "grid": grids}
-    return Study(canonical, tuple(cells.values()), teachers, spec.get("description", ""))
+            by_identity[cell.identity] = (where, cell)
+            names.add(name)
+    return tuple(cell for _, cell in by_identity.values())
+
+
+def identity(config: dict) -> str:
+    """A cell's identity, from its resolved config (as ``schema.to_json`` writes it, or as study.json
+    records it): the JSON with sorted keys, every number a float (1 and 1.0 alike, -0.0 as 0.0),
+    without ``teacher_run`` (a path inside the study folder, fixed by the data and teacher settings)."""
+    return json.dumps(_normal({k: v for k, v in config.items() if k != "teacher_run"}), sort_keys=True)
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) + 0.0
+    return value
+
+
+def adopt_names(study: Study, recorded: dict, label: str) -> Study:
+    """``study`` with each cell named as the study.json ``recorded`` names the cell of the same
+    identity, and in its order, so that a spec with its keys reordered (or 1 written 1.0) finds its
+    finished folders; InputError where the two studies do not have the same cells."""
+    names: dict[str, str] = {}  # identity: the first recorded name, in the recorded order
+    for c in recorded.get("cells", []):
+        if isinstance(c, dict) and isinstance(c.get("config"), dict) and "name" in c:
+            names.setdefault(identity(c["config"]), c["name"])
+    ours, theirs = {c.identity for c in study.cells}, set(names)
+    if ours != theirs:
+        raise InputError(f"{label}: holds another study ({len(ours - theirs)} cells of this spec are not in it, "
+                         f"{len(theirs - ours)} of its cells are not in this spec); choose a new --out")
+    order = {key: number for number, key in enumerate(names)}
+    cells = sorted(study.cells, key=lambda c: order[c.identity])
+    return dataclasses.replace(study, cells=tuple(dataclasses.replace(c, name=names[c.identity]) for c in cells))
 
 
 def load(name: str) -> Study:

@@ -1,0 +1,137 @@
+"""``ibcheck report --out``: a folder holding anything but a study report is refused before anything
+is written; a previous study report is replaced whole (the swap of ``fileio.replacing_folder``), and
+an interrupted report leaves it as it was; a value that was not finite never reaches report.md as
+nan (hardening issue 19). The study is a small fake one, written as ``ibcheck study`` and
+``ibcheck train`` write theirs: three finished cells of four records each."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from ibcheck import fileio
+from ibcheck.cli import main
+from ibcheck.pipeline import runs, training
+from ibcheck.study import report as report_mod
+from ibcheck.study import results
+
+EXACT = [[1.0, 3.0, 4.0, 3.5], [1.2, 3.2, 4.2, math.nan], [math.inf, 3.1, 4.1, 3.7]]  # per cell, per epoch
+
+
+def _record(epoch: int, exact: float) -> dict:
+    """A tracked record; non-finite numbers become null and are named in ``not_finite``, as
+    ``ibcheck train`` writes them."""
+    def estimate(value: float) -> dict:
+        return {"value": value, "stderr": 0.01, "n": 100}
+
+    finite = exact if math.isfinite(exact) else 3.0
+    return training.with_finite_numbers({
+        "epoch": epoch, "step": 10 * epoch,
+        "I_XZ": {"vib": estimate(finite + 5), "teacher_elbo": estimate(finite + 9),
+                 "min_vib_teacher": estimate(finite + 5), "empirical": estimate(exact)},
+        "I_YZ": {"empirical": estimate(1.5), "barber_agakov": estimate(1.2)},
+        "accuracy": {"train": 0.9, "test": 0.85}, "logdet_cov": -10.0 - epoch, "ln_N": math.log(500),
+        "grad_norm": None if epoch == 0 else 1.0 / (1 + epoch), "loss": 1.0,
+        "seconds": {"train": 0.5, "estimate": 0.1}})
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("fake") / "s"
+    cells = []
+    for seed, exacts in enumerate(EXACT):
+        name = f"seed={seed}"
+        config = {"preset": "smoke", "seed": seed, "zero_info": None, "epochs": len(exacts) - 1,
+                  "student": {"std_shift": 5.0, "beta": 0.001, "optimizer": "adam", "encoder": "mlp"}}
+        cells.append({"name": name, "values": {"seed": seed}, "config": config})
+        (folder / name).mkdir(parents=True)
+        fileio.write_text(folder / name / runs.METRICS,
+                          "".join(json.dumps(_record(e, x), allow_nan=False) + "\n" for e, x in enumerate(exacts)))
+        fileio.write_json(folder / name / runs.STATUS, {"status": "finished"})
+    fileio.write_json(folder / results.STUDY_FILE, {
+        "kind": "study", "spec": {"preset": "smoke", "base": {}, "grid": [{"seed": list(range(len(EXACT)))}]},
+        "results": {}, "executions": [{"wall_seconds": 10.0}], "cells": cells, "description": "a fake study"})
+    return folder
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith("."))
+
+
+def test_a_value_that_was_not_finite_is_left_out_of_the_means_and_counted(study, tmp_path):
+    out = tmp_path / "r"
+    assert main(["report", str(study), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE), text
+    found = text.split("## What it found", 1)[1].split("##", 1)[0]
+    # the means of the finite values: the start of cells 0 and 1, the peak of all, the end of cells 0 and 2
+    assert ("starts at 1.10, peaks at 4.10 and ends at 3.60 nats (means over 3 runs; at the start over 2, as 1 run "
+            "has no finite value there; at the end over 2, as 1 run has no finite value there)") in found, found
+    assert "ln N = 6.21 nats" in found
+
+
+def test_the_findings_say_so_where_no_run_has_a_value():
+    record = {"epoch": 0, "I_XZ": {"empirical": {"value": None}}, "not_finite": ["I_XZ.empirical.value"]}
+    later = {"epoch": 1, "I_XZ": {"empirical": {"value": 2.0}}}
+    config = {"seed": 0, "zero_info": None, "student": {"std_shift": 5.0}}
+    cells = [results.RunResult(f"c{i}", {}, dict(config, seed=i), "finished", [record, later]) for i in range(2)]
+    text = report_mod.findings(cells, {"rows": [], "alpha": 0.05})
+    assert "nan" not in text and "ln N = – nats" in text
+    assert "starts at –, peaks at 2.00 and ends at 2.00 nats (means over 2 runs; at the start over 0, as 2 runs " \
+           "have no finite value there)" in text
+
+
+def test_a_folder_with_other_files_is_refused_before_anything_is_written(study, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "report.md").write_text("my own report.md")
+    assert main(["report", str(study), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "notes.txt" in err and "not part of a study report" in err, err
+    assert _files(out) == {"notes.txt": b"mine", "report.md": b"my own report.md"} and _hidden(out) == []
+
+
+def test_a_previous_report_is_replaced_whole_and_an_interrupted_one_leaves_it(study, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    assert main(["report", str(study), "--out", str(out)]) == 0
+    (out / "ray_overhead.json").write_text('{"measured": true}\n')  # scripts/measure_ray_overhead.py's
+    (out / "report.md").write_text("an older report.md")
+    before = _files(out)
+    assert sorted(before) == sorted(report_mod.REPORT_FILES + report_mod.KEPT)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(report_mod, "report_markdown", interrupted)  # the last file the report writes
+        assert main(["report", str(study), "--out", str(out)]) == 130
+    assert _files(out) == before and _hidden(out) == []
+    assert main(["report", str(study), "--out", str(out)]) == 0
+    after = _files(out)
+    assert sorted(after) == sorted(before) and after["ray_overhead.json"] == b'{"measured": true}\n'
+    assert after["report.md"].startswith(b"# Study report") and _hidden(out) == []
+
+
+def test_a_bracket_width_that_was_not_finite_is_counted_not_averaged():
+    from ibcheck.study import population
+
+    def bracket(width):
+        end = {"value": 10.0, "stderr": 0.1}
+        return {"lower": end, "upper": end, "width": {"value": width, "stderr": 0.05}, "T": 32, "stopped": "target"}
+
+    config = {"seed": 0, "zero_info": None, "student": {"std_shift": 5.0, "beta": 0.001}}
+    records = [{"epoch": 0, "population": bracket(0.2)}, {"epoch": 1, "population": bracket(None)},
+               {"epoch": 2, "population": bracket(0.4)}]
+    found = population.summary([results.RunResult("c0", {}, config, "finished", records)])
+    (cond,) = found["conditions"].values()
+    assert found["not_finite"] == 1 and cond["records"] == 2 and cond["median_width"] == pytest.approx(0.3)
+    text = "\n".join(population.summary_markdown(found))
+    assert "nan" not in text.lower() and "1 bracketed records have no finite width" in text
