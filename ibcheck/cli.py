@@ -139,9 +139,14 @@ def cmd_study(args: argparse.Namespace) -> int:
     with tqdm(total=total, desc="study", unit="epoch", disable=args.quiet, file=sys.stderr, leave=False) as bar:
         def progress(state: dict) -> None:
             bar.n = state["epochs"]
-            bar.set_postfix_str(f"cells {state['done']}/{len(study.cells)} done, {state['running']} queued or running, "
-                                f"{state['failed']} failed", refresh=False)
+            teachers = state.get("teachers")
+            bar.set_postfix_str(f"training {teachers} teacher{'s' if teachers > 1 else ''} before the cells" if teachers
+                                else f"cells {state['done']}/{len(study.cells)} done, {state['running']} queued or "
+                                     f"running, {state['failed']} failed", refresh=False)
             bar.refresh()
+
+        if args.address and not args.quiet:  # Ray may take a while to answer; say what is awaited
+            print(f"ibcheck: connecting to the Ray cluster at {args.address}", file=sys.stderr)
 
         outcomes = execute.run_study(study, Path(args.out), args.address,
                                      execute.Resources(args.cpus_per_cell, args.gpus_per_cell), progress)

@@ -30,8 +30,12 @@ numpy arrays a: (n, d), b: (n, m) returning its estimate of I(A;B) in nats: it
 gets --estimator-repeats independent sets of --estimator-n pairs (x, z) of each
 case (or (y, z) with --estimator-target I_YZ), and the mean over them is judged
 as its --kind says: lower or upper (one-sided), or point (its bias, two-sided).
-A call that raises, returns no finite number or runs past the time limit is a
-recorded failure of that case. Give --estimator and --kind once per estimator.
+A call that raises or exits, runs past the time limit, or returns anything but
+a finite real number (a Python or numpy int or float, a 0-d real numpy array, a
+one-element real torch tensor; not a bool, a complex or a string) is a recorded
+failure of that case. An estimator that applies to no case (--estimator-target
+I_YZ where no case has labels) is bad input. Give --estimator and --kind once
+per estimator.
 
 Prints a table, writes report.md, figures (PNG) with their numbers (CSV) and
 results.json into --out. Exit status: 0 every test passed, 1 a test failed,
@@ -45,8 +49,10 @@ case names in order in "cases"."""
 
 
 def _plugins(args: argparse.Namespace) -> tuple:
+    """The users' estimators of ``--estimator``, imported, with their options checked."""
     from ibcheck import plugin
 
+    plugin.check_time_limit(args.estimator_time_limit)
     specs, kinds = args.estimator or [], args.kind or []
     if len(specs) != len(kinds):
         raise InputError(f"give --kind once per --estimator ({len(specs)} --estimator, {len(kinds)} --kind)")
@@ -59,7 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ibcheck import report
-    from ibcheck.validate import total_runs, validate
+    from ibcheck.validate import check_plugins, total_runs, validate
 
     device = resolve_device(args.device)
     check_output("--out", args.out, folder=True)
@@ -68,6 +74,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         check_output("--json", args.json, folder=False)
     cases = load_cases_arg(args.cases)
     plugins = _plugins(args)
+    check_plugins(cases, plugins)  # before the progress bar: a refusal is one line
     torch.manual_seed(args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
     with tqdm(total=total_runs(cases, plugins), desc="validate", unit="run", disable=args.quiet, file=sys.stderr,
@@ -110,8 +117,10 @@ def _estimator_options(v: argparse.ArgumentParser) -> None:
                    help="pairs per call (default: %(default)s)")
     v.add_argument("--estimator-repeats", type=at_least_two, default=20, metavar="R",
                    help="independent sample sets, one call each, per case (default: %(default)s)")
+    # at most plugin.MAX_TIME_LIMIT, checked by _plugins (importing plugin here would import torch to parse)
     v.add_argument("--estimator-time-limit", type=positive_float, default=60.0, metavar="SECONDS",
-                   help="per call; a longer call is a recorded failure (default: %(default)g)")
+                   help="per call, at most 1e6 (11.6 days); a longer call is a recorded failure "
+                        "(default: %(default)g)")
 
 
 def add_validate_commands(sub) -> None:

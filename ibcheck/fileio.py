@@ -60,11 +60,14 @@ def _fsync(path: Path, folder: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, previous: Path | None = None) -> Iterator[Path]:
+def atomic_path(path: str | Path, previous: Path | None = None, make_parent: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename,
-    after ``path`` itself was moved to ``previous`` (if given and ``path`` exists)."""
+    after ``path`` itself was moved to ``previous`` (if given and ``path`` exists). Without
+    ``make_parent``, a missing folder is FileNotFoundError instead of being made (a run folder
+    deleted under a running run must not come back without its config)."""
     path = target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -221,14 +224,14 @@ def finite_or_none(value):
     return value
 
 
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path: str | Path, text: str, make_parent: bool = True) -> None:
+    with atomic_path(path, make_parent=make_parent) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path: str | Path, document) -> None:
+def write_json(path: str | Path, document, make_parent: bool = True) -> None:
     """JSON with non-finite numbers refused (they are not JSON)."""
-    write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n", make_parent)
 
 
 def write_csv(path: str | Path, header: list[str], rows: list[list]) -> None:

@@ -6,9 +6,11 @@ I(Y;Z) it gets (y, z), y: (n, p) real labels or (n, 1) class indices. It is call
 ``repeats`` independent sample sets of each case, and the mean over the calls, with the
 standard error sd / sqrt(repeats), is judged by bounds.md section 5 like any built-in estimate:
 a lower or upper bound one-sided against the truth, a point estimator two-sided (its bias
-against 0, with its confidence interval). A call that raises, returns a non-finite value, or
-runs past the time limit makes the case's estimate a recorded failure, and no more calls are
-made on that case; the run goes on.
+against 0, with its confidence interval). A call that raises or exits (``sys.exit``), returns
+anything but a finite real number, or runs past the time limit makes the case's estimate a
+recorded failure, and no more calls are made on that case; the run goes on. ``os._exit`` from
+Python code in the estimator's own process is caught the same way (``exits_caught``); an exit
+from C code ends the process, which only a separate process (not made here) could survive.
 """
 from __future__ import annotations
 
@@ -36,6 +38,21 @@ from ibcheck.interface import BoundKind, Estimate, InputError, Target
 Estimator = Callable[[np.ndarray, np.ndarray], float]
 # a user's kinds, and the kind of estimate each becomes ("point" is judged two-sided against the truth)
 KINDS: dict[str, BoundKind] = {"lower": "lower", "upper": "upper", "point": "estimate"}
+# the longest per-call time limit, in seconds (11.6 days): far longer than any call a run can wait for, and far
+# below the 2^63 ns (about 9.2e9 s) past which signal.setitimer overflows
+MAX_TIME_LIMIT = 1e6
+
+
+def check_time_limit(seconds: float) -> None:
+    """Refuse a per-call time limit that is not a positive number of seconds at most
+    ``MAX_TIME_LIMIT`` (inf and NaN included), before any call is made."""
+    try:
+        ok = 0 < seconds <= MAX_TIME_LIMIT
+    except TypeError:
+        ok = False
+    if not ok:
+        raise InputError(f"time limit {seconds!r} (--estimator-time-limit): must be a positive number of seconds, "
+                         f"at most {MAX_TIME_LIMIT:.0f} ({MAX_TIME_LIMIT / 86400:.1f} days)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +74,9 @@ class Plugin:
             raise InputError(f"--kind {self.kind}: one of {', '.join(KINDS)}")
         if self.target not in ("I_XZ", "I_YZ"):
             raise InputError(f"target {self.target}: one of I_XZ, I_YZ")
-        if self.n < 2 or self.repeats < 2 or not self.time_limit > 0:
-            raise InputError(f"{self.name}: n and repeats must be at least 2 and the time limit positive")
+        if self.n < 2 or self.repeats < 2:
+            raise InputError(f"{self.name}: n and repeats must be at least 2")
+        check_time_limit(self.time_limit)
 
     def applies(self, case: LinearGaussianCase) -> bool:
         return self.target == "I_XZ" or case.labels.kind != "none"
@@ -73,10 +91,13 @@ def load(spec: str) -> Estimator:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # the user's module may fail in any way while it imports
-        raise InputError(f"--estimator {spec}: cannot import {module_name} ({type(err).__name__}: {err})") from None
-    fn = getattr(module, attr, None)
+        with exits_caught():
+            module = importlib.import_module(module_name)
+            fn = getattr(module, attr, None)  # a module's __getattr__ is the user's code too
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # the user's module may fail in any way while it imports, sys.exit included
+        raise InputError(f"--estimator {spec}: cannot import {module_name} ({failure(err)})") from None
     if not callable(fn):
         raise InputError(f"--estimator {spec}: {module_name} has no callable {attr}")
     return fn
@@ -119,8 +140,37 @@ def sample_arrays(cases: Sequence[LinearGaussianCase], n: int, seed: int) -> dic
     return out
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """The alarm of a call past its limit: not an Exception, so that an estimator's own
+    ``except Exception`` does not swallow it and run on."""
+
+
+class _Exited(BaseException):
+    """A user's call of ``os._exit(code)``, raised instead of ending the process."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextlib.contextmanager
+def exits_caught() -> Iterator[None]:
+    """Within the block, ``os._exit`` called in this process raises ``_Exited``, so that a user's
+    code that ends the process becomes a recorded failure, not a silent exit 0 with no report. A
+    child process the user forks keeps the real ``os._exit`` (multiprocessing ends its children
+    with it)."""
+    real, owner = os._exit, os.getpid()
+
+    def guarded(code: int) -> None:
+        if os.getpid() != owner:
+            real(code)
+        raise _Exited(code)
+
+    os._exit = guarded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = real
 
 
 def _fire(signum, frame):
@@ -143,32 +193,92 @@ def timeouts() -> Iterator[bool]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def failure(err: BaseException) -> str:
+    """Why a user's code failed, on one line: the exit it asked for (``sys.exit``), or the
+    exception it raised with its message."""
+    if isinstance(err, SystemExit):
+        return f"called sys.exit({err.code!r})"
+    if isinstance(err, _Exited):
+        return f"called os._exit({err.code!r})"
+    return " ".join(f"raised {type(err).__name__}: {err}".splitlines())
+
+
+def _described(raw: object) -> str:
+    """What an estimator returned, for a message: "a str", "None", "a numpy complex128", "a numpy
+    array of float64 with shape (2,)", "a torch tensor of torch.bool with shape ()"."""
+    if raw is None:
+        return "None"
+    if isinstance(raw, (torch.Tensor, np.ndarray)):
+        library = "torch tensor" if isinstance(raw, torch.Tensor) else "numpy array"
+        return f"a {library} of {raw.dtype} with shape {tuple(raw.shape)}"
+    name = ("numpy " if isinstance(raw, np.generic) else "") + type(raw).__name__
+    return f"{'an' if name[:1] in tuple('aeiou') else 'a'} {name}"
+
+
+_REAL = (int, float, np.integer, np.floating)
+_NOT_REAL = (bool, np.bool_, np.timedelta64)  # an int and a numpy integer by type, not real numbers
+
+
+def _scalar(raw: object) -> int | float | np.integer | np.floating | None:
+    """The real number ``raw`` is, unconverted: a Python int or float, a numpy integer or floating
+    scalar, a 0-d numpy array of one, or a torch tensor of one real element; None for anything
+    else (a bool, a complex, a string, None, a list, a longer array)."""
+    if isinstance(raw, torch.Tensor):
+        real = raw.numel() == 1 and raw.dtype != torch.bool and not raw.is_complex()
+        return raw.detach().reshape(()).item() if real else None
+    if isinstance(raw, np.ndarray) and raw.ndim == 0 and raw.dtype.kind in "iuf":
+        raw = raw[()]
+    if isinstance(raw, _NOT_REAL):
+        return None
+    return raw if isinstance(raw, _REAL) else None
+
+
+def real_number(raw: object) -> tuple[float | None, str | None]:
+    """(value, None) for a finite real number an estimator returned (``_scalar``), or (None, why):
+    not a real number (named by its type), an int too large for a float, or not finite."""
+    scalar = raw if type(raw) is float else _scalar(raw)  # the common case, first
+    if scalar is None:
+        return None, f"returned {_described(raw)}, not a real number"
+    try:
+        value = float(scalar)
+    except OverflowError:
+        assert isinstance(scalar, int)
+        return None, f"returned an int of {scalar.bit_length()} bits, too large for a float"
+    return (value, None) if math.isfinite(value) else (None, f"returned {value}")
+
+
+def _armed(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float, alarm: bool) -> object:
+    """fn(a, b), interrupted by ``_Timeout`` past ``time_limit`` seconds when ``alarm``."""
+    if alarm:
+        signal.setitimer(signal.ITIMER_REAL, time_limit)
+    try:
+        with exits_caught():
+            return fn(a, b)
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def call(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float,
          alarm: bool = False) -> tuple[float | None, str | None, float]:
-    """(value, None, seconds) for a good call, or (None, why, seconds) for one that raised, returned
-    something that is not a finite number, or took longer than ``time_limit`` seconds (interrupted
-    there when ``alarm``: inside ``timeouts()``)."""
+    """(value, None, seconds) for a good call, or (None, why, seconds) for one that raised or
+    exited (``sys.exit``), returned anything but a finite real number (``real_number``), or took
+    longer than ``time_limit`` seconds (interrupted there when ``alarm``: inside ``timeouts()``).
+    KeyboardInterrupt is not the estimator's failure: it interrupts the run."""
     started = time.perf_counter()
     try:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, time_limit)
-        try:
-            raw = fn(a, b)
-        finally:
-            if alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+        raw = _armed(fn, a, b, time_limit, alarm)
+        seconds = time.perf_counter() - started
+        if seconds > time_limit:
+            return None, f"ran past the time limit of {time_limit:g} s ({seconds:.3g} s)", seconds
+        # inside the guard: a float subclass's own __float__ is the user's code too
+        return (*real_number(raw), seconds)
     except _Timeout:
         return None, f"ran past the time limit of {time_limit:g} s", time.perf_counter() - started
-    except Exception as err:  # any failure of the user's code is recorded, not raised
-        return None, f"raised {type(err).__name__}: {err}", time.perf_counter() - started
-    seconds = time.perf_counter() - started
-    if seconds > time_limit:
-        return None, f"ran past the time limit of {time_limit:g} s ({seconds:.3g} s)", seconds
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None, f"returned {type(raw).__name__}, not a number", seconds
-    return (value, None, seconds) if math.isfinite(value) else (None, f"returned {value}", seconds)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # any failure of the user's code, sys.exit included, is recorded, not raised
+        return None, failure(err), time.perf_counter() - started
 
 
 @dataclasses.dataclass(frozen=True)

@@ -313,6 +313,26 @@ def check_alpha(alpha: float, cases: list[LinearGaussianCase], plugins: int = 0)
                          f"representable in float64 (use --alpha >= 1e-290)")
 
 
+def check_plugins(cases: Sequence[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin]) -> None:
+    """Refuse a user's estimator that applies to none of ``cases``: it would never be called, and
+    the run would pass without having judged it; and two estimators of one name (or a built-in
+    estimator's), whose rows no one could tell apart."""
+    taken = set(registry.names())
+    for plugin in plugins:
+        if plugin.name in taken:
+            raise InputError(f"estimator {plugin.name} is given twice, or is the name of a built-in estimator; "
+                             f"give each estimator once, under its own name")
+        taken.add(plugin.name)
+    for plugin in plugins:
+        if any(plugin.applies(case) for case in cases):
+            continue
+        if not cases:
+            why = "there are no cases"
+        else:
+            why = f"no case has labels, which target {plugin.target} needs (cases: {len(cases)})"
+        raise InputError(f"estimator {plugin.name} would never be called: {why}")
+
+
 def dims_of(case: LinearGaussianCase) -> Dims:
     classes = len(case.labels.probs) if case.labels.kind == "classes" else 0
     return Dims(d=case.d, k=case.k, m=case.m, classes=classes, encoder_flops=2.0 * case.d * case.m,
@@ -338,7 +358,9 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
              dtype: torch.dtype = torch.float64, progress: Callable[[str], None] = lambda label: None,
              names: Iterable[str] | None = None, plugins: Sequence[plugin_mod.Plugin] = ()) -> ValidationResult:
     """Run and judge every case, with the user's ``plugins`` beside the built-in estimators (or
-    those in ``names``); ``progress(label)`` is called after each estimator run."""
+    those in ``names``); ``progress(label)`` is called after each estimator run. A plugin that
+    applies to no case is refused (``check_plugins``)."""
+    check_plugins(cases, plugins)
     check_alpha(alpha, cases, len(plugins))
     check_sizes(cases, device)
     started = time.perf_counter()

@@ -112,7 +112,7 @@ def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: 
     """Draw every missing (group, parameter, seed) on Ray, appending each record as it ends."""
     from tqdm import tqdm
 
-    from ibcheck.study.execute import check_address, connect_ray
+    from ibcheck.study.execute import check_address, connect_ray, shutdown
 
     path = out / "observations.jsonl"
     done = {(r["group"], r["param"], r["i"]) for r in load(path)}
@@ -141,7 +141,7 @@ def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: 
                 log.flush()
                 bar.update()
     finally:
-        ray.shutdown()
+        shutdown(ray)
 
 
 # ---------------------------------------------------------------- judging

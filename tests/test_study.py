@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -189,6 +190,20 @@ def test_a_finished_cell_whose_metrics_are_emptied_is_rebuilt_by_report_and_stud
     assert metrics.read_text() == text and (cell / runs.CHECKPOINT).stat().st_mtime_ns == stamp
 
 
+def test_a_moved_study_folder_resumes_with_its_teacher_at_the_new_path(smoke_study):
+    """Issue 19: the cells' config.json held the teacher's absolute path, so a moved study folder
+    was refused with "holds another run"."""
+    root, spec_file, _, _ = smoke_study
+    moved = root / "moved"
+    shutil.copytree(root / "s", moved)  # a copy is a move for the paths, and leaves the fixture whole
+    cell = moved / "seed=2"
+    (cell / runs.METRICS).write_text("")  # so that one cell resumes at the new place
+    again = _ibcheck("study", spec_file, "--out", str(moved), "--quiet")
+    assert again.returncode == 0 and "4 of 4 cells finished (1 run now)" in again.stdout, again.stderr
+    teacher = json.loads((cell / runs.CONFIG).read_text())["config"]["teacher_run"]
+    assert Path(teacher).parent == (moved / spec.TEACHERS).resolve()
+
+
 def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path):
     bad = {"preset": "smoke", "base": {"student": {"optimizer": "sgd"}}, "grid": {"student.sgd_lr": [0.01, 1e12]}}
     done = _ibcheck("study", _write(tmp_path / "bad.json", bad), "--out", str(tmp_path / "s"), "--quiet")
@@ -204,6 +219,13 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path):
     claims = json.loads((tmp_path / "report" / "claims.json").read_text())
     assert claims["left_out"] == {"diverged": ["student.sgd_lr=1000000000000.0"]} and claims["runs_judged"] == 1
     assert all(r["n"] + r["undefined"] <= 1 for r in claims["rows"])
+    # ... and so do the figures and the findings, and the report names the one left out
+    with open(tmp_path / "report" / "fig8_bracket.csv") as handle:
+        assert {r["cell"] for r in csv.DictReader(handle)} == {"student.sgd_lr=0.01"}
+    with open(tmp_path / "report" / "fig4_bounds.csv") as handle:
+        assert {r["n"] for r in csv.DictReader(handle)} == {"1"}
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "1 run is left out of the claims, findings and figures: diverged (1)" in text
 
 
 def test_a_killed_study_resumes_without_redoing_finished_cells(tmp_path):

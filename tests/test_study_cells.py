@@ -119,8 +119,9 @@ def test_runs_left_out_are_named_with_the_reason(tmp_path):
     left = results.left_out(loaded)
     assert left == {"unfinished": ["seed=2"], "diverged": ["seed=3"], results.UNREADABLE: ["seed=1"],
                     results.DUPLICATE: ["again"]}
-    assert results.left_out_text(left) == ("4 runs are left out of the claims: unfinished (1): seed=2; diverged "
-                                           "(1): seed=3; unreadable records (1): seed=1; duplicate (1): again.")
+    assert results.left_out_text(left) == ("4 runs are left out of the claims, findings and figures: unfinished (1): "
+                                           "seed=2; diverged (1): seed=3; unreadable records (1): seed=1; duplicate "
+                                           "(1): again.")
     assert set(left) <= set(results.LEFT_OUT) and results.left_out_text({}) == ""
 
 
@@ -132,3 +133,14 @@ def test_a_rerun_resumes_a_finished_cell_whose_metrics_are_gone(tmp_path):
         (run / runs.STATUS).write_text(json.dumps({"status": "finished"}))
         (run / runs.METRICS).write_text(metrics)
     assert [c.name for c in execute._todo(study, tmp_path)] == ["seed=0"]  # smoke runs 3 epochs: seed=1 is done
+
+
+def test_a_report_of_a_study_where_no_run_finished_is_refused_in_one_line(tmp_path):
+    """The figures and findings show the runs the claims judge; with none, there is no report."""
+    from ibcheck.study import report
+
+    _study(tmp_path, _cell(tmp_path, "seed=2", None, _lines(RECORDS[:2]), checkpoint=True, seed=2),
+           _cell(tmp_path, "seed=3", "diverged", _lines(RECORDS[:3]), checkpoint=True, seed=3))
+    with pytest.raises(InputError, match=r"no cell has finished yet \(2 cells\)"):
+        report.write(tmp_path, tmp_path / "report")
+    assert not (tmp_path / "report").exists()

@@ -11,10 +11,12 @@ lock (``.lock``, ``fcntl.flock``) keeps a second process out of a folder in use.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,9 @@ PREVIOUS = "checkpoint.prev.pt"
 STATUS = "status.json"
 LOCK = ".lock"
 OURS = {CONFIG, METRICS, CHECKPOINT, PREVIOUS, STATUS}
+# config keys that say where something is, not what the run is: a moved study folder resumes
+# with its teacher at the new path (whose own config is checked when it is loaded)
+LOCATIONS = ("teacher_run",)
 log = logging.getLogger("ibcheck")
 
 
@@ -61,7 +66,7 @@ class RunDir:
             raise InputError(f"{self.path}: exists and is not a folder")
         if (self.path / CONFIG).exists():
             existing = read_config(self.path, str(self.path))
-            if existing.get("kind") != self.kind or existing.get("config") != self.config:
+            if existing.get("kind") != self.kind or not same_run(existing.get("config"), self.config):
                 raise InputError(f"{self.path}: holds another run (different kind or config); choose a new --out")
             if not resume:
                 raise InputError(f"{self.path}: a run is already there; pass --resume to continue it")
@@ -80,8 +85,9 @@ class RunDir:
         except BlockingIOError:
             raise InputError(f"{self.path}: another ibcheck process is using this run; wait for it to end") from None
         fileio.remove_stale_temporaries(self.path, OURS)
-        if not (self.path / CONFIG).exists():
-            fileio.write_json(self.path / CONFIG, {"kind": self.kind, "config": self.config})
+        recorded = {"kind": self.kind, "config": self.config}
+        if not (self.path / CONFIG).exists() or read_config(self.path, str(self.path)) != recorded:
+            fileio.write_json(self.path / CONFIG, recorded)  # new, or moved (``LOCATIONS`` only differ)
         return self
 
     def release(self) -> None:
@@ -107,17 +113,40 @@ class RunDir:
     def save(self, state: dict[str, Any]) -> None:
         """Replace the checkpoint (which must hold ``records``), keeping the last one as
         checkpoint.prev.pt, then rewrite metrics.jsonl."""
-        with fileio.atomic_path(self.path / CHECKPOINT, previous=self.path / PREVIOUS) as tmp:
+        with self._present(), fileio.atomic_path(self.path / CHECKPOINT, self.path / PREVIOUS, False) as tmp:
             torch.save(state, tmp)
         self._write_metrics(state["records"])
 
     def set_status(self, status: str, **details: Any) -> None:
         """Record how the run ended: "finished", or "diverged" with the reason."""
-        fileio.write_json(self.path / STATUS, {"status": status, **details})
+        with self._present():
+            fileio.write_json(self.path / STATUS, {"status": status, **details}, make_parent=False)
 
     def _write_metrics(self, records: list[dict]) -> None:
         lines = (json.dumps(r, allow_nan=False) + "\n" for r in records)
-        fileio.write_text(self.path / METRICS, "".join(lines))
+        with self._present():
+            fileio.write_text(self.path / METRICS, "".join(lines), make_parent=False)
+
+    @contextlib.contextmanager
+    def _present(self) -> Iterator[None]:
+        """A write into the folder, which must still hold the run: one deleted or moved away
+        while the run wrote it is an InputError (never made again without its config.json)."""
+        try:
+            yield
+        except FileNotFoundError:
+            if (self.path / CONFIG).is_file():
+                raise
+            raise InputError(f"{self.path}: the run folder was deleted or moved while the run wrote it; "
+                             f"run the command again to start the run anew") from None
+
+
+def same_run(recorded: object, config: dict) -> bool:
+    """Whether a recorded config is ``config``'s run: equal but for ``LOCATIONS``."""
+    if not isinstance(recorded, dict):
+        return False
+    missing = object()
+    keys = (recorded.keys() | config.keys()) - set(LOCATIONS)
+    return all(recorded.get(k, missing) == config.get(k, missing) for k in keys)
 
 
 def load_state(folder: Path) -> dict | None:

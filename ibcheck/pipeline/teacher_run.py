@@ -111,7 +111,12 @@ def read_teacher_run(path: str) -> TeacherRunConfig:
 
 
 def finished_teacher(path: str, config: TeacherRunConfig) -> VAE:
-    """The VAE of a finished teacher run of ``config`` (from its last readable checkpoint)."""
+    """The VAE of a finished teacher run of ``config`` (from its last readable checkpoint); a
+    teacher run of other settings is an InputError (the path is where the teacher is, the
+    settings what it is)."""
+    recorded = read_teacher_run(path)
+    if schema.to_json(recorded) != schema.to_json(config):
+        raise InputError(f"--teacher {path}: holds a teacher of other settings than this run's (data and teacher)")
     state = runs.load_state(Path(path))
     done = 0 if state is None else len(state["records"])
     if state is None or done < config.teacher.epochs:

@@ -27,11 +27,12 @@ from ibcheck import fileio, schema
 from ibcheck.config import TeacherRunConfig, TrainConfig
 from ibcheck.interface import Diverged, InputError
 from ibcheck.pipeline import runs
-from ibcheck.study import results, spec, summary
+from ibcheck.study import reaper, results, spec, summary
 from ibcheck.study.spec import TEACHERS, Cell, Study
 
 LOCK = ".lock"
 STATUS_FINISHED = "finished"
+_watchdog: reaper.Watchdog | None = None  # kills a local Ray's processes if this driver is killed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +110,26 @@ def check_folder(study: Study, folder: Path) -> tuple[Study, dict | None]:
     if (folder / results.STUDY_FILE).exists():
         recorded = results.read_study_file(folder)
         study = spec.adopt_names(study, recorded, str(folder))
-    elif folder.exists() and any(p.name != LOCK for p in folder.iterdir()):
+    elif folder.exists() and not _only_leftovers(folder):
         raise InputError(f"{folder}: folder is not empty and holds no {results.STUDY_FILE}; choose a new --out")
     else:
         recorded = None
     for cell in study.cells:
         runs.RunDir(folder / cell.name, "train", schema.to_json(cell.with_teacher(folder)), resume=True)
     return study, recorded
+
+
+# what a driver killed before study.json first existed leaves: its lock, its half-written files
+LEDGER_FILES = {results.STUDY_FILE, results.SUMMARY_FILE}
+
+
+def _only_leftovers(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but the lock and temporary files of ``LEDGER_FILES``."""
+    for entry in folder.iterdir():
+        match = fileio.TEMP_PATTERN.match(entry.name)
+        if entry.name != LOCK and not (match and match["name"] in LEDGER_FILES and entry.is_file()):
+            return False
+    return True
 
 
 class StudyLock:
@@ -129,6 +143,7 @@ class StudyLock:
         except BlockingIOError:
             os.close(self.fd)
             raise InputError(f"{folder}: another ibcheck study is running there; wait for it to end") from None
+        fileio.remove_stale_temporaries(folder, LEDGER_FILES)
 
     def __enter__(self) -> StudyLock:
         return self
@@ -241,6 +256,10 @@ def connect_ray(address: str | None, runtime_env: dict | None = None):
         # the cores this process may use, not all the machine's
         ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
                  log_to_driver=False, logging_level=logging.ERROR, runtime_env=runtime_env)
+        global _watchdog
+        if _watchdog is not None:
+            _watchdog.stop()
+        _watchdog = reaper.start()  # a SIGKILLed driver runs no cleanup: Ray's processes would outlive it
         return ray
     try:
         with _quiet_stderr():
@@ -253,6 +272,15 @@ def connect_ray(address: str | None, runtime_env: dict | None = None):
         raise InputError(f"--address {address}: cannot connect to a Ray cluster "
                          f"({str(err).strip().splitlines()[0]}){hint}") from None
     return ray
+
+
+def shutdown(ray) -> None:
+    """``ray.shutdown()``, then stop the watchdog of a local Ray (nothing of Ray is left for it)."""
+    global _watchdog
+    ray.shutdown()
+    if _watchdog is not None:
+        _watchdog.stop()
+        _watchdog = None
 
 
 def _outcome(ray, ref) -> dict:
@@ -280,15 +308,22 @@ class TaskOptions:
         return self.gpus > 0
 
 
-def _teachers(ray, study: Study, folder: Path, options: TaskOptions) -> dict[str, dict]:
-    """Train every teacher not finished yet, in parallel; {key: outcome} of the ones that failed."""
+def _teachers(ray, study: Study, folder: Path, options: TaskOptions,
+              progress: Callable[[dict], None]) -> dict[str, dict]:
+    """Train every teacher not finished yet, in parallel; {key: outcome} of the ones that failed.
+    ``progress`` hears about once a second how many teachers are still training."""
     task = ray.remote(teacher_task).options(**options.ray)
-    refs = {}
+    pending = {}
     for key, config in study.teachers.items():
         path = folder / TEACHERS / key
         if runs.read_status(path).get("status") != STATUS_FINISHED:
-            refs[key] = task.remote(schema.to_json(config), str(path.resolve()), options.threads, options.gpu)
-    outcomes = {key: _outcome(ray, ref) for key, ref in refs.items()}
+            pending[task.remote(schema.to_json(config), str(path.resolve()), options.threads, options.gpu)] = key
+    outcomes = {}
+    while pending:
+        progress({**_state(study, folder, {}, {}), "teachers": len(pending)})
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for ref in ready:
+            outcomes[pending.pop(ref)] = _outcome(ray, ref)
     return {key: o for key, o in outcomes.items() if o["status"] != STATUS_FINISHED}
 
 
@@ -303,7 +338,7 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
               progress: Callable[[dict], None] = lambda state: None) -> dict[str, dict]:
     """Run every unfinished cell of ``study`` into ``folder`` on Ray; returns {cell: outcome}
     for the cells run now. ``progress`` gets {"epochs", "done", "running", "failed"} about
-    once a second."""
+    once a second, and "teachers" (how many still train) while the teachers train."""
     folder = folder.resolve()
     check_address(address)
     study, recorded = check_folder(study, folder)
@@ -313,9 +348,15 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
         try:
             check_resources(ray, resources)
         except InputError:
-            ray.shutdown()
+            shutdown(ray)
             raise
-    with StudyLock(folder):
+    try:
+        lock = StudyLock(folder)
+    except InputError:  # another driver runs there: leave nothing of our Ray behind
+        if ray is not None:
+            shutdown(ray)
+        raise
+    with lock:
         ledger = Ledger.open(folder, study, recorded)
         ledger.write()
         if ray is None:
@@ -329,7 +370,7 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
             execution.update(ended=_now(), wall_seconds=time.perf_counter() - wall)
             ledger.record["executions"].append(execution)
             ledger.write()
-            ray.shutdown()
+            shutdown(ray)
     return outcomes
 
 
@@ -354,7 +395,7 @@ def _run_cells(ray, study: Study, folder: Path, todo: list[Cell], resources: Res
                      cluster_cpus=ray.cluster_resources().get("CPU", 0))
     options = TaskOptions(resources.cpus, gpus)
     outcomes: dict[str, dict] = {}
-    failed_teachers = _teachers(ray, study, folder, options)
+    failed_teachers = _teachers(ray, study, folder, options, progress)
     task = ray.remote(cell_task).options(**options.ray)
     pending = {}
     for cell in todo:

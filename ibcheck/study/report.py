@@ -19,7 +19,17 @@ from ibcheck import fileio
 from ibcheck.interface import InputError
 from ibcheck.study import claims as claims_mod
 from ibcheck.study import figures, population
-from ibcheck.study.results import EXACT, PAPER_MIN, POPULATION, RunResult, init_label, load_study
+from ibcheck.study.results import (
+    EXACT,
+    PAPER_MIN,
+    POPULATION,
+    RunResult,
+    init_label,
+    left_out,
+    left_out_text,
+    load_study,
+    usable,
+)
 
 VERDICT_ORDER = ("reproduced", "not reproduced", "inconclusive")
 # What a study report folder holds: the figures with their numbers, the claims and report.md.
@@ -184,7 +194,8 @@ def _grid_text(study: dict, runs: list[RunResult]) -> list[str]:
     lines.append(f"- {len(runs)} cells, seeds {seeds}; finished: {sum(r.status == 'finished' for r in runs)}, "
                  f"diverged or failed: {sum(r.status in ('diverged', 'failed') for r in runs)}, "
                  f"unfinished: {sum(r.status not in ('finished', 'diverged', 'failed') for r in runs)}")
-    return lines
+    left = left_out_text(left_out(runs))
+    return lines + ([f"- {left}"] if left else [])
 
 
 def _cost_text(cost: dict) -> list[str]:
@@ -208,14 +219,17 @@ FIGURE_TEXT = (
 )
 
 
-def report_markdown(study: dict, runs: list[RunResult], result: dict, cost: dict, bracket: dict) -> str:
+def report_markdown(study: dict, runs: list[RunResult], judged: list[RunResult], result: dict, cost: dict,
+                    bracket: dict) -> str:
+    """report.md: the grid and the cost of every run, the findings, bracket and figures of the
+    ``judged`` runs (``results.usable``), and the claims."""
     bracket_lines = population.summary_markdown(bracket)
     bracket_part = ["## The population bracket", "",
                     f"Paired width of the annealed bracket (teacher_ais - teacher_rais on the same z) over every "
                     f"bracketed record, against the target of {bracket['target']} nats (Fig. 8; numbers per cell "
                     f"and record in fig8_bracket.csv).", "", *bracket_lines] if bracket_lines else []
     lines = ["# Study report", "", *([SMOKE_NOTE, ""] if is_smoke(study) else []), study.get("description", ""), "",
-             "## What it found", "", findings(runs, result), "", "## Grid and seeds", "", *_grid_text(study, runs),
+             "## What it found", "", findings(judged, result), "", "## Grid and seeds", "", *_grid_text(study, runs),
              "", "## Cost", "", *_cost_text(cost), "", *bracket_part, "## Claims", "",
              claims_markdown(result).split("\n", 2)[2], "## Figures", ""]
     for stem, title in FIGURE_TEXT:
@@ -234,17 +248,19 @@ def write(study_folder: Path, out: Path, alpha: float = 0.05) -> list[Path]:
     out = Path(out)
     check_report_folder(out)
     study, runs = load_study(study_folder)
-    if not any(r.records for r in runs):
-        raise InputError(f"{study_folder}: no cell has records yet; run ibcheck study first")
+    judged = [r for r in runs if usable(r)]  # what the claims judge, the figures and findings show
+    if not any(r.records for r in judged):
+        raise InputError(f"{study_folder}: no cell has finished yet ({len(runs)} cells); run ibcheck study first, "
+                         f"or ibcheck plot CELL_FOLDER to see a run in progress")
     result = claims_mod.claims(runs, alpha)
-    cost = _cost(study, runs)
-    bracket = population.summary(runs)
+    cost = _cost(study, runs)  # what every execution spent, finished or not
+    bracket = population.summary(judged)
     with fileio.replacing_folder(out) as staging:
-        written = figures.write_figures(runs, staging, (population.FIGURE,))
+        written = figures.write_figures(judged, staging, (population.FIGURE,))
         fileio.write_json(staging / "claims.json", {**result, "cost": cost, "bracket": bracket,
                                                     "spec": study["spec"]})
         fileio.write_text(staging / "claims.md", claims_markdown(result, smoke=is_smoke(study)))
-        fileio.write_text(staging / "report.md", report_markdown(study, runs, result, cost, bracket))
+        fileio.write_text(staging / "report.md", report_markdown(study, runs, judged, result, cost, bracket))
         for name in KEPT:
             if (out / name).is_file():
                 shutil.copy2(out / name, staging / name)

@@ -255,10 +255,10 @@ def left_out(loaded: Iterable[RunResult]) -> dict[str, list[str]]:
 
 
 def left_out_text(found: dict[str, list[str]]) -> str:
-    """``left_out`` as one sentence for a report, e.g. "3 runs are left out of the claims: unfinished
-    (1): seed=2; diverged (2): seed=0, seed=1."; "" where none is."""
+    """``left_out`` as one sentence for a report, e.g. "3 runs are left out of the claims, findings
+    and figures: unfinished (1): seed=2; diverged (2): seed=0, seed=1."; "" where none is."""
     count = sum(len(names) for names in found.values())
     if not count:
         return ""
     parts = "; ".join(f"{reason} ({len(names)}): {', '.join(names)}" for reason, names in found.items())
-    return f"{count} run{'s are' if count > 1 else ' is'} left out of the claims: {parts}."
+    return f"{count} run{'s are' if count > 1 else ' is'} left out of the claims, findings and figures: {parts}."
