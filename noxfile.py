@@ -1,7 +1,8 @@
-"""nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff) and ``nox -s types``
-(mypy) are the static checks CI runs beside them; ``nox -s stats``, ``nox -s bench``,
-``nox -s validate``, ``nox -s study`` and ``nox -s peers`` are opt-in. Arguments after ``--``
-go to pytest / the command.
+"""nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff), ``nox -s types``
+(mypy) and ``nox -s docs`` (the Sphinx site, warnings as errors, its examples doctested) are the
+checks CI runs beside them; ``nox -s stats``, ``nox -s calibration``, ``nox -s bench``,
+``nox -s mutants``, ``nox -s validate``, ``nox -s study`` and ``nox -s peers`` are opt-in.
+Arguments after ``--`` go to pytest / the command.
 
 Virtualenvs see the base interpreter's packages (--system-site-packages) so the
 CPU build of torch installed there is reused instead of a multi-GB download. The
@@ -19,6 +20,8 @@ import nox
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 VENV = ["--system-site-packages"]
+# tools/ are scripts run from the repository root; those that use the tests' helpers find them here
+TOOLS_ENV = {"PYTHONPATH": "tests"}
 
 
 @nox.session(venv_params=VENV)
@@ -40,7 +43,7 @@ def stats(session: nox.Session) -> None:
     for r in range(rounds):
         session.run("python", "-m", "pytest", "-q", "-m", "statistical or power", "-p", "no:cacheprovider",
                     env={"IBCHECK_SEED": str(base + r), "IBCHECK_STATS_LOG": str(log), "HYPOTHESIS_PROFILE": "stats"})
-    session.run("python", "tests/stats_summary.py", str(log))
+    session.run("python", "tools/stats_summary.py", str(log), env=TOOLS_ENV)
 
 
 @nox.session(venv_params=VENV)
@@ -50,7 +53,7 @@ def calibration(session: nox.Session) -> None:
     reports/calibration/ (resumes from its observations.jsonl). ``-- OUT [--seeds N] [--groups A,B]
     [--params CASE,...] [--address HOST:PORT] [--render]``."""
     session.install("-e", ".[test]")
-    session.run("python", "tests/calibration.py", *(session.posargs or ["reports/calibration"]))
+    session.run("python", "tools/calibration.py", *(session.posargs or ["reports/calibration"]), env=TOOLS_ENV)
 
 
 @nox.session(venv_params=VENV)
@@ -61,7 +64,7 @@ def bench(session: nox.Session) -> None:
     Path("reports/bench").mkdir(parents=True, exist_ok=True)
     session.run("python", "-m", "pytest", "tests/benchmarks", "--run-bench", "--benchmark-only",
                 "--benchmark-json=reports/bench/benchmarks.json", *session.posargs)
-    session.run("python", "tests/benchmarks/summarize.py", "reports/bench/benchmarks.json", "reports/bench/summary.md")
+    session.run("python", "tools/bench_summary.py", "reports/bench/benchmarks.json", "reports/bench/summary.md")
 
 
 @nox.session(venv_params=VENV)
@@ -74,14 +77,14 @@ def validate(session: nox.Session) -> None:
 @nox.session(venv_params=VENV)
 def study(session: nox.Session) -> None:
     """A study and its report: ``ibcheck study SPEC --out runs/NAME`` (resumable: run it again after an
-    interruption), then ``ibcheck report runs/NAME --out reports/NAME``. ``-- SPEC [NAME] [options]``;
+    interruption), then ``ibcheck study-report runs/NAME --out reports/NAME``. ``-- SPEC [NAME] [options]``;
     default SPEC study-small, NAME the spec's name; further options (``--address``) go to ibcheck study."""
     session.install(".")
     spec = session.posargs[0] if session.posargs else "study-small"
     rest = list(session.posargs[1:])
     name = rest.pop(0) if rest and not rest[0].startswith("-") else Path(spec).stem
     session.run("ibcheck", "study", spec, "--out", f"runs/{name}", *rest)
-    session.run("ibcheck", "report", f"runs/{name}", "--out", f"reports/{name}")
+    session.run("ibcheck", "study-report", f"runs/{name}", "--out", f"reports/{name}")
 
 
 @nox.session(venv_params=VENV)
@@ -99,11 +102,22 @@ def types(session: nox.Session) -> None:
 
 
 @nox.session(venv_params=VENV)
+def docs(session: nox.Session) -> None:
+    """The documentation site (Sphinx, MyST Markdown, furo, sphinxcontrib-bibtex; sources in docs/),
+    built into docs/_build/html with every warning an error, then its examples run as doctests.
+    CI runs it. Arguments after ``--`` go to both sphinx-build calls."""
+    session.install("-e", ".[docs]")
+    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+                *session.posargs)
+    session.run("python", "-m", "sphinx", "-W", "-b", "doctest", "docs", "docs/_build/doctest", *session.posargs)
+
+
+@nox.session(venv_params=VENV)
 def mutants(session: nox.Session) -> None:
     """Plant a fixed list of known bugs one at a time in a temporary copy, run the tests that
     should catch each, and print which survived (``-- NAME ...`` for some). Not part of CI."""
     session.install("-e", ".[test]")
-    session.run("python", "tests/mutants.py", *session.posargs)
+    session.run("python", "tools/mutants.py", *session.posargs, env=TOOLS_ENV)
 
 
 # benchmark-mi 0.1.3 pins JAX below 0.5; its equinox 0.10 breaks on JAX 0.4.34 and later, and JAX 0.4.23

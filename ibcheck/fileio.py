@@ -17,6 +17,7 @@ import contextlib
 import csv
 import ctypes
 import errno
+import fcntl
 import functools
 import io
 import json
@@ -33,6 +34,38 @@ from ibcheck.interface import InputError
 
 # The names of our temporary files: ".NAME.RANDOM.tmp" beside NAME.
 TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
+LOCK = ".lock"  # the file a folder's lock is held on (``FolderLock``)
+
+
+class FolderLock:
+    """An exclusive lock on a folder, held on FOLDER/.lock with ``fcntl.flock`` until ``release``,
+    the end of a ``with`` block or of the process (a killed process leaves no stale lock). The
+    folder is made if needed. A second process gets an InputError of one line: FOLDER: ``busy``."""
+
+    def __init__(self, folder: str | Path, busy: str):
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
+        except OSError as err:
+            raise InputError(f"{folder}: cannot be written ({err.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"{folder}: {busy}") from None
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def umask() -> int:
@@ -248,6 +281,16 @@ def write_npz(path: str | Path, arrays: dict) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def figure(*grid: int, figsize: tuple[float, float], constrained_layout: bool = False, **subplots):
+    """(figure, axes) of a new ``grid`` of subplots, as ``pyplot.subplots`` gives them, but made
+    with matplotlib's object API: no backend is chosen and pyplot's global list of figures is not
+    touched, so importing ibcheck leaves a notebook's backend alone and no figure needs closing."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, constrained_layout=constrained_layout)
+    return fig, fig.subplots(*grid, **subplots)
 
 
 def save_figure(fig, path: str | Path) -> None:

@@ -11,13 +11,15 @@ information quantity is in nats.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import torch
 
 Tensor = torch.Tensor
-# "estimate": reported, with no one-sided relation to the truth it is compared with.
-BoundKind = Literal["upper", "lower", "exact", "estimate"]
+# "estimate": a built-in estimate with no claim about the truth: reported, and tested only against
+# its own analytic expectation where one exists. "point": a user's point estimator, which claims
+# the truth itself: tested two-sided against it (its bias against 0).
+BoundKind = Literal["upper", "lower", "exact", "estimate", "point"]
 Target = Literal["I_XZ", "I_YZ"]
 # What an estimate is judged against: the population the data are drawn from, or the
 # finite data set itself (the uniform distribution over its points, bounds.md section 4).
@@ -83,8 +85,8 @@ class InferenceNet(Protocol):
 
 
 @runtime_checkable
-class LabelModel(Protocol):
-    """A variational label model q(y|z) for the Barber-Agakov bound.
+class LabelDecoder(Protocol):
+    """A variational label decoder q(y|z) for the Barber-Agakov bound.
 
     ``model.log_prob(z, y)`` with z: (n, m) returns log q(y|z): (n,), in nats.
     """
@@ -128,7 +130,7 @@ class Context:
     teacher: p(x|z_v) (teacher bounds); q: the inference network q(z_v|z) trained on
     Eq. 5 ("elbo"), q_forward: one trained by maximum likelihood on simulated pairs
     ("forward"); q_fit, q_forward_fit: how each was trained (``q_fit.train_q``'s record,
-    summarised in the params of every estimate that used it); label_model: q(y|z)
+    summarised in the params of every estimate that used it); label_decoder: q(y|z)
     (Barber-Agakov); h_y: H(Y) in nats.
     """
 
@@ -137,7 +139,7 @@ class Context:
     q_fit: dict | None = None
     q_forward: InferenceNet | None = None
     q_forward_fit: dict | None = None
-    label_model: LabelModel | None = None
+    label_decoder: LabelDecoder | None = None
     h_y: float | None = None
 
 
@@ -188,6 +190,111 @@ class Exact:
     I_XZ_se: float = 0.0
     I_YZ: float | None = None
     I_YZ_se: float | None = None
+
+
+# ---------------------------------------------------------------- records that cross modules and land in files
+
+
+class ReportRow(TypedDict):
+    """One judged estimate of ``ibcheck validate`` (``harness.report.rows``): the terminal table,
+    report.md, the figures' CSVs and results.json's ``estimates`` are made from these. In nats;
+    ``gap`` = value - exact; ``valid``/``matches_expected`` are the one- and two-sided verdicts,
+    None where not tested; ``failed``: a test failed or the result is an error; ``drawable``:
+    value, stderr and gap are finite."""
+
+    case: str
+    estimator: str
+    label: str
+    target: Target
+    kind: BoundKind
+    param: str
+    q: str
+    value: float
+    stderr: float
+    n: int
+    ci_half_width: float
+    exact: float
+    exact_se: float
+    gap: float
+    expected: float | None
+    best: float | None
+    valid: bool | None
+    matches_expected: bool | None
+    seconds: float
+    params: dict[str, Any]
+    seed: int
+    error: str | None
+    failed: bool
+    drawable: bool
+
+
+class MeasuredValue(TypedDict):
+    """An estimate in a metrics record: mean, standard error (bounds.md section 3) and terms, nats."""
+
+    value: float | None
+    stderr: float | None
+    n: int
+
+
+class MetricsRecord(TypedDict, total=False):
+    """One line of a training run's metrics.jsonl (``pipeline.training``). A light record (an epoch
+    off the tracking schedule) holds only epoch, step, logdet_cov, grad_norm, loss, seconds and
+    ln_N; a number that is not finite is null and its key path is listed in ``not_finite``."""
+
+    epoch: float
+    step: int
+    partial: bool
+    I_XZ: dict[str, MeasuredValue]
+    I_YZ: dict[str, MeasuredValue]
+    population: dict[str, Any]
+    q_fit: dict[str, Any]
+    accuracy: dict[str, float]
+    logdet_cov: float | None
+    grad_norm: float | None
+    loss: dict[str, float] | None
+    seconds: dict[str, float]
+    ln_N: float
+    not_finite: list[str]
+
+
+ClaimSide = Literal["above", "below"]
+Verdict = Literal["reproduced", "not reproduced", "inconclusive"]
+
+
+class ClaimPart(TypedDict):
+    """One claim part of the paper on one measure and condition, with the statistic S of every
+    judged run (``study.claims.table``), before its test."""
+
+    claim: str
+    part: str
+    statistic: str
+    measure: str
+    condition: str
+    side: ClaimSide
+    threshold: float
+    values: list[float]
+    n: int
+    undefined: int
+    half_width: float | None
+
+
+class _Significance(TypedDict, total=False):
+    significant: bool  # Holm's decision: only on a row that was tested (two runs or more)
+
+
+class ClaimRow(ClaimPart, _Significance):
+    """A ``ClaimPart`` judged (``study.claims.judge``; a row of claims.json): the mean of S, its sd
+    and 95% t interval, the two-sided t test's p, Holm's level and decision, the verdict, and for
+    an inconclusive row the runs that would decide it."""
+
+    mean: float | None
+    sd: float | None
+    ci95: list[float] | None
+    p: float | None
+    holm_level: float | None
+    runs_to_decide: int | None
+    verdict: Verdict
+    bracket_too_wide: bool
 
 
 class InputError(ValueError):

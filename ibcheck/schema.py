@@ -10,6 +10,9 @@ value it takes, and its ``metadata`` adds limits:
 - ``sections``: a callable giving ``{key: default dataclass}`` for a mapping field
   whose keys are names (the estimator registry's parameter sections).
 
+A rule that does not fit its field's type (``min`` on a float) is a TypeError when the class is
+first read (``check_metadata``), not a limit silently never applied.
+
 Errors are one line naming the key path: ``student.beta must be a number, got "x"``.
 
 Every JSON file a user gives ibcheck (a case file, a ``--config`` file, a study spec) is parsed by
@@ -18,12 +21,16 @@ Every JSON file a user gives ibcheck (a case file, a ``--config`` file, a study 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
+
+from ibcheck.interface import InputError
 
 INT_LIMIT = 2**63
 Fail = Callable[[str, str], NoReturn]
@@ -101,6 +108,27 @@ def loads(text: str) -> Any:
     raise json.JSONDecodeError(f"duplicate key {show(key)}", text, at) from None
 
 
+def read_json(path: str | Path, label: str, hint: str = "") -> Any:
+    """The JSON value of a file a user gives ibcheck (a ``--config`` file, a case file, a study
+    spec), by ``loads``; otherwise an InputError of one line that starts with ``label``: it
+    "cannot be read" (missing, a folder, not UTF-8; ``hint`` is added), is "not valid JSON" (with
+    the line and column), or "cannot be parsed" (an integer of too many digits, nesting too deep)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = getattr(err, "strerror", None) or err  # UnicodeDecodeError has no strerror
+        raise InputError(f"{label}: cannot be read ({err.__class__.__name__}: {why}{'; ' + hint if hint else ''})") \
+            from None
+    try:
+        return loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{label}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise InputError(f"{label}: cannot be parsed (JSON nested too deeply)") from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{label}: cannot be parsed ({str(err).splitlines()[0]})") from None
+
+
 def key_text(key: Any) -> str:
     """An object key for a message, escaped where it would break the line."""
     return key if isinstance(key, str) and key.isprintable() else show(key)
@@ -144,6 +172,45 @@ def _number(value: Any, path: str, meta: typing.Mapping[str, Any], fail: Fail) -
     if "below" in meta and value >= meta["below"]:
         fail(path, f"must be < {meta['below']:g}, got {show(value)}")
     return float(value)
+
+
+# the metadata each kind of field can take; any other key is a programming error (``check_metadata``)
+_META: dict[str, frozenset[str]] = {"int": frozenset({"min"}), "tuple": frozenset({"min"}),
+                                    "float": frozenset({"positive", "at_least", "below"}),
+                                    "str": frozenset({"choices"}), "bool": frozenset(),
+                                    "dataclass": frozenset(), "sections": frozenset({"sections"})}
+
+
+def _kind_name(kind: Any, meta: typing.Mapping[str, Any]) -> str:
+    kind, _ = _unwrap_optional(kind)
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return "dataclass"
+    if typing.get_origin(kind) is tuple:
+        return "tuple"
+    if "sections" in meta:
+        return "sections"
+    return getattr(kind, "__name__", repr(kind))
+
+
+def check_metadata(cls: type) -> None:
+    """Refuse (TypeError) a field of ``cls`` or of a dataclass inside it whose metadata does not
+    fit its type, such as ``min`` (an integer rule) on a float, which would never be applied."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        kind = _kind_name(hints[field.name], field.metadata)
+        allowed = _META.get(kind)
+        if allowed is None:
+            raise TypeError(f"{cls.__name__}.{field.name}: no JSON rule for {kind}")
+        wrong = sorted(set(field.metadata) - allowed)
+        if wrong:
+            raise TypeError(f"{cls.__name__}.{field.name}: metadata {', '.join(wrong)} does not apply to a {kind} "
+                            f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
+        inner, _ = _unwrap_optional(hints[field.name])
+        if kind == "dataclass":
+            check_metadata(inner)
+        if kind == "sections":
+            for section in field.metadata["sections"]().values():
+                check_metadata(type(section))
 
 
 def _value(kind: Any, meta: typing.Mapping[str, Any], value: Any, base: Any, path: str, fail: Fail) -> Any:
@@ -198,6 +265,7 @@ def from_json(cls: type, obj: Any, path: str, fail: Fail, base: Any | None = Non
     with the key path."""
     if not isinstance(obj, dict):
         fail(path, f"must be an object, got {type(obj).__name__}")
+    _checked(cls)
     base = cls() if base is None else base
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted((k for k in obj if k not in fields), key=str)
@@ -211,6 +279,11 @@ def from_json(cls: type, obj: Any, path: str, fail: Fail, base: Any | None = Non
         return dataclasses.replace(base, **changes)
     except ValueError as err:  # a rule between fields, checked by the dataclass itself
         fail(path, f"is inconsistent: {err}")
+
+
+@functools.cache
+def _checked(cls: type) -> None:
+    check_metadata(cls)  # once per class: its rules are fixed when it is defined
 
 
 def to_json(instance: Any) -> Any:

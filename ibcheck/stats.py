@@ -1,4 +1,5 @@
-"""The statistical rules of bounds.md section 5.
+"""The statistical rules of bounds.md section 5, and the tests the study's claims use over runs
+(``t_test``, ``holm``, ``runs_to_decide``).
 
 An upper bound U fails only if U_hat + q_(1-a) se < T; a lower bound L fails
 only if L_hat - q_(1-a) se > T; an implementation matches its analytic
@@ -22,7 +23,9 @@ below any statistical scale and is not a tuned tolerance.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 from scipy import stats
 
 
@@ -108,3 +111,49 @@ def matches(value: float, se: float, n: int, expected: float, alpha: float, eps:
 def bonferroni(alpha: float, tests: int) -> float:
     """The level of each of ``tests`` tests sharing a family-wise budget alpha."""
     return alpha / max(tests, 1)
+
+
+# ---------------------------------------------------------------- the claims' tests over runs
+
+
+def t_test(values: Sequence[float], threshold: float) -> tuple[float, float, float, float, float]:
+    """(mean, sd, ci_low, ci_high, p) of a one-sample t test of mean = threshold, 95% interval.
+    With zero spread (a discrete statistic equal in every run) p is 0: the side is certain, and a
+    mean on the threshold is not on the claimed side of it."""
+    x = np.asarray(values, dtype=float)
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(x) - 1)) * sd / math.sqrt(len(x))
+    if sd == 0.0:  # every run gives the same number: its side of the threshold is certain
+        p = 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(mean - threshold) / (sd / math.sqrt(len(x))), len(x) - 1))
+    return mean, sd, mean - half, mean + half, p
+
+
+def runs_to_decide(mean: float, sd: float, threshold: float, level: float, max_runs: int) -> int | None:
+    """The fewest runs (at most ``max_runs``) whose two-sided t interval at ``level`` excludes the
+    threshold, at the observed mean and spread; None when none would (the mean sits on the
+    threshold, or more runs are needed)."""
+    gap = abs(mean - threshold)
+    if gap == 0.0:
+        return None
+    if sd == 0.0:
+        return 2
+    for n in range(2, max_runs + 1):
+        if float(stats.t.ppf(1 - level / 2, n - 1)) * sd / math.sqrt(n) < gap:
+            return n
+    return None
+
+
+def holm(pvalues: Sequence[float], alpha: float) -> tuple[list[float], list[bool]]:
+    """Holm's step-down procedure (Holm 1979) at family-wise level ``alpha``: for each p value, in
+    the given order, its level alpha / (m - rank) by rank of p, and whether it is rejected (every
+    smaller p was rejected too, and p <= its level)."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    levels, significant = [0.0] * len(pvalues), [False] * len(pvalues)
+    rejecting = True
+    for rank, i in enumerate(order):
+        levels[i] = alpha / (len(pvalues) - rank)
+        rejecting = rejecting and pvalues[i] <= levels[i]
+        significant[i] = rejecting
+    return levels, significant

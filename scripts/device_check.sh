@@ -11,7 +11,7 @@ python3 -m pip install -q --no-index --no-deps --force-reinstall .whl/ibcheck-*.
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print(torch.__version__)"; } >> "$OUT/setup.log" 2>&1
 { time python3 -P -m pytest -p no:cacheprovider --run-gpu tests/test_gpu.py -q -rs; } > "$OUT/pytest_gpu.log" 2>&1
 { time python3 -P -m ibcheck validate --device cuda --quiet --out /tmp/validate-cuda --json "$OUT/validate_cuda.json"; } 2>&1 | tail -4 > "$OUT/validate_cuda.log"
-python3 -P tests/benchmarks/device_timings.py --device cuda > "$OUT/timings.md" 2>&1
+PYTHONPATH=tests:tests/benchmarks python3 -P tools/device_timings.py --device cuda > "$OUT/timings.md" 2>&1
 { time python3 -P -m ibcheck train --preset smoke --out /tmp/runs/smoke --device cuda --quiet; } > "$OUT/train.log" 2>&1
 { time python3 -P -m ibcheck teacher --out /tmp/runs/teacher --device cuda --quiet; } >> "$OUT/train.log" 2>&1
 # the paper preset, for as long as the budget allows: its records say how far it got

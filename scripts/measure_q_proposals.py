@@ -18,7 +18,7 @@ import torch
 
 from ibcheck import fileio
 from ibcheck.analytic import exact, models
-from ibcheck.analytic.case import load_cases
+from ibcheck.analytic.casefile import load_cases
 from ibcheck.estimators import registry
 from ibcheck.estimators.q_fit import train_both
 from ibcheck.estimators.teacher_bounds import TeacherIWParams, TeacherRIWParams

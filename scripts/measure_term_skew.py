@@ -14,7 +14,7 @@ mean t that ``nox -s calibration`` measured (OUT/calibration.json, if there). It
 first-order tail of each side at the tests' per-check level, where the expansion is only a
 guide (at five standard deviations its error can be as large as its correction).
 
-    python scripts/measure_term_skew.py [OUT] [--seed S]
+    PYTHONPATH=tests python scripts/measure_term_skew.py [OUT] [--seed S]
 
 writes OUT/skew.json, OUT/skew.csv and OUT/skew.md (OUT defaults to reports/calibration).
 """
@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from ibcheck import fileio, stats  # noqa: E402
-from ibcheck.estimators import registry  # noqa: E402
+from ibcheck import fileio, stats
+from ibcheck.estimators import registry
 
-import budget  # noqa: E402
-import match_checks  # noqa: E402
+import budget
+import match_checks
 
 CAUGHT: dict[int, np.ndarray] = {}  # id(Estimate) -> its terms
 

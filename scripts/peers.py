@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ibcheck import fileio, plugin, report
-from ibcheck.validate import builtin_suite, validate
+from ibcheck import fileio
+from ibcheck.harness import plugin, report
+from ibcheck.harness.validate import builtin_suite, validate
 
 # sizes, chosen so that the whole run fits in 25 minutes on two cores (README, "The field's estimators"):
 # a neural call costs 10-15 s at d + m <= 24 whatever its steps (benchmark-mi evaluates its test split
@@ -123,12 +124,8 @@ FIELDS = ["case", "truth", "bracket_lower", "bracket_upper", "bracket_width", "b
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = fileio.figure(figsize=(8, 5))
     for name in dict.fromkeys(r["peer"] for r in rows):
         mine = sorted((r for r in rows if r["peer"] == name and r["failure"] is None), key=lambda r: r["truth"])
         ax.errorbar([r["truth"] for r in mine], [r["error"] for r in mine], yerr=[2 * r["stderr"] for r in mine],
@@ -145,7 +142,6 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fileio.save_figure(fig, path)
-    plt.close(fig)
 
 
 def breakdown(rows: list[dict]) -> list[str]:
@@ -211,7 +207,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = ["# The field's estimators beside ibcheck's bracket", "",
              f"One `validate` run on the built-in suite ({meta['tests']} tests, family-wise alpha {meta['alpha']:g}), "
              f"{meta['seconds'] / 60:.1f} min on this machine. Each peer got independent sets of {N:,} pairs (x, z) "
-             f"per case, one call each, through `ibcheck.plugin`: {REPEATS} sets for KSG, CCA and the histogram, "
+             f"per case, one call each, through `ibcheck.harness.plugin`: {REPEATS} sets for KSG, CCA and the histogram, "
              f"{NEURAL_REPEATS} for the neural ones, which trained at most {steps:,} steps at batch {BATCH} "
              "(benchmark-mi's defaults otherwise: a 16-8 MLP critic, half the pairs for training, early stopping). "
              f"A call has {TIME_LIMIT:g} s; the first failed call ends that peer's case. Errors are estimate − truth "

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-sys.path.insert(0, str(Path(__file__).parent))
-import budget  # noqa: E402
+import budget  # tests/ is on sys.path: pyproject's pytest pythonpath
 
 # "ci" is derandomised (the habit of scipy, JAX and TFP): the same examples every run.
 settings.register_profile("ci", derandomize=True, max_examples=50, deadline=None, print_blob=True,

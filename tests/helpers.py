@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ibcheck.analytic import exact, models
-from ibcheck.analytic.case import LinearGaussianCase, load_cases, parse_case
+from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.analytic.casefile import load_cases, parse_case
 from ibcheck.estimators import registry, vib
 from ibcheck.estimators.barber_agakov import BarberAgakovParams
 from ibcheck.estimators.batch import BatchParams
@@ -61,18 +62,18 @@ def linear(case: LinearGaussianCase, dtype=torch.float64, device="cpu") -> tuple
 def trained_context(case: LinearGaussianCase, encoder, sampler, seed: int, steps: int = 400, lr: float = 0.01,
                     batch: int = 256) -> Context:
     """A context with both linear-Gaussian q's trained as validate trains them (``train_both``),
-    capped at ``steps`` Adam steps each, and a fresh label model."""
+    capped at ``steps`` Adam steps each, and a fresh label decoder."""
     q, q_forward = (models.LinearGaussianQ(case.m, case.k, sampler.device, sampler.dtype) for _ in range(2))
     forward_fit, fit = train_both(encoder, sampler.teacher, sampler, q_forward, q,
                                   QFitParams(steps=steps, batch=batch, lr=lr), torch.Generator().manual_seed(seed))
-    label_model, h_y = None, None
+    label_decoder, h_y = None, None
     if case.labels.kind == "classes":
-        label_model, h_y = models.SoftmaxLabelQ(case.m, len(case.labels.probs)), exact.label_entropy(case)
+        label_decoder, h_y = models.SoftmaxLabelQ(case.m, len(case.labels.probs)), exact.label_entropy(case)
     elif case.labels.kind == "gaussian":
-        label_model = models.LinearGaussianLabelQ(case.m, case.labels.B.shape[0])
+        label_decoder = models.LinearGaussianLabelQ(case.m, case.labels.B.shape[0])
         h_y = exact.label_entropy(case)
     return Context(teacher=sampler.teacher, q=q, q_fit=fit, q_forward=q_forward, q_forward_fit=forward_fit,
-                   label_model=label_model, h_y=h_y)
+                   label_decoder=label_decoder, h_y=h_y)
 
 
 def sample_joint(sampler, encoder, n: int, generator: torch.Generator) -> tuple[Batch, torch.Tensor]:

@@ -28,8 +28,8 @@ from ibcheck.estimators.common import summarize
 from ibcheck.estimators.teacher_bounds import TeacherIWParams, TeacherRIWParams
 from ibcheck.estimators.vib import VibParams
 from ibcheck.gaussian import diag_log_prob, kl_diag_to_standard
+from ibcheck.harness.validate import Outcome, run_case
 from ibcheck.interface import Estimate
-from ibcheck.validate import Outcome, run_case
 
 import budget
 from helpers import fast, joint_factor, linear, numpy_draw, sample_joint, suite, suite_case, trained_context

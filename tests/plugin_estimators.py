@@ -1,4 +1,4 @@
-"""Small estimators written the way a user would, to test the plugin interface (``ibcheck.plugin``)."""
+"""Small estimators written the way a user would, to test the plugin interface (``ibcheck.harness.plugin``)."""
 from __future__ import annotations
 
 import time

@@ -15,12 +15,12 @@ from ibcheck import estimators
 from ibcheck.analytic import exact
 from ibcheck.estimators import ais, teacher_ais
 from ibcheck.estimators.common import generator_for
+from ibcheck.estimators.samplers import FiniteSampler, ModelPopulation
 from ibcheck.estimators.teacher_ais import TeacherAISParams
 from ibcheck.estimators.teacher_bounds import TeacherRIWParams, log_weights, riw_terms
 from ibcheck.gaussian import diag_entropy, diag_log_prob, rsample
 from ibcheck.interface import Batch, Context
 from ibcheck.pipeline.networks import MLPCholeskyInferenceNet, MLPEncoder, MLPInferenceNet, MLPTeacher
-from ibcheck.samplers import FiniteSampler, ModelPopulation
 
 from helpers import linear, suite_case, trained_context
 

@@ -1,4 +1,4 @@
-"""The bracket of a validate run (ibcheck.bracket) on hand-made report rows: which estimates
+"""The bracket of a validate run (ibcheck.harness.bracket) on hand-made report rows: which estimates
 count as its ends, and the width of each pair of bounds against K and N."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ibcheck import bracket
+from ibcheck.harness import bracket
 
 
 def row(estimator, kind, value, valid=True, param=None, target="I_XZ", case="c", error=None):

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ibcheck.analytic import exact
-from ibcheck.analytic.case import LinearGaussianCase, load_cases, parse_case, parse_cases
+from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.analytic.casefile import load_cases, parse_case, parse_cases
 from ibcheck.config import EstimatorSettings
 from ibcheck.estimators import registry
 from ibcheck.estimators.q_fit import QFitParams

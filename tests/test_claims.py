@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ibcheck import stats as ibstats
 from ibcheck.study import claims, results
 from ibcheck.study.results import RunResult
 
@@ -123,13 +124,13 @@ def _t_row(values, threshold):
 
 def test_t_test_matches_scipy():
     values = [0.5, 0.9, 0.7, 1.3]
-    mean, sd, low, high, p = claims._t_test(values, 0.1)
+    mean, sd, low, high, p = ibstats.t_test(values, 0.1)
     expected_p, (elow, ehigh) = _t_row(values, 0.1)
     assert (mean, p, low, high) == pytest.approx((np.mean(values), expected_p, elow, ehigh))
 
 
 def test_holm_step_down_and_verdicts():
-    rows = [{"values": v, "n": len(v), "threshold": 0.0, "side": side}
+    rows = [{"values": v, "n": len(v), "threshold": 0.0, "side": side, "half_width": None}
             for v, side in (([5.0, 5.1, 4.9], "above"),      # tiny p, claimed side: reproduced
                             ([-3.0, -3.2, -2.9], "above"),   # tiny p, other side: not reproduced
                             ([0.2, -0.1, 0.4], "above"),     # large p: inconclusive
@@ -145,7 +146,7 @@ def test_holm_step_down_and_verdicts():
 
 def test_holm_stops_at_the_first_row_it_cannot_reject():
     # the second-smallest p is above its level, so the third is not rejected even if below its own
-    rows = [{"values": v, "n": len(v), "threshold": 0.0, "side": "above"}
+    rows = [{"values": v, "n": len(v), "threshold": 0.0, "side": "above", "half_width": None}
             for v in ([9.0, 9.1, 8.9], [1.0, 3.0, 2.0, 0.5], [2.0, 2.6, 3.0, 1.0, 1.7, 2.2, 2.9, 2.4])]
     ps = sorted(_t_row(r["values"], 0.0)[0] for r in rows)
     judged = claims.judge(rows, alpha=0.05)
@@ -160,11 +161,11 @@ def test_holm_stops_at_the_first_row_it_cannot_reject():
 @pytest.mark.parametrize("mean,sd,threshold", [(0.5, 0.3, 0.1), (2.0, 5.0, 0.0), (-1.0, 0.2, 0.1)])
 def test_runs_to_decide_is_the_smallest_sufficient_number(mean, sd, threshold):
     level = 0.05 / 20
-    n = claims.runs_to_decide(mean, sd, threshold, level)
+    n = ibstats.runs_to_decide(mean, sd, threshold, level, claims.MAX_RUNS)
     half = lambda k: stats.t.ppf(1 - level / 2, k - 1) * sd / math.sqrt(k)
     assert half(n) < abs(mean - threshold)
     assert n == 2 or half(n - 1) >= abs(mean - threshold)
-    assert claims.runs_to_decide(threshold, sd, threshold, level) is None
+    assert ibstats.runs_to_decide(threshold, sd, threshold, level, claims.MAX_RUNS) is None
 
 
 def test_a_planted_fit_then_compress_grid_is_reproduced_and_a_flat_one_is_not():
@@ -244,3 +245,10 @@ def test_only_finished_runs_with_readable_records_are_judged():
     assert all(r["n"] + r["undefined"] <= 3 for r in result["rows"])
     assert result["runs_judged"] == 3
     assert result["left_out"] == {"unfinished": ["s3"], "diverged": ["s4"], results.UNREADABLE: ["s5"]}
+
+
+def test_holm_steps_down_and_stops_at_the_first_acceptance():
+    levels, significant = ibstats.holm([0.01, 0.04, 0.03, 0.001], 0.05)
+    assert levels == pytest.approx([0.05 / 3, 0.05, 0.05 / 2, 0.05 / 4])
+    assert significant == [True, False, False, True]  # 0.03 > 0.025 stops it: 0.04 is not tested
+    assert ibstats.holm([], 0.05) == ([], [])

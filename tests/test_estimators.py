@@ -11,7 +11,7 @@ import torch
 from ibcheck import estimators
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
-from ibcheck.validate import run_case
+from ibcheck.harness.validate import run_case
 
 import budget
 import match_checks

@@ -9,9 +9,9 @@ from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.q_fit import QFitParams
 from ibcheck.estimators.teacher_bounds import TeacherElboParams
 from ibcheck.estimators.vib import VibParams
+from ibcheck.harness.validate import run_case
 from ibcheck.interface import Context
 from ibcheck.pipeline import networks
-from ibcheck.validate import run_case
 
 import budget
 import match_checks

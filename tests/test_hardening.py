@@ -202,7 +202,7 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path, capsys):
 
 
 def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypatch):
-    from ibcheck import report
+    from ibcheck.harness import report
 
     out = tmp_path / "rep"
     argv = ["validate", "--cases", cases_file(tmp_path), "--out", str(out), "--quiet", "--device", "cpu"]

@@ -9,14 +9,14 @@ import torch
 from scipy import stats as sps
 
 from ibcheck import estimators, stats
-from ibcheck.analytic.case import parse_cases
+from ibcheck.analytic.casefile import parse_cases
 from ibcheck.config import PRESETS
 from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.samplers import FiniteSampler
 from ibcheck.estimators.vib import VibParams
 from ibcheck.gaussian import kl_diag_to_standard
+from ibcheck.harness.validate import validate
 from ibcheck.pipeline import student, tracking, training
-from ibcheck.samplers import FiniteSampler
-from ibcheck.validate import validate
 
 from helpers import linear, suite_case
 

@@ -1,4 +1,4 @@
-"""The plugin interface (``ibcheck.plugin``, ``validate --estimator``, ``ibcheck sample``): anyone's
+"""The plugin interface (``ibcheck.harness.plugin``, ``validate --estimator``, ``ibcheck sample``): anyone's
 estimator judged with the harness's statistics. A correct estimator written in the tests passes, a
 deliberately biased one is flagged, and broken ones are recorded while the run goes on."""
 from __future__ import annotations
@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibcheck import plugin, report
+from ibcheck.analytic.exact import exact_values
+from ibcheck.analytic.suite import builtin_suite
 from ibcheck.cli import main
+from ibcheck.harness import check, plugin, report
 from ibcheck.interface import InputError
-from ibcheck.validate import builtin_suite
 
 import plugin_estimators as user
 from helpers import SUITE_NAMES, suite_case
@@ -31,7 +32,7 @@ def _cases(names):
 @pytest.mark.statistical
 def test_a_correct_point_estimator_passes(stat):
     units = len(GAUSSIAN)
-    result = plugin.check_estimator(user.gaussian_mi, "point", _cases(GAUSSIAN), seed=stat_seed(),
+    result = check.check_estimator(user.gaussian_mi, "point", _cases(GAUSSIAN), seed=stat_seed(),
                                     alpha=stat.run_alpha(units))
     assert result.tests == units and all(r.matches_expected is not None for c in result.cases for r in c.rows)
     stat.record_run(result.passed, units, "check_estimator: gaussian_mi on the Gaussian cases")
@@ -45,14 +46,14 @@ def stat_seed() -> int:
 
 @pytest.mark.power
 def test_a_biased_estimator_is_flagged_on_every_case():
-    result = plugin.check_estimator(user.gaussian_mi_plus_a_tenth, "point", _cases(GAUSSIAN), seed=stat_seed())
+    result = check.check_estimator(user.gaussian_mi_plus_a_tenth, "point", _cases(GAUSSIAN), seed=stat_seed())
     assert not result.passed
     assert [r.matches_expected for c in result.cases for r in c.rows] == [False] * len(GAUSSIAN)
 
 
 @pytest.mark.power
 def test_an_upper_bound_that_is_too_low_is_flagged():
-    result = plugin.check_estimator(user.gaussian_mi_times_0_9, "upper", _cases(["high-mi", "teacher-15-nats"]),
+    result = check.check_estimator(user.gaussian_mi_times_0_9, "upper", _cases(["high-mi", "teacher-15-nats"]),
                                     seed=stat_seed())
     assert [r.valid for c in result.cases for r in c.rows] == [False, False]
 
@@ -60,14 +61,14 @@ def test_an_upper_bound_that_is_too_low_is_flagged():
 @pytest.mark.parametrize("fn, why", [(user.raises, "raised RuntimeError: this estimator is broken"),
                                      (user.not_finite, "returned nan")])
 def test_a_broken_estimator_is_recorded_and_the_run_goes_on(fn, why):
-    result = plugin.check_estimator(fn, "lower", _cases(["hand-1d", "high-mi"]), repeats=3, n=50)
+    result = check.check_estimator(fn, "lower", _cases(["hand-1d", "high-mi"]), repeats=3, n=50)
     rows = [r for c in result.cases for r in c.rows]
     assert len(rows) == 2 and not result.passed
     assert all(r.error == f"{why} (call 1 of 3; no more calls were made)" and r.valid is False for r in rows)
 
 
 def test_a_call_past_the_time_limit_is_a_recorded_failure():
-    result = plugin.check_estimator(user.sleeps, "point", _cases(["hand-1d"]), repeats=2, n=10, time_limit=0.2)
+    result = check.check_estimator(user.sleeps, "point", _cases(["hand-1d"]), repeats=2, n=10, time_limit=0.2)
     (row,) = result.cases[0].rows
     assert row.error == "ran past the time limit of 0.2 s (call 1 of 2; no more calls were made)"
     assert row.estimate.seconds < 0.5
@@ -80,7 +81,7 @@ def test_labels_are_the_first_argument_for_I_YZ():
         seen.append((a.shape, a.dtype.kind, b.shape))
         return 0.0
 
-    plugin.check_estimator(record, "point", _cases(["hand-1d", "ten-classes", "high-mi"]), n=30, repeats=2,
+    check.check_estimator(record, "point", _cases(["hand-1d", "ten-classes", "high-mi"]), n=30, repeats=2,
                            target="I_YZ")
     assert seen == [((30, 1), "f", (30, 1))] * 2 + [((30, 1), "i", (30, 3))] * 2  # high-mi has no labels
 
@@ -125,7 +126,7 @@ def test_sample_writes_every_case_with_its_exact_values(tmp_path):
             assert data[f"{case.name}/x"].shape == (64, case.d) and data[f"{case.name}/z"].shape == (64, case.m)
             assert data[f"{case.name}/z_v"].shape == (64, case.k)
             assert (f"{case.name}/y" in data) == (case.labels.kind != "none")
-            truth = plugin.exact.exact_values(case)  # class-label truths: two Monte Carlo values, 6 se > 4 sd apart
+            truth = exact_values(case)  # class-label truths: two Monte Carlo values, 6 se > 4 sd apart
             assert exact[case.name]["I_XZ"] == pytest.approx(truth.I_XZ, abs=6 * (truth.I_XZ_se or 1e-12))
 
 
@@ -137,15 +138,15 @@ def test_load_refuses_a_callable_that_is_not_there():
 
 
 def test_report_rows_name_the_user_estimator():
-    result = plugin.check_estimator(user.gaussian_mi, "point", _cases(["hand-1d"]), repeats=3, n=100, name="mine")
+    result = check.check_estimator(user.gaussian_mi, "point", _cases(["hand-1d"]), repeats=3, n=100, name="mine")
     (row,) = report.rows(result)
-    assert row["estimator"] == "mine" and row["kind"] == "estimate" and row["expected"] == row["exact"]
+    assert row["estimator"] == "mine" and row["kind"] == "point" and row["expected"] == row["exact"]
 
 
 def test_the_api_is_at_the_top_of_the_package():
     import ibcheck
 
-    assert ibcheck.check_estimator is plugin.check_estimator
+    assert ibcheck.check_estimator is check.check_estimator
 
 
 def test_an_estimator_in_the_current_folder_is_found(tmp_path, monkeypatch):

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from ibcheck import plugin
 from ibcheck.cli import main
+from ibcheck.harness import check, plugin
 
 from helpers import suite_case
 
@@ -84,7 +84,7 @@ def _exits(a, b):
 
 
 def test_an_estimator_that_exits_is_a_recorded_failure():
-    result = plugin.check_estimator(_exits, "point", [suite_case("hand-1d")], n=10, repeats=3)
+    result = check.check_estimator(_exits, "point", [suite_case("hand-1d")], n=10, repeats=3)
     (row,) = result.cases[0].rows
     assert not result.passed and row.matches_expected is False
     assert row.error == "called sys.exit(0) (call 1 of 3; no more calls were made)"
@@ -134,7 +134,7 @@ def test_keyboard_interrupt_still_interrupts(hostile, tmp_path, capsys):
     fn = plugin.load(f"{hostile}:interrupted")
     handler = signal.getsignal(signal.SIGALRM)
     with pytest.raises(KeyboardInterrupt):
-        plugin.check_estimator(fn, "point", [suite_case("hand-1d")], n=10, repeats=2)
+        check.check_estimator(fn, "point", [suite_case("hand-1d")], n=10, repeats=2)
     assert signal.getsignal(signal.SIGALRM) is handler  # the alarm handler is put back
     assert _validate(tmp_path, ["--cases", _case_file(tmp_path, ["hand-1d"]), "--estimator", f"{hostile}:interrupted",
                                 "--kind", "point"]) == 130
@@ -167,9 +167,9 @@ def test_an_estimator_for_labels_on_cases_without_labels_is_one_line_and_exit_2(
 
 def test_check_estimator_refuses_an_estimator_that_applies_to_no_case():
     with pytest.raises(ValueError, match="would never be called: no case has labels"):
-        plugin.check_estimator(_exits, "point", [suite_case("high-mi")], target="I_YZ")
+        check.check_estimator(_exits, "point", [suite_case("high-mi")], target="I_YZ")
     with pytest.raises(ValueError, match="would never be called: there are no cases"):
-        plugin.check_estimator(_exits, "point", [])
+        check.check_estimator(_exits, "point", [])
 
 
 # ---------------------------------------------------------------- returns that are not real numbers
@@ -233,7 +233,7 @@ def test_a_float_whose_conversion_exits_is_a_recorded_failure():
 
 
 def test_a_complex_return_fails_the_case_in_check_estimator():
-    result = plugin.check_estimator(lambda a, b: np.complex128(0.34 + 5j), "point", [suite_case("hand-1d")], n=10,
+    result = check.check_estimator(lambda a, b: np.complex128(0.34 + 5j), "point", [suite_case("hand-1d")], n=10,
                                     repeats=2)
     (row,) = result.cases[0].rows
     assert not result.passed
@@ -259,7 +259,7 @@ def test_a_bad_time_limit_is_refused_without_an_estimator_too(tmp_path, capsys):
 @pytest.mark.parametrize("limit", [math.inf, 1e10, math.nan, 0.0, -1.0, "60"])
 def test_check_estimator_refuses_a_bad_time_limit(limit):
     with pytest.raises(ValueError, match=r"\(--estimator-time-limit\): must be a positive number of seconds"):
-        plugin.check_estimator(_exits, "point", [suite_case("hand-1d")], time_limit=limit)
+        check.check_estimator(_exits, "point", [suite_case("hand-1d")], time_limit=limit)
 
 
 def test_the_longest_time_limit_is_armed_and_a_call_runs():
@@ -283,7 +283,7 @@ def test_two_estimators_of_one_name_are_refused_in_one_line(hostile, tmp_path, c
 
 def test_an_estimator_named_as_a_built_in_one_is_refused():
     with pytest.raises(ValueError, match="estimator vib is given twice, or is the name of a built-in"):
-        plugin.check_estimator(_exits, "upper", [suite_case("hand-1d")], name="vib")
+        check.check_estimator(_exits, "upper", [suite_case("hand-1d")], name="vib")
 
 
 def _swallows(a, b):

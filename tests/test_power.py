@@ -90,7 +90,7 @@ def test_loo_used_as_a_lower_bound_is_caught(stat, seed):
 
 def test_barber_agakov_with_an_overstated_label_entropy_is_caught(stat, seed):
     case, enc, smp = _linear("ten-classes")
-    context = Context(label_model=models.SoftmaxLabelQ(case.m, len(case.labels.probs)),
+    context = Context(label_decoder=models.SoftmaxLabelQ(case.m, len(case.labels.probs)),
                       h_y=exact.label_entropy(case) + 0.1)
     est = estimators.run_one("barber_agakov", enc, smp, BarberAgakovParams(steps=600, lr=0.02, n=20_000), seed=seed,
                              context=context)

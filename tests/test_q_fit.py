@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ibcheck import validate
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.estimators import registry
 from ibcheck.estimators.q_fit import QFitParams, train_both, train_q
+from ibcheck.harness import validate
 
 from helpers import SUITE_NAMES, linear, suite_case, trained_context
 

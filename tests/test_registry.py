@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from ibcheck import estimators, schema
-from ibcheck.analytic.case import parse_cases
+from ibcheck.analytic.casefile import parse_cases
 from ibcheck.config import PRESETS, TRACK_ESTIMATORS, EstimatorSettings, TeacherRunConfig, TrainConfig
 from ibcheck.estimators import registry
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.samplers import FiniteSampler
 from ibcheck.estimators.vib import VibParams
+from ibcheck.harness.validate import applicable, validate
 from ibcheck.interface import InputError
-from ibcheck.samplers import FiniteSampler
-from ibcheck.validate import applicable, validate
 
 from helpers import linear, suite_case
 

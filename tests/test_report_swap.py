@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ibcheck import fileio, report
+from ibcheck import fileio
 from ibcheck.cli import main
+from ibcheck.harness import report
 
 VERSIONS = {  # three reports; the first has a file the others lack, so a mix would show
     "old": {"report.md": "# old\n", "results.json": '{"run": "old"}\n', "extra.csv": "a\n1\n"},

@@ -12,9 +12,9 @@ import torch
 from ibcheck import estimators
 from ibcheck.analytic import exact
 from ibcheck.estimators.common import generator_for, summarize
+from ibcheck.estimators.samplers import FiniteSampler
 from ibcheck.estimators.teacher_bounds import TeacherIWParams, TeacherRIWParams, log_weights
 from ibcheck.gaussian import diag_log_prob, log_prob, rsample
-from ibcheck.samplers import FiniteSampler
 
 import match_checks
 from helpers import linear, suite_case, trained_context

@@ -1,4 +1,4 @@
-"""``ibcheck study`` and ``ibcheck report``: the spec is checked whole before anything runs, a
+"""``ibcheck study`` and ``ibcheck study-report``: the spec is checked whole before anything runs, a
 tiny study runs on local Ray (four smoke cells, one zero-information), a re-run skips finished
 cells, a killed study resumes without redoing them, a failed cell is recorded without stopping
 the others, and the report is written from the folders."""
@@ -102,7 +102,7 @@ def smoke_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     spec_file = _write(root / "smoke.json", SMOKE)
     done = _ibcheck("study", spec_file, "--out", str(root / "s"), "--quiet")
-    report = _ibcheck("report", str(root / "s"), "--out", str(root / "report"))
+    report = _ibcheck("study-report", str(root / "s"), "--out", str(root / "report"))
     return root, spec_file, done, report
 
 
@@ -178,7 +178,7 @@ def test_a_finished_cell_whose_metrics_are_emptied_is_rebuilt_by_report_and_stud
     metrics = cell / runs.METRICS
     text, stamp = metrics.read_text(), (cell / runs.CHECKPOINT).stat().st_mtime_ns
     metrics.write_text("")
-    report = _ibcheck("report", str(root / "s"), "--out", str(root / "report-rebuilt"))
+    report = _ibcheck("study-report", str(root / "s"), "--out", str(root / "report-rebuilt"))
     assert report.returncode == 0, report.stderr
     assert metrics.read_text() == text
     rebuilt = json.loads((root / "report-rebuilt" / "claims.json").read_text())
@@ -214,7 +214,7 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path):
     assert rows["student.sgd_lr=1000000000000.0"]["status"] == "diverged"
     assert "diverged" in rows["student.sgd_lr=1000000000000.0"]["error"]
     # issue 19: the claims judge the finished cell alone and name the diverged one
-    report = _ibcheck("report", str(tmp_path / "s"), "--out", str(tmp_path / "report"))
+    report = _ibcheck("study-report", str(tmp_path / "s"), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     claims = json.loads((tmp_path / "report" / "claims.json").read_text())
     assert claims["left_out"] == {"diverged": ["student.sgd_lr=1000000000000.0"]} and claims["runs_judged"] == 1
@@ -255,7 +255,7 @@ def test_a_killed_study_resumes_without_redoing_finished_cells(tmp_path):
 
 
 def test_report_refuses_a_folder_that_is_not_a_study(tmp_path, capsys):
-    assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert cli.main(["study-report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not a study folder" in capsys.readouterr().err
 
 
@@ -329,3 +329,11 @@ def test_a_bad_address_is_refused_before_anything_is_written(tmp_path, capsys, a
     spec_file = _write(tmp_path / "smoke.json", SMOKE)
     assert cli.main(["study", spec_file, "--out", str(tmp_path / "s"), "--address", address, "--quiet"]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_the_old_name_of_study_report_still_works_with_a_warning(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning == ("ibcheck: warning: `ibcheck report` is now `ibcheck study-report`; the old name goes in a "
+                       "later release")
+    assert "not a study folder" in error

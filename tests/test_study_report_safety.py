@@ -1,4 +1,4 @@
-"""``ibcheck report --out``: a folder holding anything but a study report is refused before anything
+"""``ibcheck study-report --out``: a folder holding anything but a study report is refused before anything
 is written; a previous study report is replaced whole (the swap of ``fileio.replacing_folder``), and
 an interrupted report leaves it as it was; a value that was not finite never reaches report.md as
 nan (hardening issue 19). The study is a small fake one, written as ``ibcheck study`` and
@@ -67,7 +67,7 @@ def _hidden(folder: Path) -> list[str]:
 
 def test_a_value_that_was_not_finite_is_left_out_of_the_means_and_counted(study, tmp_path):
     out = tmp_path / "r"
-    assert main(["report", str(study), "--out", str(out)]) == 0
+    assert main(["study-report", str(study), "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
     assert not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE), text
     found = text.split("## What it found", 1)[1].split("##", 1)[0]
@@ -93,7 +93,7 @@ def test_a_folder_with_other_files_is_refused_before_anything_is_written(study, 
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "report.md").write_text("my own report.md")
-    assert main(["report", str(study), "--out", str(out)]) == 2
+    assert main(["study-report", str(study), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "notes.txt" in err and "not part of a study report" in err, err
     assert _files(out) == {"notes.txt": b"mine", "report.md": b"my own report.md"} and _hidden(out) == []
@@ -101,7 +101,7 @@ def test_a_folder_with_other_files_is_refused_before_anything_is_written(study, 
 
 def test_a_previous_report_is_replaced_whole_and_an_interrupted_one_leaves_it(study, tmp_path, monkeypatch):
     out = tmp_path / "r"
-    assert main(["report", str(study), "--out", str(out)]) == 0
+    assert main(["study-report", str(study), "--out", str(out)]) == 0
     (out / "ray_overhead.json").write_text('{"measured": true}\n')  # scripts/measure_ray_overhead.py's
     (out / "report.md").write_text("an older report.md")
     before = _files(out)
@@ -112,9 +112,9 @@ def test_a_previous_report_is_replaced_whole_and_an_interrupted_one_leaves_it(st
 
     with monkeypatch.context() as mp:
         mp.setattr(report_mod, "report_markdown", interrupted)  # the last file the report writes
-        assert main(["report", str(study), "--out", str(out)]) == 130
+        assert main(["study-report", str(study), "--out", str(out)]) == 130
     assert _files(out) == before and _hidden(out) == []
-    assert main(["report", str(study), "--out", str(out)]) == 0
+    assert main(["study-report", str(study), "--out", str(out)]) == 0
     after = _files(out)
     assert sorted(after) == sorted(before) and after["ray_overhead.json"] == b'{"measured": true}\n'
     assert after["report.md"].startswith(b"# Study report") and _hidden(out) == []

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import log_softmax
 
+from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.interface import Exact
-
-if TYPE_CHECKING:  # the parser imports this module to check that a case's values are finite
-    from ibcheck.analytic.case import LinearGaussianCase
 
 LOG_2PI_E = math.log(2.0 * math.pi) + 1.0
 EXACT_CHUNK = 1 << 16

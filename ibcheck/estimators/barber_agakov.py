@@ -39,11 +39,11 @@ def _labelled_z(encoder: Encoder, data: DataSampler, n: int, generator: torch.Ge
 
 def barber_agakov_terms(encoder: Encoder, data: DataSampler, params: BarberAgakovParams,
                         generator: torch.Generator, context: Context) -> list[Measured]:
-    """Train ``context.label_model`` in place, then H(Y) + log q(y|z) over n fresh draws: (n,)
+    """Train ``context.label_decoder`` in place, then H(Y) + log q(y|z) over n fresh draws: (n,)
     terms in nats. Never clipped at 0."""
-    q_y, h_y = context.label_model, context.h_y
+    q_y, h_y = context.label_decoder, context.h_y
     if q_y is None or h_y is None:
-        raise ValueError("barber_agakov needs context.label_model and context.h_y")
+        raise ValueError("barber_agakov needs context.label_decoder and context.h_y")
 
     def loss() -> Tensor:
         z, y = _labelled_z(encoder, data, params.batch, generator)

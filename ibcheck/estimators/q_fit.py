@@ -24,9 +24,9 @@ from collections.abc import Callable
 import torch
 
 from ibcheck.estimators.common import frozen
+from ibcheck.estimators.samplers import ModelPopulation
 from ibcheck.gaussian import diag_entropy, diag_log_prob, kl_to_standard, log_prob, rsample
 from ibcheck.interface import Cost, DataSampler, Dims, Encoder, InferenceNet, PriorData, Teacher
-from ibcheck.samplers import ModelPopulation
 
 Tensor = torch.Tensor
 OBJECTIVES = ("elbo", "forward")
@@ -47,7 +47,7 @@ class QFitParams:
     window: int = dataclasses.field(default=50, metadata={"min": 1})
     holdout: int = dataclasses.field(default=4_096, metadata={"min": 2})
     decays: int = dataclasses.field(default=2, metadata={"min": 0})
-    tol: float = dataclasses.field(default=1e-3, metadata={"min": 0})
+    tol: float = dataclasses.field(default=1e-3, metadata={"at_least": 0.0})
     pool: int = dataclasses.field(default=0, metadata={"min": 0})
 
 

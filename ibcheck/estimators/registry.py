@@ -112,7 +112,7 @@ EMPIRICAL = Spec("empirical", {"population": {"I_XZ": "lower", "I_YZ": "estimate
                  empirical.EmpiricalParams(), empirical.empirical_terms, frozenset(), "bounds.md section 3",
                  cost=empirical.empirical_cost)
 BARBER_AGAKOV = _spec("barber_agakov", "lower", "I_YZ", barber_agakov.BarberAgakovParams(),
-                      barber_agakov.barber_agakov_terms, "Barber & Agakov 2003", needs=("label_model", "h_y"),
+                      barber_agakov.barber_agakov_terms, "Barber & Agakov 2003", needs=("label_decoder", "h_y"),
                       cost=barber_agakov.barber_agakov_cost)
 
 SPECS: dict[str, Spec] = {s.name: s for s in (VIB, TEACHER_ELBO, TEACHER_IW, TEACHER_RIW, TEACHER_AIS, TEACHER_RAIS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 from ibcheck import schema
@@ -22,15 +21,7 @@ def load_config_file(path: str | None) -> dict:
     """The JSON object of a ``--config`` file ({} without one)."""
     if path is None:
         return {}
-    try:
-        value = schema.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"--config {path}: cannot be read ({err.__class__.__name__})") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"--config {path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    except (ValueError, RecursionError) as err:  # an integer of too many digits, or nesting too deep
-        raise InputError(f"--config {path}: cannot be parsed ({str(err).splitlines()[0] or 'nested too deeply'})") \
-            from None
+    value = schema.read_json(path, f"--config {path}")
     if not isinstance(value, dict):
         raise InputError(f"--config {path}: must hold a JSON object")
     return value

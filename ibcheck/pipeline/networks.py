@@ -140,7 +140,7 @@ class MLPCholeskyInferenceNet(nn.Module):
 
 
 class MLPClassifier(nn.Module):
-    """The student's label head q(y|z) = softmax(MLP(z))_y for class labels: z (n, m), y (n,) -> log q (n,)."""
+    """The student's label decoder q(y|z) = softmax(MLP(z))_y for class labels: z (n, m), y (n,) -> log q (n,)."""
 
     def __init__(self, sizes: Sequence[int] = (40, 256, 10), seed: int = 0, dtype=torch.float32):
         super().__init__()

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ibcheck import fileio  # noqa: E402
-from ibcheck.estimators import registry  # noqa: E402
-from ibcheck.interface import InputError  # noqa: E402
-from ibcheck.pipeline import runs  # noqa: E402
-from ibcheck.pipeline.tracking import PAPER_MIN  # noqa: E402
+from ibcheck import fileio
+from ibcheck.estimators import registry
+from ibcheck.interface import InputError
+from ibcheck.pipeline import runs
+from ibcheck.pipeline.tracking import PAPER_MIN
 
 # what tracking measures: every estimator that runs on a finite training set
 TRACKED = [registry.get(name) for name in registry.without_prior()]
@@ -97,7 +93,7 @@ def plot_plane(named: dict[str, list[dict]]):
     """I(Y;Z) (Barber-Agakov) against I(X;Z) by empirical (exact, the training set), by min(vib,
     teacher) (the paper's) and by the population bracket (its midpoint, with the bracket as a
     horizontal bar, on the records that have one), coloured by epoch."""
-    fig, axes = plt.subplots(1, 3, figsize=(15.5, 4.6), sharey=True)
+    fig, axes = fileio.figure(1, 3, figsize=(15.5, 4.6), sharey=True)
     markers = "osD^v<>"
     panels = ((EXACT, "exact I(X;Z) of the training set"), (PAPER_MIN, "min(vib, teacher_elbo), as in the paper"),
               (None, "population I(X;Z): annealed bracket"))
@@ -129,7 +125,7 @@ def plot_plane(named: dict[str, list[dict]]):
 
 def plot_estimators(named: dict[str, list[dict]]):
     """Each I(X;Z) estimator over epochs with a 95% band, and ln N, one panel per run."""
-    fig, axes = plt.subplots(len(named), 1, figsize=(9, 3.6 * len(named)), squeeze=False)
+    fig, axes = fileio.figure(len(named), 1, figsize=(9, 3.6 * len(named)), squeeze=False)
     for ax, (name, records) in zip(axes[:, 0], named.items()):
         records = estimated(records)
         epochs, note = [r["epoch"] for r in records], ""
@@ -157,7 +153,7 @@ def plot_estimators(named: dict[str, list[dict]]):
 
 def plot_encoder(named: dict[str, list[dict]]):
     """Mean log-determinant of the encoder covariance and mean gradient norm over epochs."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = fileio.figure(1, 2, figsize=(11, 3.8))
     for name, records in named.items():
         logdet = np.array([np.nan if r["logdet_cov"] is None else r["logdet_cov"] for r in records], dtype=float)
         axes[0].plot([r["epoch"] for r in records], logdet, label=name + _gaps(logdet))
@@ -190,6 +186,5 @@ def write_plots(folders: list[str], out: str | Path) -> list[Path]:
                        ("encoder.png", plot_encoder)):
         fig = plot(named)
         fileio.save_figure(fig, out / file)
-        plt.close(fig)
         written.append(out / file)
     return written

@@ -12,10 +12,8 @@ lock (``.lock``, ``fcntl.flock``) keeps a second process out of a folder in use.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 STATUS = "status.json"
-LOCK = ".lock"
+LOCK = fileio.LOCK
 OURS = {CONFIG, METRICS, CHECKPOINT, PREVIOUS, STATUS}
 # config keys that say where something is, not what the run is: a moved study folder resumes
 # with its teacher at the new path (whose own config is checked when it is loaded)
@@ -58,7 +56,7 @@ class RunDir:
 
     def __init__(self, path: str | Path, kind: str, config: dict, resume: bool):
         self.path, self.kind, self.config = Path(path), kind, config
-        self._lock: int | None = None
+        self._lock: fileio.FolderLock | None = None
         self._check(resume)
 
     def _check(self, resume: bool) -> None:
@@ -75,15 +73,7 @@ class RunDir:
 
     def create(self) -> RunDir:
         """Make the folder, lock it for this process, clean it, and record the config."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._lock = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~fileio.umask())
-        except OSError as err:
-            raise InputError(f"{self.path}: cannot be written ({err.strerror})") from None
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"{self.path}: another ibcheck process is using this run; wait for it to end") from None
+        self._lock = fileio.FolderLock(self.path, "another ibcheck process is using this run; wait for it to end")
         fileio.remove_stale_temporaries(self.path, OURS)
         recorded = {"kind": self.kind, "config": self.config}
         if not (self.path / CONFIG).exists() or read_config(self.path, str(self.path)) != recorded:
@@ -93,7 +83,7 @@ class RunDir:
     def release(self) -> None:
         """Give the lock back (it also goes when the process ends)."""
         if self._lock is not None:
-            os.close(self._lock)
+            self._lock.release()
             self._lock = None
 
     def __enter__(self) -> RunDir:

@@ -21,9 +21,9 @@ from ibcheck import estimators, seeds
 from ibcheck.config import TrackConfig
 from ibcheck.estimators import registry, teacher_ais
 from ibcheck.estimators.common import generator_for
+from ibcheck.estimators.samplers import FiniteSampler, ModelPopulation
 from ibcheck.interface import Context, Estimate, InferenceNet
 from ibcheck.pipeline.networks import MLPInferenceNet, MLPTeacher
-from ibcheck.samplers import FiniteSampler, ModelPopulation
 
 Tensor = torch.Tensor
 # The paper's I(X;Z) figure: the smaller of the two upper bounds it computes.
@@ -137,7 +137,7 @@ class Tracker:
         draws = torch.randint(0, 2**62, (len(groups) + 2,), generator=generator, device=generator.device).tolist()
         q_fit = estimators.train_q(enc, self.teacher, data, self.q, self.config.q,
                                    generator_for(draws[-2], self.train_x.device))
-        context = Context(teacher=self.teacher, q=self.q, q_fit=q_fit, label_model=student.classifier,
+        context = Context(teacher=self.teacher, q=self.q, q_fit=q_fit, label_decoder=student.classifier,
                           h_y=label_entropy(labels))
         record: dict = {"I_XZ": {}, "I_YZ": {}}
         for group, seed in zip(groups, draws):

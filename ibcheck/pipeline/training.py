@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ibcheck import limits, schema, seeds
+from ibcheck import schema, seeds
 from ibcheck.config import TrainConfig
-from ibcheck.estimators import registry, teacher_ais
+from ibcheck.estimators import limits, registry, teacher_ais
 from ibcheck.interface import Cost, Dims, Diverged
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
@@ -187,7 +187,7 @@ def _network_cost(flops: float, passes: int) -> Cost:
 
 
 def check_sizes(config: TrainConfig, points: int, device: torch.device | str) -> None:
-    """Refuse tracking settings whose work or memory per record cannot fit (``ibcheck.limits``)."""
+    """Refuse tracking settings whose work or memory per record cannot fit (``ibcheck.estimators.limits``)."""
     s, t = config.student, config.teacher
     dims = Dims(d=784, k=t.latent, m=s.latent, classes=10, points=points,
                 encoder_flops=2.0 * (784 * s.hidden + s.hidden * s.hidden + s.hidden * 2 * s.latent),
@@ -259,6 +259,7 @@ def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str,
         session.restore(state)
     else:
         labels = epoch_labels(config, d["train_y"], session)
+        progress("measuring", 0, config.epochs, {})  # the first record's estimates can take minutes: say so
         measured = tracker.measure(session.student, labels, session.generators["track"])
         session.records.append(_record(measured, 0, 0, None, 0.0, False))
         run.save(session.state())

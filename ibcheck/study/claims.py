@@ -27,8 +27,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
+from ibcheck import stats
+from ibcheck.interface import ClaimPart, ClaimRow, ClaimSide, Verdict, _Significance
 from ibcheck.study.results import (
     EXACT,
     PAPER_MIN,
@@ -227,7 +228,7 @@ class Part:
     name: str
     definition: str
     statistic: Statistic
-    side: str
+    side: ClaimSide
     threshold: float
     zero_info: bool
     keep: tuple[str, ...]
@@ -348,37 +349,9 @@ def half_width(runs: Sequence[RunResult]) -> float | None:
 # ---------------------------------------------------------------- verdicts
 
 
-def _t_test(values: Sequence[float], threshold: float) -> tuple[float, float, float, float, float]:
-    """(mean, sd, ci_low, ci_high, p) of a one-sample t test of mean = threshold, 95% interval.
-    With zero spread (a discrete statistic equal in every run) p is 0: the side is certain, and a
-    mean on the threshold is not on the claimed side of it."""
-    x = np.asarray(values, dtype=float)
-    mean, sd = float(x.mean()), float(x.std(ddof=1))
-    half = float(sps.t.ppf(0.975, len(x) - 1)) * sd / math.sqrt(len(x))
-    if sd == 0.0:  # every run gives the same number: its side of the threshold is certain
-        p = 0.0
-    else:
-        p = float(2 * sps.t.sf(abs(mean - threshold) / (sd / math.sqrt(len(x))), len(x) - 1))
-    return mean, sd, mean - half, mean + half, p
-
-
-def runs_to_decide(mean: float, sd: float, threshold: float, level: float) -> int | None:
-    """The fewest runs whose two-sided t interval at ``level`` excludes the threshold, at the
-    observed mean and spread; None when no number would (the mean sits on the threshold)."""
-    gap = abs(mean - threshold)
-    if gap == 0.0:
-        return None
-    if sd == 0.0:
-        return 2
-    for n in range(2, MAX_RUNS + 1):
-        if float(sps.t.ppf(1 - level / 2, n - 1)) * sd / math.sqrt(n) < gap:
-            return n
-    return None
-
-
-def table(runs: Sequence[RunResult]) -> list[dict]:
+def table(runs: Sequence[RunResult]) -> list[ClaimPart]:
     """One row per claim part, measure and condition, before the verdicts."""
-    rows = []
+    rows: list[ClaimPart] = []
     for part in PARTS:
         for measure in part.measures:
             found = conditions(part, runs, "paper" if measure == "bounds" else measure)
@@ -393,44 +366,54 @@ def table(runs: Sequence[RunResult]) -> list[dict]:
     return rows
 
 
-def judge(rows: list[dict], alpha: float) -> list[dict]:
-    """Add mean, sd, 95% interval, p, Holm's decision and the verdict to every row."""
-    testable = [r for r in rows if r["n"] >= 2]
-    for r in rows:
-        r.update(mean=None, sd=None, ci95=None, p=None, holm_level=None, runs_to_decide=None)
-        if r["n"] >= 2:
-            mean, sd, low, high, p = _t_test(r["values"], r["threshold"])
-            r.update(mean=mean, sd=sd, ci95=[low, high], p=p)
-        elif r["n"] == 1:
-            r["mean"] = r["values"][0]
-    m = len(testable)
-    rejecting = True
-    for rank, r in enumerate(sorted(testable, key=lambda r: r["p"])):
-        r["holm_level"] = alpha / (m - rank)
-        rejecting = rejecting and r["p"] <= r["holm_level"]
-        r["significant"] = rejecting
-    for r in rows:
-        r["verdict"] = _verdict(r)
-        r["bracket_too_wide"] = _bracket_too_wide(r)
-        if r["bracket_too_wide"]:
-            r["verdict"] = "inconclusive"
-        elif r["verdict"] == "inconclusive" and r["mean"] is not None and r["sd"] is not None:
-            r["runs_to_decide"] = runs_to_decide(r["mean"], r["sd"], r["threshold"], alpha / max(m, 1))
-    return rows
+Test = tuple[float, float, float, float, float]  # stats.t_test: mean, sd, ci_low, ci_high, p
 
 
-def _bracket_too_wide(row: dict) -> bool:
+def judge(parts: list[ClaimPart], alpha: float) -> list[ClaimRow]:
+    """Each part with its mean, sd, 95% interval, p, Holm's decision over the testable parts (two
+    runs or more) and the verdict."""
+    tests: list[Test | None] = [stats.t_test(p["values"], p["threshold"]) if p["n"] >= 2 else None for p in parts]
+    levels, decided = stats.holm([t[4] for t in tests if t is not None], alpha)
+    holm = iter(zip(levels, decided))
+    per_test = stats.bonferroni(alpha, len(levels))  # the level at which runs_to_decide counts
+    return [_judged(part, test, next(holm) if test is not None else None, per_test)
+            for part, test in zip(parts, tests)]
+
+
+def _judged(part: ClaimPart, test: Test | None, holm: tuple[float, bool] | None, per_test: float) -> ClaimRow:
+    mean: float | None
+    sd: float | None
+    p: float | None
+    interval: list[float] | None
+    if test is not None:
+        mean, sd, low, high, p = test
+        interval = [low, high]
+    else:
+        mean, sd, interval, p = (part["values"][0] if part["n"] == 1 else None), None, None, None
+    significant = holm is not None and holm[1]
+    too_wide = _bracket_too_wide(part, mean, significant)
+    verdict = "inconclusive" if too_wide else _verdict(part, mean, significant)
+    needed = None
+    if not too_wide and verdict == "inconclusive" and mean is not None and sd is not None:
+        needed = stats.runs_to_decide(mean, sd, part["threshold"], per_test, MAX_RUNS)
+    # claims.json keeps its key order, and "significant" only where a test was made
+    tested: _Significance = {} if holm is None else {"significant": significant}
+    return {**part, "mean": mean, "sd": sd, "ci95": interval, "p": p, "holm_level": None if holm is None else holm[0],
+            "runs_to_decide": needed, **tested, "verdict": verdict, "bracket_too_wide": too_wide}
+
+
+def _bracket_too_wide(part: ClaimPart, mean: float | None, significant: bool) -> bool:
     """A significant population row whose mean is nearer the threshold than the brackets' mean
     half-width: the truth could lie on the other side, and no number of runs changes that."""
-    width = row.get("half_width")
-    return bool(row.get("significant") and width is not None and abs(row["mean"] - row["threshold"]) < width)
+    width = part["half_width"]
+    return bool(significant and width is not None and mean is not None and abs(mean - part["threshold"]) < width)
 
 
-def _verdict(row: dict) -> str:
-    if not row.get("significant"):
+def _verdict(part: ClaimPart, mean: float | None, significant: bool) -> Verdict:
+    if not significant or mean is None:
         return "inconclusive"
-    above = row["mean"] > row["threshold"]
-    return "reproduced" if above == (row["side"] == "above") else "not reproduced"
+    above = mean > part["threshold"]
+    return "reproduced" if above == (part["side"] == "above") else "not reproduced"
 
 
 def claims(runs: Sequence[RunResult], alpha: float = 0.05) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import logging
 import os
 import socket
@@ -30,7 +29,7 @@ from ibcheck.pipeline import runs
 from ibcheck.study import reaper, results, spec, summary
 from ibcheck.study.spec import TEACHERS, Cell, Study
 
-LOCK = ".lock"
+LOCK = fileio.LOCK
 STATUS_FINISHED = "finished"
 _watchdog: reaper.Watchdog | None = None  # kills a local Ray's processes if this driver is killed
 
@@ -132,24 +131,13 @@ def _only_leftovers(folder: Path) -> bool:
     return True
 
 
-class StudyLock:
-    """An exclusive lock on the study folder, so that two drivers never run one study."""
+class StudyLock(fileio.FolderLock):
+    """The study folder's lock, so that two drivers never run one study; taking it clears what a
+    killed driver half wrote."""
 
     def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~fileio.umask())
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise InputError(f"{folder}: another ibcheck study is running there; wait for it to end") from None
+        super().__init__(folder, "another ibcheck study is running there; wait for it to end")
         fileio.remove_stale_temporaries(folder, LEDGER_FILES)
-
-    def __enter__(self) -> StudyLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
 
 
 def epochs_done(folder: Path) -> int:

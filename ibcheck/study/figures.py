@@ -40,19 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import SymLogNorm
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import SymLogNorm  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from ibcheck import fileio  # noqa: E402
-from ibcheck.pipeline import plots  # noqa: E402
-from ibcheck.study.results import (  # noqa: E402
+from ibcheck import fileio
+from ibcheck.pipeline import plots
+from ibcheck.study.results import (
     EXACT,
     PAPER_MIN,
     POPULATION,
@@ -206,14 +203,14 @@ def _style(ax, title: str, ylabel: str, symlog: bool = False) -> None:
 
 
 def empty_figure(message: str):
-    fig, ax = plt.subplots(figsize=(6, 2))
+    fig, ax = fileio.figure(figsize=(6, 2))
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.axis("off")
     return fig, []
 
 
 def colours_for(keys) -> dict:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return {key: cmap(i % 10) for i, key in enumerate(sorted(set(keys)))}
 
 
@@ -239,7 +236,7 @@ def fig3(runs: list[RunResult]):
     if not groups:
         return empty_figure("no zero-information cells in this study")
     labels, inits = Labels(groups), sorted({c.std_shift for c in groups})
-    fig, axes = plt.subplots(2, len(inits), figsize=(5.5 * len(inits), 7.5), squeeze=False,
+    fig, axes = fileio.figure(2, len(inits), figsize=(5.5 * len(inits), 7.5), squeeze=False,
                              sharex=True, constrained_layout=True)
     rows: Rows = []
     for col, shift in enumerate(inits):
@@ -266,7 +263,7 @@ def fig4(runs: list[RunResult]):
         return empty_figure("no runs with real labels in this study")
     labels = Labels(groups)
     inits, optims = sorted({c.std_shift for c in groups}), sorted({c.optimizer for c in groups})
-    fig, axes = plt.subplots(len(inits), len(optims), figsize=(6 * len(optims), 4.2 * len(inits)),
+    fig, axes = fileio.figure(len(inits), len(optims), figsize=(6 * len(optims), 4.2 * len(inits)),
                              squeeze=False, constrained_layout=True)
     rows: Rows = []
     for (i, shift), (j, opt) in ((a, b) for a in enumerate(inits) for b in enumerate(optims)):
@@ -345,7 +342,7 @@ def fig5(runs: list[RunResult]):
     markers = {k: MARKERS[i % len(MARKERS)] for i, k in enumerate(keys)}
     epochs = [float(e) for rs in groups.values() for r in rs for e in series(r.records, "I_XZ", EXACT)[0]]
     norm = SymLogNorm(linthresh=1, vmin=0, vmax=max(epochs + [1.0]))
-    fig, axes = plt.subplots(len(optims), 3, figsize=(17, 4.8 * len(optims)), squeeze=False,
+    fig, axes = fileio.figure(len(optims), 3, figsize=(17, 4.8 * len(optims)), squeeze=False,
                              constrained_layout=True)
     rows: Rows = []
     for i, opt in enumerate(optims):
@@ -378,7 +375,7 @@ def _dense_figure(runs: list[RunResult], keys: tuple[str, ...], title: str):
     labels, optims = Labels(groups), sorted({c.optimizer for c in groups})
     colours = colours_for(c.without("optimizer") for c in groups)
     shape = (1, len(optims)) if len(keys) == 1 else (len(optims), len(keys))
-    fig, axes = plt.subplots(*shape, figsize=(5.8 * shape[1], 4 * shape[0]), squeeze=False,
+    fig, axes = fileio.figure(*shape, figsize=(5.8 * shape[1], 4 * shape[0]), squeeze=False,
                              constrained_layout=True)
     rows: Rows = []
     for i, opt in enumerate(optims):
@@ -417,10 +414,7 @@ def write_figures(runs: list[RunResult], out: Path, more: tuple[Figure, ...] = (
     runs, out, written = [r for r in runs if r.records], Path(out), []
     for stem, make, header in FIGURES + more:
         fig, rows = make(runs)
-        try:
-            fileio.save_figure(fig, out / f"{stem}.png")
-        finally:
-            plt.close(fig)
+        fileio.save_figure(fig, out / f"{stem}.png")
         fileio.write_csv(out / f"{stem}.csv", header, rows)
         written += [out / f"{stem}.png", out / f"{stem}.csv"]
     return written

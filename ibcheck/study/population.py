@@ -4,14 +4,11 @@ gives: how often the bracket met the 0.5-nat width, its widest record per condit
 cost against training."""
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ibcheck.study.figures import MARKERS, Labels, Rows, colours_for, empty_figure, group  # noqa: E402
-from ibcheck.study.results import RunResult  # noqa: E402
+from ibcheck import fileio
+from ibcheck.study.figures import MARKERS, Labels, Rows, colours_for, empty_figure, group
+from ibcheck.study.results import RunResult
 
 BRACKET_HEADER = ["condition", "cell", "seed", "epoch", "lower", "lower_se", "upper", "upper_se", "width", "width_se",
                   "T", "stopped", "start", "acceptance", "seconds"]
@@ -51,7 +48,7 @@ def fig8(runs: list[RunResult]):
         return empty_figure("no annealed population bracket in this study")
     conditions = list(dict.fromkeys(row[0] for row in rows))
     colours = colours_for(conditions)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), constrained_layout=True)
+    fig, axes = fileio.figure(1, 2, figsize=(13, 4.4), constrained_layout=True)
     for i, cond in enumerate(conditions):
         mine = [row for row in rows if row[0] == cond]
         epochs = np.array([row[3] for row in mine])

@@ -1,4 +1,4 @@
-"""``ibcheck report``: a study's figures, claims table, population-bracket summary and report.md,
+"""``ibcheck study-report``: a study's figures, claims table, population-bracket summary and report.md,
 from its folders alone.
 
 Everything is recomputed from ``study.json`` and the cells' metrics, so anyone can

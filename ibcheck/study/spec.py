@@ -77,16 +77,7 @@ def spec_path(name: str) -> Path:
 
 def read_spec(name: str) -> dict:
     """The spec's JSON object; InputError on an unreadable or non-JSON file."""
-    path = spec_path(name)
-    try:
-        value = schema.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{name}: cannot be read ({err.__class__.__name__}; built-in grids: "
-                         f"{', '.join(BUILTIN_GRIDS)})") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{name}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    except (ValueError, RecursionError):
-        raise InputError(f"{name}: cannot be parsed as JSON") from None
+    value = schema.read_json(spec_path(name), name, hint=f"built-in grids: {', '.join(BUILTIN_GRIDS)}")
     if not isinstance(value, dict):
         raise InputError(f"{name}: a study spec must be a JSON object")
     return value

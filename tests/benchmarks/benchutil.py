@@ -2,7 +2,7 @@
 pair a measured piece of work with its dense-matmul yardstick, Estimates of per-sample
 terms, and the round-off bound of a GEMM.
 
-extra_info keys the summary reads (``summarize.py``): ``flops`` (matmul FLOPs of one call),
+extra_info keys the summary reads (``tools/bench_summary.py``): ``flops`` (matmul FLOPs of one call),
 ``items`` (samples or rows of one call), ``work`` (this call is a rate target, named by
 its key), ``yardstick_for`` (this plain matmul is the yardstick of that key), and
 ``per_sample`` ("batched" or "loop") for the per-sample speed ratio, ``torch_threads``, and

@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-# The helpers beside this file (benchutil, reference_loop) then import under any --import-mode;
-# budget lives in tests/, which tests/conftest.py puts on sys.path the same way.
-sys.path.insert(0, str(Path(__file__).parent))
-from ibcheck import estimators  # noqa: E402
-from ibcheck.analytic import exact, models  # noqa: E402
-from ibcheck.analytic.case import LinearGaussianCase, load_cases  # noqa: E402
-from ibcheck.estimators.batch import BatchParams  # noqa: E402
-from ibcheck.estimators.common import generator_for  # noqa: E402
-from ibcheck.estimators.q_fit import QFitParams, train_q  # noqa: E402
-from ibcheck.interface import Estimate, Exact  # noqa: E402
-from ibcheck.pipeline import networks  # noqa: E402
+from ibcheck import estimators
+from ibcheck.analytic import exact, models
+from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.analytic.casefile import load_cases
+from ibcheck.estimators.batch import BatchParams
+from ibcheck.estimators.common import generator_for
+from ibcheck.estimators.q_fit import QFitParams, train_q
+from ibcheck.interface import Estimate, Exact
+from ibcheck.pipeline import networks
 
-import budget  # noqa: E402
-from helpers import LatentSampler  # noqa: E402
+import budget
+from helpers import LatentSampler
 
 LINEAR_CASE = "mnist-shaped"
 # q of the linear case is trained only briefly: the closed form of the teacher

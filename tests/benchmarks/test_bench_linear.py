@@ -114,7 +114,7 @@ def test_barber_agakov_linear(benchmark, stat, linear, seed, n_eval):
 
     def run(q_y):
         return estimators.run_one("barber_agakov", linear.encoder, linear.sampler, params, seed=seed,
-                                  context=Context(label_model=q_y, h_y=exact.label_entropy(case)))
+                                  context=Context(label_decoder=q_y, h_y=exact.label_entropy(case)))
 
     est = benchutil.timed(benchmark, run, ROUNDS, setup=setup, items=n_eval, train_steps=DECODER_STEPS)
     stat.lower(est, linear.exact.I_YZ, linear.exact.I_YZ_se, label=f"bench barber_agakov linear n_eval={n_eval}")

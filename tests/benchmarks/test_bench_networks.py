@@ -22,9 +22,9 @@ import torch
 from ibcheck import estimators, gaussian, stats
 from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
+from ibcheck.estimators.samplers import FiniteSampler
 from ibcheck.estimators.teacher_bounds import TeacherIWParams
 from ibcheck.estimators.vib import VibParams
-from ibcheck.samplers import FiniteSampler
 
 import benchutil
 from benchutil import estimate_of, q_context

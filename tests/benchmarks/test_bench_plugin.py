@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from ibcheck import plugin
-from ibcheck.validate import builtin_suite
+from ibcheck.analytic import suite
+from ibcheck.analytic.suite import builtin_suite
+from ibcheck.harness import plugin
 
 import benchutil
 import plugin_estimators as user
@@ -24,7 +25,7 @@ def test_sampling_alone(benchmark):
     cases = builtin_suite()
 
     def draw():
-        return sum(len(list(plugin.sample_sets(case, "I_XZ", N, REPEATS, seed=1))) for case in cases)
+        return sum(len(list(suite.sample_sets(case, "I_XZ", N, REPEATS, seed=1))) for case in cases)
 
     assert benchutil.timed(benchmark, draw, ROUNDS, items=N * REPEATS * len(cases)) == REPEATS * len(cases)
 
@@ -44,7 +45,7 @@ def test_plugin_run_of_a_trivial_estimator(benchmark):
 def test_one_call_with_its_checks(benchmark):
     """One call of the trivial estimator with the time limit armed: the overhead per call, to set
     beside the time to draw one set of the smallest case (next benchmark)."""
-    a, b = next(plugin.sample_sets(builtin_suite()[0], "I_XZ", N, 1, seed=1))
+    a, b = next(suite.sample_sets(builtin_suite()[0], "I_XZ", N, 1, seed=1))
     with plugin.timeouts() as alarm:
         result = benchmark(plugin.call, user.zero, a, b, 60.0, alarm)
     assert result[:2] == (0.0, None)
@@ -53,5 +54,5 @@ def test_one_call_with_its_checks(benchmark):
 @pytest.mark.benchmark(group="plugin-call")
 def test_one_set_of_the_smallest_case(benchmark):
     case = builtin_suite()[0]
-    a, b = benchmark(lambda: next(plugin.sample_sets(case, "I_XZ", N, 1, seed=1)))
+    a, b = benchmark(lambda: next(suite.sample_sets(case, "I_XZ", N, 1, seed=1)))
     assert a.shape == (N, case.d) and b.shape == (N, case.m)

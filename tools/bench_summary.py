@@ -1,6 +1,6 @@
 """Summarise a pytest-benchmark JSON file as Markdown: a table per group, and the numbers to reach.
 
-Usage: ``python tests/benchmarks/summarize.py reports/bench/benchmarks.json reports/bench/summary.md``
+Usage: ``python tools/bench_summary.py reports/bench/benchmarks.json reports/bench/summary.md``
 (``--strict`` exits 1 when a target fails or was not measured). The summary is written
 atomically and printed to stdout.
 

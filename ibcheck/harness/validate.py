@@ -12,17 +12,16 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from importlib import resources
 
 import numpy as np
 import torch
 
-from ibcheck import limits, seeds, stats
-from ibcheck import plugin as plugin_mod
+from ibcheck import seeds, stats
 from ibcheck.analytic import exact, models
-from ibcheck.analytic.case import LinearGaussianCase, load_cases
-from ibcheck.estimators import registry
+from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.estimators import limits, registry
 from ibcheck.estimators.q_fit import train_both
+from ibcheck.harness import plugin as plugin_mod
 from ibcheck.interface import Context, Cost, Dims, Estimate, Exact, InputError, Reference
 
 REFERENCE: Reference = "population"
@@ -31,7 +30,7 @@ REFERENCE: Reference = "population"
 @dataclasses.dataclass(frozen=True)
 class CaseSetup:
     """One case ready to estimate: its truth, its modules on the run's device, and the context
-    the estimators share (q already trained, a fresh label model)."""
+    the estimators share (q already trained, a fresh label decoder)."""
 
     case: LinearGaussianCase
     exact: Exact
@@ -46,7 +45,7 @@ class CaseSetup:
         return seeds.seed_of(self.seed, self.case.name, self.case.settings.seed, name)
 
 
-def _label_model(case: LinearGaussianCase, device, dtype):
+def _label_decoder(case: LinearGaussianCase, device, dtype):
     if case.labels.kind == "classes":
         return models.SoftmaxLabelQ(case.m, len(case.labels.probs), device, dtype)
     if case.labels.kind == "gaussian":
@@ -65,16 +64,16 @@ def prepare(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype) 
     q_seed = seeds.seed_of(seed, case.name, case.settings.seed, "q")
     forward_fit, q_fit = train_both(encoder, sampler.teacher, sampler, q_forward, q, case.settings.q,
                                     torch.Generator(device=device).manual_seed(q_seed))
-    label_model = _label_model(case, device, dtype)
+    label_decoder = _label_decoder(case, device, dtype)
     context = Context(teacher=sampler.teacher, q=q, q_fit=q_fit, q_forward=q_forward, q_forward_fit=forward_fit,
-                      label_model=label_model, h_y=None if label_model is None else exact.label_entropy(case))
+                      label_decoder=label_decoder, h_y=None if label_decoder is None else exact.label_entropy(case))
     return CaseSetup(case, ex, encoder, sampler, context, seed)
 
 
 def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
     """The registered estimators that apply to a case (those needing labels only where it has them)."""
     has_labels = case.labels.kind != "none"
-    return [s for s in registry.SPECS.values() if has_labels or "label_model" not in s.needs]
+    return [s for s in registry.SPECS.values() if has_labels or "label_decoder" not in s.needs]
 
 
 # ---------------------------------------------------------------- analytic expectations
@@ -130,7 +129,7 @@ def _expect_riw(setup: CaseSetup, est: Estimate) -> Outcome:
 def _expect_barber_agakov(setup: CaseSetup, est: Estimate) -> Outcome:
     if setup.case.labels.kind != "gaussian":
         return Outcome(est)
-    q_y = setup.context.label_model
+    q_y = setup.context.label_decoder
     assert isinstance(q_y, models.LinearGaussianLabelQ)
     return Outcome(est, expected=exact.barber_agakov_expectation(setup.case, *q_y.numpy_params()))
 
@@ -146,7 +145,7 @@ EXPECTATIONS: dict[str, Callable[[CaseSetup, Estimate], Outcome]] = {
 
 def _expected(setup: CaseSetup, name: str, est: Estimate) -> Outcome:
     """The estimate with its analytic values; NaN where they cannot be computed (a trained q or
-    label model that diverged), which the judging reports as a failure with its reason."""
+    label decoder that diverged), which the judging reports as a failure with its reason."""
     expect = EXPECTATIONS.get(name)
     if expect is None:
         return Outcome(est)
@@ -261,7 +260,7 @@ def _not_finite(outcome: Outcome) -> str | None:
     if not (math.isfinite(est.value) and math.isfinite(est.stderr)):
         return f"the estimate is not finite ({est.value} ± {est.stderr})"
     if outcome.expected is not None and not math.isfinite(outcome.expected):
-        return "its analytic expectation is not finite (a trained q or label model diverged)"
+        return "its analytic expectation is not finite (a trained q or label decoder diverged)"
     return None
 
 
@@ -340,7 +339,7 @@ def dims_of(case: LinearGaussianCase) -> Dims:
 
 
 def check_sizes(cases: list[LinearGaussianCase], device) -> None:
-    """Refuse settings whose work or memory cannot fit (``ibcheck.limits``), before any work."""
+    """Refuse settings whose work or memory cannot fit (``ibcheck.estimators.limits``), before any work."""
     for case in cases:
         dims, prefix = dims_of(case), f"case '{case.name}': field 'settings"
         s = case.settings
@@ -378,9 +377,3 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
 def total_runs(cases: list[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin] = ()) -> int:
     """Progress-bar length: estimator runs the validation will make."""
     return sum(len(applicable(c)) + sum(p.applies(c) for p in plugins) for c in cases)
-
-
-def builtin_suite() -> list[LinearGaussianCase]:
-    """The built-in analytic suite (``baselines/suite.json``, installed as ``ibcheck.baselines``)."""
-    with resources.as_file(resources.files("ibcheck.baselines") / "suite.json") as path:
-        return load_cases(path)

@@ -14,7 +14,7 @@ parameter, seed) (Ray local by default, a cluster by ``--address``), and writes 
   Student's t, with the pointwise 99% band of the order statistics), each with its CSV;
 - ``report.md``.
 
-    python tests/calibration.py [OUT] [--seeds N] [--groups A,B] [--params CASE,...] [--address HOST:PORT] [--render]
+    PYTHONPATH=tests python tools/calibration.py [OUT] [--seeds N] [--groups A,B] [--params CASE,...] [--address HOST:PORT] [--render]
 """
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))
-from ibcheck import fileio, stats  # noqa: E402
+from ibcheck import fileio, stats
 
-import budget  # noqa: E402
+import budget
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"  # its helpers, on the workers' PYTHONPATH too
+TOOLS = Path(__file__).resolve().parent  # this module: a worker imports it to run draw_task
 
 LEVELS = (0.1, 0.05, 0.01)
 MEAN_T_LIMIT = 0.1  # issue 11: a calibrated check has |mean t| within this over its seeds
@@ -64,9 +65,7 @@ def draw_task(group: str, key: str, seed: int) -> dict:
     """On a worker: one seed of one parameter of a group, as JSON-ready observations."""
     import torch
 
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import match_checks
+    import match_checks  # tests/ is on PYTHONPATH (the driver's runtime_env gives it to the workers)
 
     torch.set_num_threads(1)
     found = match_checks.GROUPS[group]
@@ -120,7 +119,7 @@ def run(out: Path, groups: list, seeds: int | None, address: str | None, quiet: 
     if not tasks:
         return
     check_address(address)
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), str(TOOLS), os.environ.get("PYTHONPATH")]))}
     ray = connect_ray(address, runtime_env={"env_vars": env})
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -290,16 +289,12 @@ def _match_rows(rows: list[dict]) -> list[dict]:
 
 
 def plot_qq(records: list[dict], rows: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     # rows are in by_check's order: pair them with their observations, the seeds they judged (not exact)
     judged = {id(row): [o["t"] for o in obs if not exact(o)] for row, obs in zip(rows, by_check(records).values())}
     shown = _match_rows(rows)
     cols = 6
-    fig, axes = plt.subplots(math.ceil(len(shown) / cols), cols, figsize=(3.2 * cols, 2.9 * math.ceil(len(shown) / cols)),
+    fig, axes = fileio.figure(math.ceil(len(shown) / cols), cols, figsize=(3.2 * cols, 2.9 * math.ceil(len(shown) / cols)),
                              squeeze=False)
     csv = []
     for ax, row in zip(axes.flat, shown):
@@ -319,18 +314,13 @@ def plot_qq(records: list[dict], rows: list[dict], out: Path) -> None:
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     fileio.save_figure(fig, out / "qq.png")
-    plt.close(fig)
     fileio.write_csv(out / "qq.csv", ["label", "theory", "sample", "band_lo", "band_hi"], csv)
 
 
 def plot_mean_t(rows: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     shown = _match_rows(rows)
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(shown) + 1.2))
+    fig, ax = fileio.figure(figsize=(8, 0.22 * len(shown) + 1.2))
     y = np.arange(len(shown))
     colours = ["tab:blue" if r["calibrated"] else "tab:red" for r in shown]
     ax.errorbar([r["mean_t"] for r in shown], y, xerr=[r["mean_t_half_width"] for r in shown], fmt="none",
@@ -345,7 +335,6 @@ def plot_mean_t(rows: list[dict], out: Path) -> None:
     ax.set_title("Is each match check centred? (red: not calibrated)", fontsize=10)
     fig.tight_layout()
     fileio.save_figure(fig, out / "mean_t.png")
-    plt.close(fig)
     fileio.write_csv(out / "mean_t.csv", ["label", "seeds", "mean_t", "half_width_99"],
                      [[r["label"], r["seeds"], r["mean_t"], r["mean_t_half_width"]] for r in shown])
 

@@ -14,10 +14,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ibcheck import stats  # noqa: E402
+from ibcheck import stats
 
-import budget  # noqa: E402
+import budget
 
 LEVELS = (0.1, 0.05, 0.01, 0.001)
 

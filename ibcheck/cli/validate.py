@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ibcheck import fileio
-from ibcheck.cli_args import (
+from ibcheck.cli.args import (
     BUILTIN_SUITE,
     at_least_two,
     check_output,
@@ -50,7 +50,7 @@ case names in order in "cases"."""
 
 def _plugins(args: argparse.Namespace) -> tuple:
     """The users' estimators of ``--estimator``, imported, with their options checked."""
-    from ibcheck import plugin
+    from ibcheck.harness import plugin
 
     plugin.check_time_limit(args.estimator_time_limit)
     specs, kinds = args.estimator or [], args.kind or []
@@ -64,8 +64,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ibcheck import report
-    from ibcheck.validate import check_plugins, total_runs, validate
+    from ibcheck.harness import report
+    from ibcheck.harness.validate import check_plugins, total_runs, validate
 
     device = resolve_device(args.device)
     check_output("--out", args.out, folder=True)
@@ -95,13 +95,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ibcheck import plugin
+    from ibcheck.analytic import suite
 
     check_output("--out", args.out, folder=False)
     if not args.out.endswith(".npz"):
         raise InputError(f"--out {args.out}: the file name must end in .npz")
     cases = load_cases_arg(args.cases)
-    fileio.write_npz(args.out, plugin.sample_arrays(cases, args.n, args.seed))
+    fileio.write_npz(args.out, suite.sample_arrays(cases, args.n, args.seed))
     print(f"samples: {args.out} ({len(cases)} cases, {args.n} draws each)", file=sys.stderr)
     return 0
 

@@ -1,22 +1,15 @@
-"""The ``ibcheck`` command line. Nothing parses at import time: ``main(argv)`` does."""
+"""The pipeline's and the studies' commands: teacher, train and plot (``ibcheck.pipeline``),
+study and report (``ibcheck.study``). Each ``cmd_*`` takes the parsed arguments and returns the
+exit status; the modules they use are imported when the command runs, not when ``--help`` is
+parsed."""
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from ibcheck.cli_args import check_output, positive_fraction, resolve_device, seed_arg
-from ibcheck.cli_validate import add_validate_commands
-from ibcheck.interface import Diverged, InputError
-
-DESCRIPTION = """\
-ibcheck checks mutual-information bounds where the answer is known exactly
-(validate; your own estimator too, with --estimator; sample exports the cases'
-draws), tracks a VIB network trained on a teacher VAE's images in the
-information plane (teacher, train, plot), and runs grids of such runs on Ray and
-judges the paper's claims over seeds (study, report). All values are in nats."""
+from ibcheck.cli.args import check_output, positive_fraction, resolve_device, seed_arg
+from ibcheck.interface import InputError
 
 TRAIN_HELP = """\
 Train the paper's experiment into --out: a teacher VAE (into OUT/teacher, unless
@@ -100,6 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _progress_bar(teacher_epochs + config.epochs, "train", args.quiet) as bar:
         def progress(stage: str, done: int, total: int, record: dict) -> None:
             bar.n = done if stage == "teacher" else teacher_epochs + done
+            if stage == "measuring":
+                bar.set_postfix_str(f"estimating the information at epoch {done}", refresh=False)
             if stage == "student" and "I_XZ" in record:
                 bar.set_postfix(I_XZ_emp=f"{record['I_XZ'][EMPIRICAL.name]['value']:.2f}",
                                 acc=f"{record['accuracy']['test']:.3f}", refresh=False)
@@ -158,6 +153,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_report_old_name(args: argparse.Namespace) -> int:
+    print("ibcheck: warning: `ibcheck report` is now `ibcheck study-report`; the old name goes in a later release",
+          file=sys.stderr)
+    return cmd_report(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ibcheck.study import report as study_report
 
@@ -167,7 +168,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_study_commands(sub) -> None:
+def add_study_commands(sub) -> None:
     s = sub.add_parser("study", help="run a grid of training runs on Ray", description=STUDY_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("spec", metavar="SPEC", help="study spec (JSON) or a built-in grid: study-smoke, study-small, "
@@ -181,13 +182,15 @@ def _add_study_commands(sub) -> None:
                    help="GPU fraction each cell declares where the cluster has GPUs (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_study)
-    r = sub.add_parser("report", help="figures and claim verdicts of a study", description=REPORT_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("study", metavar="STUDY", help="a study folder written by ibcheck study")
-    r.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    r.add_argument("--alpha", type=positive_fraction, default=0.05, metavar="A",
-                   help="family-wise error rate of all verdicts together (Holm; default: %(default)g)")
-    r.set_defaults(func=cmd_report)
+    for name in ("study-report", "report"):  # "report", its name before 0.2, is not listed in --help
+        shown = {"help": "figures and claim verdicts of a study"} if name == "study-report" else {}
+        r = sub.add_parser(name, description=REPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           **shown)
+        r.add_argument("study", metavar="STUDY", help="a study folder written by ibcheck study")
+        r.add_argument("--out", required=True, metavar="DIR", help="report folder")
+        r.add_argument("--alpha", type=positive_fraction, default=0.05, metavar="A",
+                       help="family-wise error rate of all verdicts together (Holm; default: %(default)g)")
+        r.set_defaults(func=cmd_report if name == "study-report" else cmd_report_old_name)
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -203,7 +206,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_experiment_commands(sub) -> None:
+def add_experiment_commands(sub) -> None:
     t = sub.add_parser("teacher", help="train the teacher VAE alone",
                        description="Train the teacher VAE (784-400-20, Bernoulli pixels, Adam 1e-3, batch 128, "
                                    "100 epochs) into --out, with per-epoch train and test negative ELBO. --seed "
@@ -230,45 +233,3 @@ def _add_experiment_commands(sub) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by ibcheck train")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: FIRST_RUN/plots)")
     p.set_defaults(func=cmd_plot)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: the usage block it would print hides the message; ``--help``
-    still shows it. Subcommands inherit the class through ``add_subparsers``."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ibcheck", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_validate_commands(sub)
-    _add_experiment_commands(sub)
-    _add_study_commands(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: returns the exit status (argparse itself exits 2 on bad options)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except InputError as err:
-        print(f"ibcheck: error: {err}", file=sys.stderr)
-        return 2
-    except Diverged as err:
-        print(f"ibcheck: diverged: {err}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print("ibcheck: interrupted", file=sys.stderr)
-        return 130
-
-
-def entry() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()

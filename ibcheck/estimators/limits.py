@@ -36,7 +36,7 @@ def refuse_if_too_large(costs: Iterable[tuple[str, Any, Cost]], device: torch.de
     for path, value, cost in costs:
         if cost.flops > FLOP_LIMIT:
             raise InputError(f"{path} = {value} needs about {cost.flops:.1e} floating-point operations per run, "
-                             f"above the limit of {FLOP_LIMIT:.0e} (ibcheck.limits.FLOP_LIMIT); lower it")
+                             f"above the limit of {FLOP_LIMIT:.0e} (ibcheck.estimators.limits.FLOP_LIMIT); lower it")
         if cost.bytes > memory:
             raise InputError(f"{path} = {value} needs about {cost.bytes / 2**30:.3g} GiB of memory, more than the "
                              f"{memory / 2**30:.3g} GiB allowed on {device}; lower it")

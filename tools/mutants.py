@@ -4,7 +4,7 @@
 replaces (which must occur once), the bug, and the tests that should catch it; a mutant
 *survives* when those tests still pass. The list covers the harness and the pipeline: every
 bug that once survived the suite, and a sample of those it always caught.
-Usage: ``python tests/mutants.py [NAME ...]`` (default: all); exit status 1 if any survives.
+Usage: ``PYTHONPATH=tests python tools/mutants.py [NAME ...]`` (default: all); exit status 1 if any survives.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ MUTANTS = [
     # bugs that once survived the whole suite
     Mutant("empirical-class-counts", "ibcheck/estimators/empirical.py", "torch.cat(cond) - counts.log()[y[own]]",
            "torch.cat(cond)", (PLANTED,)),
-    Mutant("bonferroni-over-cases", "ibcheck/validate.py", "level = stats.bonferroni(alpha, tests)",
+    Mutant("bonferroni-over-cases", "ibcheck/harness/validate.py", "level = stats.bonferroni(alpha, tests)",
            "level = stats.bonferroni(alpha, len(per_case))", (PLANTED,)),
     Mutant("paper-min-as-max", "ibcheck/pipeline/tracking.py", "= min(vib, elbo, key=", "= max(vib, elbo, key=",
            ("tests/test_experiment.py::test_smoke_run_writes_documented_records",)),
@@ -64,7 +64,7 @@ MUTANTS = [
            (f"{HARDENING}::test_a_diverging_student_stops_with_status_3_and_keeps_its_records",)),
     Mutant("no-previous-checkpoint", "ibcheck/pipeline/runs.py", "previous=self.path / PREVIOUS", "previous=None",
            (f"{HARDENING}::test_a_corrupt_checkpoint_falls_back_to_the_previous_one",)),
-    Mutant("no-size-limit", "ibcheck/limits.py", "if cost.flops > FLOP_LIMIT:", "if False:",
+    Mutant("no-size-limit", "ibcheck/estimators/limits.py", "if cost.flops > FLOP_LIMIT:", "if False:",
            (f"{HARDENING}::test_oversized_tracking_settings_are_refused",)),
     # the annealed bounds (issue 18): the bugs it named, and a few more of the same kind
     Mutant("ais-last-increment-dropped", "ibcheck/estimators/ais.py", "for j in range(1, T + 1):",

@@ -78,7 +78,7 @@ def check_output(option: str, path: str, folder: bool) -> None:
 
 
 def load_cases_arg(cases_path: str):
-    from ibcheck.analytic.case import load_cases
-    from ibcheck.validate import builtin_suite
+    from ibcheck.analytic.casefile import load_cases
+    from ibcheck.analytic.suite import builtin_suite
 
     return builtin_suite() if cases_path == BUILTIN_SUITE else load_cases(cases_path)

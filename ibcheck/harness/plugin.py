@@ -17,27 +17,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import json
 import math
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ibcheck import seeds
-from ibcheck.analytic import exact, models
+from ibcheck.analytic import suite
 from ibcheck.analytic.case import LinearGaussianCase
-from ibcheck.gaussian import rsample
 from ibcheck.interface import BoundKind, Estimate, InputError, Target
 
 Estimator = Callable[[np.ndarray, np.ndarray], float]
 # a user's kinds, and the kind of estimate each becomes ("point" is judged two-sided against the truth)
-KINDS: dict[str, BoundKind] = {"lower": "lower", "upper": "upper", "point": "estimate"}
+UserKind = Literal["lower", "upper", "point"]
+KINDS: dict[str, BoundKind] = {"lower": "lower", "upper": "upper", "point": "point"}
 # the longest per-call time limit, in seconds (11.6 days): far longer than any call a run can wait for, and far
 # below the 2^63 ns (about 9.2e9 s) past which signal.setitimer overflows
 MAX_TIME_LIMIT = 1e6
@@ -63,7 +63,7 @@ class Plugin:
 
     name: str
     fn: Estimator
-    kind: str
+    kind: UserKind
     target: Target = "I_XZ"
     n: int = 1_000
     repeats: int = 20
@@ -101,43 +101,6 @@ def load(spec: str) -> Estimator:
     if not callable(fn):
         raise InputError(f"--estimator {spec}: {module_name} has no callable {attr}")
     return fn
-
-
-def _draws(case: LinearGaussianCase, n: int, repeats: int, seed: int) -> Iterator[dict[str, torch.Tensor | None]]:
-    """``repeats`` independent draws of n rows of the case's whole chain, {"z_v", "x", "z", "y"}
-    (y None without labels), float64, from a generator seeded by ``seed``."""
-    encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _ in range(repeats):
-            batch = sampler.sample(n, generator)
-            mean, std = encoder(batch.x)
-            yield {"z_v": batch.z_v, "x": batch.x, "z": rsample(mean, std, generator), "y": batch.y}
-
-
-def sample_sets(case: LinearGaussianCase, target: Target, n: int, repeats: int,
-                seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``repeats`` independent sets of n pairs, (x, z) or (y, z) (class labels as an (n, 1)
-    column), numpy, drawn from the case with a generator seeded by ``seed``."""
-    for drawn in _draws(case, n, repeats, seed):
-        a, z = drawn["x" if target == "I_XZ" else "y"], drawn["z"]
-        assert a is not None and z is not None
-        yield (a.reshape(n, -1) if a.dim() == 1 else a).numpy(), z.numpy()
-
-
-def sample_arrays(cases: Sequence[LinearGaussianCase], n: int, seed: int) -> dict[str, np.ndarray]:
-    """n draws of (z_v, x, z) and y where a case has labels, keyed "CASE/NAME", with "cases" (the
-    names in order) and "exact" (a JSON string: each case's exact values, in nats)."""
-    out: dict[str, np.ndarray] = {}
-    truths = {}
-    for case in cases:
-        ex = exact.exact_values(case, seed=seeds.seed_of(seed, case.name, case.settings.seed, "exact"))
-        truths[case.name] = {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se}
-        drawn = next(_draws(case, n, 1, seeds.seed_of(seed, case.name, case.settings.seed, "sample")))
-        out.update({f"{case.name}/{key}": value.numpy() for key, value in drawn.items() if value is not None})
-    out["cases"] = np.array([case.name for case in cases])
-    out["exact"] = np.array(json.dumps(truths))
-    return out
 
 
 class _Timeout(BaseException):
@@ -298,7 +261,7 @@ def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
     failure: str | None = None
     seconds = 0.0
     with timeouts() as alarm:
-        for a, b in sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed):
+        for a, b in suite.sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed):
             value, failure, took = call(plugin.fn, a, b, plugin.time_limit, alarm)
             seconds += took
             if failure is not None:  # the case's estimate is a failure whatever the other calls return
@@ -315,16 +278,3 @@ def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
     estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], mean, sd / math.sqrt(len(values)),
                         len(values), draw_seed, params, seconds)
     return Run(estimate, None)
-
-
-def check_estimator(fn: Estimator, kind: str, cases: Sequence[LinearGaussianCase] | None = None, *, n: int = 1_000,
-                    repeats: int = 20, seed: int = 0, target: Target = "I_XZ", alpha: float = 1e-3,
-                    time_limit: float = 60.0, name: str | None = None):
-    """Judge ``fn`` on ``cases`` (default: the built-in suite) as ``validate`` judges its own
-    estimators, with the family-wise budget ``alpha`` over its tests. Returns the
-    ``validate.ValidationResult`` (``report.rows``/``to_json``/``write_report`` render it)."""
-    from ibcheck import validate  # validate imports this module for its --estimator option
-
-    plugin = Plugin(name or str(getattr(fn, "__name__", "estimator")), fn, kind, target, n, repeats, time_limit)
-    return validate.validate(list(cases) if cases is not None else validate.builtin_suite(), alpha=alpha, seed=seed,
-                             names=(), plugins=(plugin,))

@@ -7,20 +7,20 @@ table and the figures. Every file is written atomically.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ibcheck import fileio, stats
+from ibcheck.estimators import registry
+from ibcheck.harness import bracket
+from ibcheck.harness.validate import Judged, ValidationResult
+from ibcheck.interface import ReportRow
 
-from ibcheck import bracket, fileio, stats  # noqa: E402
-from ibcheck.estimators import registry  # noqa: E402
-from ibcheck.validate import Judged, ValidationResult  # noqa: E402
-
-Row = dict[str, Any]
-COLOURS = {"upper": "#c0392b", "lower": "#2471a3", "exact": "#7f8c8d", "estimate": "#7f8c8d"}
+Row = ReportRow
+COLOURS = {"upper": "#c0392b", "lower": "#2471a3", "exact": "#7f8c8d", "estimate": "#7f8c8d", "point": "#7d3c98"}
 # The fields of one estimate in --json (case-file.md, plus params and seed).
 JSON_FIELDS = ["estimator", "target", "kind", "value", "stderr", "n", "expected", "best", "gap", "valid",
                "matches_expected", "seconds", "params", "seed", "error"]
@@ -44,7 +44,7 @@ def half_width(r: Judged, level: float) -> float:
 
 def rows(result: ValidationResult) -> list[Row]:
     """One row per estimate, with every field any output shows."""
-    out = []
+    out: list[Row] = []
     for c in result.cases:
         for r in c.rows:
             est, param = r.estimate, _param(r)
@@ -70,7 +70,7 @@ def to_json(result: ValidationResult, table: list[Row] | None = None) -> dict:
         ex = c.exact
         cases.append({"name": c.name,
                       "exact": {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se},
-                      "estimates": [{k: row[k] for k in JSON_FIELDS} for row in table if row["case"] == c.name],
+                      "estimates": [_fields(row, JSON_FIELDS) for row in table if row["case"] == c.name],
                       "bracket": bracket.case_bracket(_by_case(table, c.name)), "q_fits": c.q_fits})
     return fileio.finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
                                   "tests": result.tests, "seed": result.seed, "device": result.device,
@@ -136,7 +136,7 @@ def _drawable(rows_: list[Row]) -> tuple[list[Row], str]:
 def _grid(count: int, width: float = 5.2, height: float = 3.2):
     cols = min(3, count)
     n_rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(n_rows, cols, figsize=(width * cols, height * n_rows), squeeze=False)
+    fig, axes = fileio.figure(n_rows, cols, figsize=(width * cols, height * n_rows), squeeze=False)
     for ax in axes.flat[count:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:count])
@@ -175,8 +175,10 @@ def plot_estimates(result: ValidationResult, table: list[Row]):
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
     kinds = {"upper": "upper bound", "lower": "lower bound", "estimate": "reported only"}
-    handles = [plt.Line2D([], [], color=COLOURS[k], marker="o", ls="", label=text) for k, text in kinds.items()]
-    handles.append(plt.Line2D([], [], color="black", marker="X", ls="", label="test failed"))
+    if any(row["kind"] == "point" for row in table):  # a user's point estimator, tested two-sided
+        kinds["point"] = "point estimate"
+    handles = [Line2D([], [], color=COLOURS[k], marker="o", ls="", label=text) for k, text in kinds.items()]
+    handles.append(Line2D([], [], color="black", marker="X", ls="", label="test failed"))
     fig.suptitle(f"Estimates against the exact value (bars: two-sided interval at the per-test level "
                  f"{result.test_alpha:.1e})", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
@@ -190,7 +192,7 @@ def iw_rows(table: list[Row]) -> list[Row]:
 
 def plot_iw(result: ValidationResult, table: list[Row]):
     """teacher_iw gap against K, one line per case; a gap reaching 0 means the bound closed."""
-    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    fig, ax = fileio.figure(figsize=(8.0, 4.4))
     for c in result.cases:
         case_rows, note = _drawable(iw_rows(_by_case(table, c.name)))
         if case_rows:
@@ -305,7 +307,11 @@ def _bracket_table(result: ValidationResult, table: list[Row]) -> list[str]:
     return lines + [""]
 
 
-def _csv(path: Path, fields: list[str], table: list[Row]) -> None:
+def _fields(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    return {f: row[f] for f in fields}
+
+
+def _csv(path: Path, fields: list[str], table: Sequence[Mapping[str, Any]]) -> None:
     fileio.write_csv(path, fields, [[row[f] for f in fields] for row in table])
 
 
@@ -341,5 +347,4 @@ def _write_files(result: ValidationResult, out: Path, table: list[Row]) -> None:
                        ("bracket_vs_K.png", lambda result, table: bracket.plot_widths(table))):
         fig = plot(result, table)
         fileio.save_figure(fig, out / name)
-        plt.close(fig)
     fileio.write_text(out / "report.md", markdown(result, table))

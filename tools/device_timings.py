@@ -1,6 +1,6 @@
 """FLOP rates of the three rate targets on one device, against a plain matmul of the same
 shapes on that device, measured in the same process (for CUDA runs; ``nox -s bench`` is
-the CPU record). Usage: ``python tests/benchmarks/device_timings.py --device cuda``.
+the CPU record). Usage: ``PYTHONPATH=tests:tests/benchmarks python tools/device_timings.py --device cuda``.
 
 Timed: batched Eq. 5 evaluation (``elbo_evaluate``, data sampling included) of the
 MNIST-shaped random networks at n = 10,000, and the N x N log-density matrix (m = 40) at
@@ -9,21 +9,17 @@ N = 1024 and 10,000; each the minimum over repeats after a warm-up, float32.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-# python -P leaves the script's folder off sys.path: add it (benchutil) and tests/ (helpers)
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from ibcheck import gaussian  # noqa: E402
-from ibcheck.estimators.common import generator_for  # noqa: E402
-from ibcheck.estimators.teacher_bounds import elbo_evaluate  # noqa: E402
-from ibcheck.pipeline import networks  # noqa: E402
+from ibcheck import gaussian
+from ibcheck.estimators.common import generator_for
+from ibcheck.estimators.teacher_bounds import elbo_evaluate
+from ibcheck.pipeline import networks
 
-from benchutil import linear_flops  # noqa: E402
-from helpers import LatentSampler  # noqa: E402
+from benchutil import linear_flops
+from helpers import LatentSampler
 
 
 def _best_seconds(fn, device: torch.device, repeats: int) -> float:

@@ -4,21 +4,18 @@ width of the two teacher bounds (``teacher_iw`` above, ``teacher_riw`` below) sh
 of the annealed pair (``teacher_ais``, ``teacher_rais``) with T, beside that of the batch bounds
 (``loo`` above, ``nce`` below) with N.
 
-Reads the report rows of ``ibcheck.report`` (one dict per estimate) and nothing else.
+Reads the report rows of ``ibcheck.harness.report`` (one dict per estimate) and nothing else.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-import matplotlib
+from ibcheck import fileio
+from ibcheck.estimators import registry
+from ibcheck.interface import ReportRow
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ibcheck.estimators import registry  # noqa: E402
-
-Row = dict[str, Any]
+Row = ReportRow  # the rows of ``report.rows``
 # (upper, lower, swept parameter) of the two families whose widths are drawn
 FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"),
             (registry.TEACHER_AIS.name, registry.TEACHER_RAIS.name, "T"),
@@ -69,7 +66,7 @@ def annealed(rows: list[Row]) -> dict | None:
             "width_se": high["params"].get("paired_width_se"), "contains_exact": inside}
 
 
-def widths(rows: list[Row]) -> list[Row]:
+def widths(rows: list[Row]) -> list[dict[str, Any]]:
     """Per case and family, the width at each value of K (or N) that both bounds ran with."""
     out = []
     for upper, lower, param in FAMILIES:
@@ -87,7 +84,7 @@ def widths(rows: list[Row]) -> list[Row]:
 def plot_widths(table: list[Row]):
     """Width of teacher_iw - teacher_riw against K, and of loo - nce against N, one line per case."""
     data = widths(table)
-    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(15.0, 4.2), sharey=True)
+    fig, axes = fileio.figure(1, len(FAMILIES), figsize=(15.0, 4.2), sharey=True)
     for ax, (upper, lower, param) in zip(axes, FAMILIES):
         for case in dict.fromkeys(r["case"] for r in data):
             mine = [r for r in data if r["case"] == case and r["upper"] == upper and r["value"] > 0]

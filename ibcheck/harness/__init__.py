@@ -1,0 +1,9 @@
+"""The validation harness, along its data flow: ``validate`` runs every applicable estimator on
+every analytic case (``ibcheck.analytic``) and judges each estimate against the exact value by
+the rules of ``bounds.md`` section 5 (``ibcheck.stats``); ``plugin`` calls a user's estimator
+safely (time limit, exits caught, strict return values) beside the built-in ones, and ``check``
+is its public entry, ``check_estimator``; ``bracket`` pairs the lower and upper bounds of one
+case into a two-sided interval; ``report`` renders a ``ValidationResult`` as a table, JSON,
+figures and report.md."""
+
+__all__ = ["bracket", "check", "plugin", "report", "validate"]
