@@ -103,7 +103,8 @@ class TeacherRunConfig:
 class StudentConfig:
     """The VIB student. Defaults are vib_demo's (Alemi et al.): encoder 784-hidden-hidden-2·latent,
     beta 1e-3, Adam(1e-4, betas (0.5, 0.999)), x ``decay`` every ``decay_epochs`` epochs, batch
-    100. The classifier q(y|z) is latent-``classifier_hidden``-10 (the paper gives no width).
+    100. The label decoder q(y|z) is latent-``label_decoder_hidden``-10 (the paper gives no width;
+    ``classifier_hidden`` is its former name).
     SGD's lr 0.01 and momentum 0.9 have no source; they are settings. ``std_shift``: the
     encoder's std is softplus(rho - std_shift); vib_demo's 5 starts it near 0.007 (nearly
     deterministic), 0 starts it wide, near 0.7 (``WIDE_STD_SHIFT``)."""
@@ -111,7 +112,7 @@ class StudentConfig:
     encoder: str = _field("mlp", choices=("mlp", "cnn"))
     latent: int = _field(40, min=1)
     hidden: int = _field(1024, min=1)
-    classifier_hidden: int = _field(256, min=1)
+    label_decoder_hidden: int = _field(256, min=1, was="classifier_hidden")
     beta: float = _field(1e-3, at_least=0.0)
     optimizer: str = _field("adam", choices=("adam", "sgd"))
     lr: float = _field(1e-4, positive=True)

@@ -116,6 +116,19 @@ def atomic_path(path: str | Path, previous: Path | None = None, make_parent: boo
             os.unlink(tmp)
 
 
+def only_leftovers(folder: Path, names: set[str], recurse: bool = False) -> bool:
+    """Whether ``folder`` holds nothing but a lock (``LOCK``) and our temporary files of ``names``:
+    what a process killed before it wrote its first file leaves, which counts as empty. With
+    ``recurse``, subfolders that hold only the same count as leftovers too."""
+    for entry in folder.iterdir():
+        match = TEMP_PATTERN.match(entry.name)
+        ours = entry.name == LOCK or (match is not None and match["name"] in names and entry.is_file())
+        inside = recurse and entry.is_dir() and not entry.is_symlink() and only_leftovers(entry, names, recurse)
+        if not ours and not inside:
+            return False
+    return True
+
+
 def remove_stale_temporaries(folder: Path, names: set[str]) -> list[Path]:
     """Delete our temporary files of ``names`` left in ``folder`` by a killed process."""
     removed = []

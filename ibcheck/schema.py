@@ -8,7 +8,9 @@ value it takes, and its ``metadata`` adds limits:
 - ``positive``: a float must be > 0; ``at_least``: a float must be >= it; ``below``: < it;
 - ``choices``: the allowed strings;
 - ``sections``: a callable giving ``{key: default dataclass}`` for a mapping field
-  whose keys are names (the estimator registry's parameter sections).
+  whose keys are names (the estimator registry's parameter sections);
+- ``was``: the field's former name, still read for one release with a one-line warning
+  (``current_names`` renames it silently in what ibcheck itself recorded).
 
 A rule that does not fit its field's type (``min`` on a float) is a TypeError when the class is
 first read (``check_metadata``), not a limit silently never applied.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import types
 import typing
@@ -30,10 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 from ibcheck.interface import InputError
 
 INT_LIMIT = 2**63
 Fail = Callable[[str, str], NoReturn]
+log = logging.getLogger("ibcheck")
 
 
 def show(value: Any) -> str:
@@ -160,7 +166,8 @@ def _integer(value: Any, path: str, low: int, fail: Fail) -> int:
     return value
 
 
-def _number(value: Any, path: str, meta: typing.Mapping[str, Any], fail: Fail) -> float:
+def number(value: Any, path: str, meta: typing.Mapping[str, Any], fail: Fail) -> float:
+    """A finite JSON number as a float, within ``meta``'s limits (``positive``, ``at_least``, ``below``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(path, f"must be a number, got {show(value)}")
     if not finite(value):
@@ -172,6 +179,43 @@ def _number(value: Any, path: str, meta: typing.Mapping[str, Any], fail: Fail) -
     if "below" in meta and value >= meta["below"]:
         fail(path, f"must be < {meta['below']:g}, got {show(value)}")
     return float(value)
+
+
+def array(value: Any, shape: tuple, path: str, fail: Fail) -> np.ndarray:
+    """A JSON vector (``shape`` (n,)) or matrix ((r, c)) of finite numbers as a read-only float64
+    array; None in ``shape`` means any size >= 1."""
+    rows = value if len(shape) == 2 else [value]
+    if not isinstance(value, list) or not value or not all(isinstance(r, list) and r for r in rows):
+        fail(path, f"must be a non-empty {'list of lists' if len(shape) == 2 else 'list'} of numbers")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        fail(path, f"rows have different lengths {sorted(widths)}")
+    for r in rows:
+        for v in r:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                fail(path, f"must hold only numbers, found {show(v)}")
+    if not all(finite(v) for r in rows for v in r):
+        fail(path, "must hold only finite float64 numbers")
+    arr = np.array(value, dtype=np.float64)
+    for want, got in zip(shape, arr.shape):
+        if want is not None and want != got:
+            fail(path, f"has shape {list(arr.shape)}, expected {[s if s is not None else '*' for s in shape]}")
+    arr.setflags(write=False)
+    return arr
+
+
+def check_keys(obj: Any, allowed: typing.Collection[str], required: typing.Collection[str], path: str,
+               fail: Fail) -> dict:
+    """``obj`` if it is a JSON object with no key outside ``allowed`` and every key of ``required``;
+    otherwise ``fail`` names the first wrong key (in sorted order)."""
+    if not isinstance(obj, dict):
+        fail(path, f"must be an object, got {type(obj).__name__}")
+    unknown = sorted((k for k in obj if k not in allowed), key=str)
+    if unknown:
+        fail(join(path, key_text(unknown[0])), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    for key in sorted(set(required) - set(obj)):
+        fail(join(path, key), "is required")
+    return obj
 
 
 # the metadata each kind of field can take; any other key is a programming error (``check_metadata``)
@@ -201,7 +245,7 @@ def check_metadata(cls: type) -> None:
         allowed = _META.get(kind)
         if allowed is None:
             raise TypeError(f"{cls.__name__}.{field.name}: no JSON rule for {kind}")
-        wrong = sorted(set(field.metadata) - allowed)
+        wrong = sorted(set(field.metadata) - allowed - {"was"})
         if wrong:
             raise TypeError(f"{cls.__name__}.{field.name}: metadata {', '.join(wrong)} does not apply to a {kind} "
                             f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
@@ -228,7 +272,7 @@ def _value(kind: Any, meta: typing.Mapping[str, Any], value: Any, base: Any, pat
     if kind is int:
         return _integer(value, path, meta.get("min", 0), fail)
     if kind is float:
-        return _number(value, path, meta, fail)
+        return number(value, path, meta, fail)
     if kind is str:
         choices = meta.get("choices")
         if not isinstance(value, str) or (choices and value not in choices):
@@ -266,11 +310,10 @@ def from_json(cls: type, obj: Any, path: str, fail: Fail, base: Any | None = Non
     if not isinstance(obj, dict):
         fail(path, f"must be an object, got {type(obj).__name__}")
     _checked(cls)
+    obj = _current(cls, obj, path, fail)
     base = cls() if base is None else base
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted((k for k in obj if k not in fields), key=str)
-    if unknown:
-        fail(join(path, key_text(unknown[0])), f"unknown key (allowed: {', '.join(sorted(fields))})")
+    check_keys(obj, fields, (), path, fail)
     hints = typing.get_type_hints(cls)
     changes = {}
     for key, value in obj.items():
@@ -279,6 +322,47 @@ def from_json(cls: type, obj: Any, path: str, fail: Fail, base: Any | None = Non
         return dataclasses.replace(base, **changes)
     except ValueError as err:  # a rule between fields, checked by the dataclass itself
         fail(path, f"is inconsistent: {err}")
+
+
+def _former(cls: type) -> dict[str, str]:
+    """``{former name: current name}`` of ``cls``'s renamed fields (metadata ``was``)."""
+    return {f.metadata["was"]: f.name for f in dataclasses.fields(cls) if "was" in f.metadata}
+
+
+def _current(cls: type, obj: dict, path: str, fail: Fail) -> dict:
+    """``obj`` with the former names of ``cls``'s fields replaced, each with a one-line warning;
+    a key given under both names is refused."""
+    renamed = _former(cls)
+    if not renamed.keys() & obj.keys():
+        return obj
+    out = dict(obj)
+    for old, new in renamed.items():
+        if old in out:
+            if new in out:
+                fail(join(path, old), f"is the former name of {join(path, new)}; give only {new}")
+            log.warning("ibcheck: warning: %s is now %s; the former name goes in a later release",
+                        join(path, old), join(path, new))
+            out[new] = out.pop(old)
+    return out
+
+
+def current_names(cls: type, doc: Any) -> Any:
+    """A JSON value recorded for ``cls`` (a run's config.json) with former field names replaced
+    by current ones, through nested dataclasses and silently: ibcheck wrote it, not the user.
+    Values that do not fit ``cls`` are returned as they are, for ``from_json`` to refuse."""
+    if not isinstance(doc, dict):
+        return doc
+    renamed = _former(cls)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in doc.items():
+        name = renamed[key] if key in renamed and renamed[key] not in doc else key
+        kind, _ = _unwrap_optional(hints[name]) if name in fields else (None, False)
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            value = current_names(kind, value)
+        out[name] = value
+    return out
 
 
 @functools.cache

@@ -11,7 +11,8 @@ The trees in use (README, "Seeds"):
 - ``ibcheck validate``: root = ``--seed``; path (case name, case seed, estimator, index).
 - a teacher run: root = ``teacher.seed``; paths ``data/split``, ``data/subset``,
   ``teacher/init``, ``teacher/train``, ``teacher/eval``.
-- a student run: root = ``seed``; paths ``student/encoder``, ``student/classifier``,
+- a student run: root = ``seed``; paths ``student/encoder``, ``student/classifier`` (the label
+  decoder, under its former name: renaming the path would change every run's weights),
   ``track/q``, ``track/subsets``, ``train``, ``track``, ``labels``.
 """
 from __future__ import annotations

@@ -26,7 +26,8 @@ import numpy as np
 
 from ibcheck import fileio
 from ibcheck.harness import plugin, report
-from ibcheck.harness.validate import builtin_suite, validate
+from ibcheck.analytic.suite import builtin_suite
+from ibcheck.harness.validate import validate
 
 # sizes, chosen so that the whole run fits in 25 minutes on two cores (README, "The field's estimators"):
 # a neural call costs 10-15 s at d + m <= 24 whatever its steps (benchmark-mi evaluates its test split

@@ -190,6 +190,14 @@ def test_a_finished_cell_whose_metrics_are_emptied_is_rebuilt_by_report_and_stud
     assert metrics.read_text() == text and (cell / runs.CHECKPOINT).stat().st_mtime_ns == stamp
 
 
+def test_a_finished_study_does_not_announce_a_cluster_it_never_asks_for(smoke_study, capsys):
+    """The driver said "connecting to the Ray cluster" before it knew that no cell was left to run."""
+    root, spec_file, _, _ = smoke_study
+    assert cli.main(["study", spec_file, "--out", str(root / "s"), "--address", "ray://127.0.0.1:1"]) == 0
+    captured = capsys.readouterr()
+    assert "connecting" not in captured.err and "4 of 4 cells finished (0 run now)" in captured.out, captured
+
+
 def test_a_moved_study_folder_resumes_with_its_teacher_at_the_new_path(smoke_study):
     """Issue 19: the cells' config.json held the teacher's absolute path, so a moved study folder
     was refused with "holds another run"."""

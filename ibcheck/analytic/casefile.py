@@ -23,37 +23,23 @@ PROBS_ATOL = 1e-9
 
 
 class _Field:
-    """Reads typed values from one JSON object, naming case and field in errors."""
+    """Reads typed values from one JSON object, naming case and field in errors
+    (through the checks of ``schema``, the validator of every settings object)."""
 
     def __init__(self, case: str, path: str, obj: Any, allowed: set[str], required: set[str]):
         self.case, self.path = case, path
-        if not isinstance(obj, dict):
-            self.fail(path, f"must be an object, got {type(obj).__name__}")
-        unknown = sorted(set(obj) - allowed)
-        if unknown:
-            key = schema.key_text(unknown[0])
-            self.fail(f"{path}.{key}" if path else key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        for key in sorted(required - set(obj)):
-            self.fail(f"{path}.{key}" if path else key, "is required")
-        self.obj = obj
+        self.obj = schema.check_keys(obj, allowed, required, path, self.fail)
 
     def fail(self, field: str, why: str) -> NoReturn:
         raise InputError(f"case {self.case}: field '{field}' {why}")
 
     def name(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        return schema.join(self.path, key)
 
     def number(self, key: str, default: float = 0.0, minimum: float | None = None) -> float:
         if key not in self.obj:
             return default
-        value = self.obj[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(self.name(key), f"must be a number, got {schema.show(value)}")
-        if not schema.finite(value):
-            self.fail(self.name(key), f"must be a finite float64, got {schema.show(value)}")
-        if minimum is not None and value < minimum:
-            self.fail(self.name(key), f"must be >= {minimum}, got {value}")
-        return float(value)
+        return schema.number(self.obj[key], self.name(key), {} if minimum is None else {"at_least": minimum}, self.fail)
 
     def array(self, key: str, shape: tuple, default: np.ndarray | None = None) -> np.ndarray:
         """A vector (shape (n,)) or matrix (shape (r, c)); None in shape means any size >= 1."""
@@ -61,28 +47,7 @@ class _Field:
             if default is None:
                 self.fail(self.name(key), "is required")
             return default
-        return _to_array(self.obj[key], shape, lambda why: self.fail(self.name(key), why))
-
-
-def _to_array(value: Any, shape: tuple, fail) -> np.ndarray:
-    rows = value if len(shape) == 2 else [value]
-    if not isinstance(value, list) or not value or not all(isinstance(r, list) and r for r in rows):
-        fail(f"must be a non-empty {'list of lists' if len(shape) == 2 else 'list'} of numbers")
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        fail(f"rows have different lengths {sorted(widths)}")
-    for r in rows:
-        for v in r:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                fail(f"must hold only numbers, found {schema.show(v)}")
-    if not all(schema.finite(v) for r in rows for v in r):
-        fail("must hold only finite float64 numbers")
-    arr = np.array(value, dtype=np.float64)
-    for want, got in zip(shape, arr.shape):
-        if want is not None and want != got:
-            fail(f"has shape {list(arr.shape)}, expected {[s if s is not None else '*' for s in shape]}")
-    arr.setflags(write=False)
-    return arr
+        return schema.array(self.obj[key], shape, self.name(key), self.fail)
 
 
 def _check_spd(field: _Field, key: str, cov: np.ndarray) -> None:

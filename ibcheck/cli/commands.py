@@ -140,11 +140,12 @@ def cmd_study(args: argparse.Namespace) -> int:
                                      f"running, {state['failed']} failed", refresh=False)
             bar.refresh()
 
-        if args.address and not args.quiet:  # Ray may take a while to answer; say what is awaited
-            print(f"ibcheck: connecting to the Ray cluster at {args.address}", file=sys.stderr)
+        def connecting(address: str) -> None:
+            if not args.quiet:
+                print(f"ibcheck: connecting to the Ray cluster at {address}", file=sys.stderr)
 
         outcomes = execute.run_study(study, Path(args.out), args.address,
-                                     execute.Resources(args.cpus_per_cell, args.gpus_per_cell), progress)
+                                     execute.Resources(args.cpus_per_cell, args.gpus_per_cell), progress, connecting)
     failed = {name: o for name, o in outcomes.items() if o["status"] != execute.STATUS_FINISHED}
     for name, outcome in failed.items():
         print(f"ibcheck: cell {name} {outcome['status']}: {outcome['error']}", file=sys.stderr)

@@ -15,7 +15,6 @@ from ibcheck import fileio
 from ibcheck.estimators import registry
 from ibcheck.interface import ReportRow
 
-Row = ReportRow  # the rows of ``report.rows``
 # (upper, lower, swept parameter) of the two families whose widths are drawn
 FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"),
             (registry.TEACHER_AIS.name, registry.TEACHER_RAIS.name, "T"),
@@ -23,18 +22,18 @@ FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"),
 WIDTH_FIELDS = ["case", "upper", "lower", "param", "value", "upper_value", "lower_value", "width"]
 
 
-def _trusted(rows: list[Row], kind: str) -> list[Row]:
+def _trusted(rows: list[ReportRow], kind: str) -> list[ReportRow]:
     """ibcheck's own I(X;Z) bounds of ``kind`` that are finite numbers and passed their one-sided
     test (a user's estimator under judgement is never an end)."""
     return [r for r in rows if r["estimator"] in registry.SPECS and r["target"] == "I_XZ" and r["kind"] == kind
             and r["valid"] is True and r["error"] is None and math.isfinite(r["value"])]
 
 
-def _end(row: Row) -> dict:
+def _end(row: ReportRow) -> dict:
     return {"estimator": row["label"], "value": row["value"], "stderr": row["stderr"]}
 
 
-def case_bracket(rows: list[Row]) -> dict | None:
+def case_bracket(rows: list[ReportRow]) -> dict | None:
     """{"lower", "upper", "width", "contains_exact"} of one case's rows, None without both ends.
     contains_exact allows each end the half-width of its own test (the bounds passed those)."""
     lows, highs = _trusted(rows, "lower"), _trusted(rows, "upper")
@@ -47,11 +46,11 @@ def case_bracket(rows: list[Row]) -> dict | None:
             "annealed": annealed(rows)}
 
 
-def annealed(rows: list[Row]) -> dict | None:
+def annealed(rows: list[ReportRow]) -> dict | None:
     """The annealed pair at its largest T where both ends passed their tests (bounds.md section 3c):
     {"T", "lower", "upper", "width", "width_se", "contains_exact"}, the width paired over their
     shared z; None where the case has no such pair."""
-    pairs: dict[int, dict[str, Row]] = {}
+    pairs: dict[int, dict[str, ReportRow]] = {}
     for r in rows:
         if r["estimator"] in (registry.TEACHER_AIS.name, registry.TEACHER_RAIS.name) and r["target"] == "I_XZ":
             pairs.setdefault(r["params"]["T"], {})[r["estimator"]] = r
@@ -66,7 +65,7 @@ def annealed(rows: list[Row]) -> dict | None:
             "width_se": high["params"].get("paired_width_se"), "contains_exact": inside}
 
 
-def widths(rows: list[Row]) -> list[dict[str, Any]]:
+def widths(rows: list[ReportRow]) -> list[dict[str, Any]]:
     """Per case and family, the width at each value of K (or N) that both bounds ran with."""
     out = []
     for upper, lower, param in FAMILIES:
@@ -81,7 +80,7 @@ def widths(rows: list[Row]) -> list[dict[str, Any]]:
     return out
 
 
-def plot_widths(table: list[Row]):
+def plot_widths(table: list[ReportRow]):
     """Width of teacher_iw - teacher_riw against K, and of loo - nce against N, one line per case."""
     data = widths(table)
     fig, axes = fileio.figure(1, len(FAMILIES), figsize=(15.0, 4.2), sharey=True)

@@ -19,7 +19,6 @@ from ibcheck.harness import bracket
 from ibcheck.harness.validate import Judged, ValidationResult
 from ibcheck.interface import ReportRow
 
-Row = ReportRow
 COLOURS = {"upper": "#c0392b", "lower": "#2471a3", "exact": "#7f8c8d", "estimate": "#7f8c8d", "point": "#7d3c98"}
 # The fields of one estimate in --json (case-file.md, plus params and seed).
 JSON_FIELDS = ["estimator", "target", "kind", "value", "stderr", "n", "expected", "best", "gap", "valid",
@@ -42,9 +41,9 @@ def half_width(r: Judged, level: float) -> float:
     return stats.quantile(level / 2, r.estimate.n) * stats.combined_se(r.estimate.stderr, r.truth_se)
 
 
-def rows(result: ValidationResult) -> list[Row]:
+def rows(result: ValidationResult) -> list[ReportRow]:
     """One row per estimate, with every field any output shows."""
-    out: list[Row] = []
+    out: list[ReportRow] = []
     for c in result.cases:
         for r in c.rows:
             est, param = r.estimate, _param(r)
@@ -61,7 +60,7 @@ def rows(result: ValidationResult) -> list[Row]:
     return out
 
 
-def to_json(result: ValidationResult, table: list[Row] | None = None) -> dict:
+def to_json(result: ValidationResult, table: list[ReportRow] | None = None) -> dict:
     """The ``--json`` document of case-file.md, plus each estimate's params and seed and the
     run's tests, levels, seed, device, dtype and seconds. Non-finite numbers become null."""
     table = rows(result) if table is None else table
@@ -89,7 +88,7 @@ def _status(result: ValidationResult) -> str:
     return "PASSED" if result.passed else "FAILED"
 
 
-def terminal_table(result: ValidationResult, table: list[Row]) -> str:
+def terminal_table(result: ValidationResult, table: list[ReportRow]) -> str:
     head = f"{'case':<22} {'estimator':<24} {'value':>10} {'± se':>8} {'exact':>9} {'gap':>9}  valid  match"
     lines = [head, "-" * len(head)]
     for row in table:
@@ -122,11 +121,11 @@ def _bracket_line(case: str, found: dict | None) -> str:
             f"width {found['width']:.4f}")
 
 
-def _by_case(table: list[Row], case: str) -> list[Row]:
+def _by_case(table: list[ReportRow], case: str) -> list[ReportRow]:
     return [row for row in table if row["case"] == case]
 
 
-def _drawable(rows_: list[Row]) -> tuple[list[Row], str]:
+def _drawable(rows_: list[ReportRow]) -> tuple[list[ReportRow], str]:
     """The rows a figure can draw, and a note naming how many it leaves out (not finite)."""
     keep = [row for row in rows_ if row["drawable"]]
     left = len(rows_) - len(keep)
@@ -142,7 +141,7 @@ def _grid(count: int, width: float = 5.2, height: float = 3.2):
     return fig, list(axes.flat[:count])
 
 
-def _gap_axis(ax, case_rows: list[Row]) -> None:
+def _gap_axis(ax, case_rows: list[ReportRow]) -> None:
     """Symmetric-log x axis whose linear part spans the typical interval, with every bar in view."""
     widths = sorted(row["ci_half_width"] for row in case_rows)
     positive = [w for w in widths if w > 0] or [1e-3]
@@ -153,7 +152,7 @@ def _gap_axis(ax, case_rows: list[Row]) -> None:
     ax.set_xlim(lo - pad, hi + pad)
 
 
-def plot_estimates(result: ValidationResult, table: list[Row]):
+def plot_estimates(result: ValidationResult, table: list[ReportRow]):
     """One panel per case: each estimate's gap to the exact value with its test interval."""
     most = max(len(_by_case(table, c.name)) for c in result.cases)
     fig, axes = _grid(len(result.cases), height=0.35 * most + 1.2)
@@ -186,11 +185,11 @@ def plot_estimates(result: ValidationResult, table: list[Row]):
     return fig
 
 
-def iw_rows(table: list[Row]) -> list[Row]:
+def iw_rows(table: list[ReportRow]) -> list[ReportRow]:
     return [row for row in table if row["estimator"] == registry.TEACHER_IW.name]
 
 
-def plot_iw(result: ValidationResult, table: list[Row]):
+def plot_iw(result: ValidationResult, table: list[ReportRow]):
     """teacher_iw gap against K, one line per case; a gap reaching 0 means the bound closed."""
     fig, ax = fileio.figure(figsize=(8.0, 4.4))
     for c in result.cases:
@@ -215,11 +214,11 @@ def plot_iw(result: ValidationResult, table: list[Row]):
 BATCH_STYLE = {registry.LOO.name: "v-", registry.NCE.name: "^-", registry.EMPIRICAL.name: "s"}
 
 
-def batch_rows(table: list[Row]) -> list[Row]:
+def batch_rows(table: list[ReportRow]) -> list[ReportRow]:
     return [row for row in table if row["estimator"] in BATCH_STYLE and row["target"] == "I_XZ"]
 
 
-def plot_batch(result: ValidationResult, table: list[Row]):
+def plot_batch(result: ValidationResult, table: list[ReportRow]):
     """loo (upper) and nce (lower) against batch size N per case, with I(X;Z) and ln N."""
     fig, axes = _grid(len(result.cases), width=4.4, height=3.2)
     for ax, c in zip(axes, result.cases):
@@ -246,7 +245,7 @@ def plot_batch(result: ValidationResult, table: list[Row]):
     return fig
 
 
-def markdown(result: ValidationResult, table: list[Row]) -> str:
+def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
     lines = [
         "# ibcheck validate: bound-tightness report", "",
         f"**{_status(result)}**: {result.tests} tests, family-wise false-failure budget alpha = {result.alpha:g} "
@@ -283,7 +282,7 @@ def markdown(result: ValidationResult, table: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _bracket_table(result: ValidationResult, table: list[Row]) -> list[str]:
+def _bracket_table(result: ValidationResult, table: list[ReportRow]) -> list[str]:
     """The bracket of every case: the largest trusted lower bound and the smallest trusted upper one."""
     lines = ["## The bracket on I(X;Z)", "",
              "Per case, the largest lower bound and the smallest upper bound among the estimates that passed "
@@ -324,7 +323,7 @@ def check_report_folder(out: str | Path) -> None:
     fileio.refuse_foreign(out, REPORT_FILES, f"--out {out}", "a validate report")
 
 
-def write_report(result: ValidationResult, out: str | Path, table: list[Row] | None = None) -> list[Path]:
+def write_report(result: ValidationResult, out: str | Path, table: list[ReportRow] | None = None) -> list[Path]:
     """Write report.md, results.json, three figures and their CSVs into a new folder beside ``out``,
     then swap it in whole (``fileio.replacing_folder``): at every instant ``out`` holds the previous
     report or the new one, complete, never a mix. Returns the paths as they are in ``out``."""
@@ -335,7 +334,7 @@ def write_report(result: ValidationResult, out: str | Path, table: list[Row] | N
     return [out / name for name in REPORT_FILES]
 
 
-def _write_files(result: ValidationResult, out: Path, table: list[Row]) -> None:
+def _write_files(result: ValidationResult, out: Path, table: list[ReportRow]) -> None:
     iw_table = [dict(row, K=row["params"]["K"]) for row in iw_rows(table)]
     batch_table = [dict(row, N=row["params"]["N"], ln_N=math.log(row["params"]["N"])) for row in batch_rows(table)]
     fileio.write_json(out / "results.json", to_json(result, table))

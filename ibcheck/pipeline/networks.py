@@ -4,7 +4,7 @@ Shapes follow the paper and the reference VIB code: the student encoder is an
 MLP 784-1024-1024-2K with K = 40 and std = softplus(rho - 5) (Alemi et al.
 2016, section 4.1); the teacher is a VAE decoder 20-400-784 with Bernoulli
 pixels (Kingma & Welling 2013, appendix C); q(z_v|z) an MLP 40-256-2x20 with a
-diagonal Gaussian output (or, to start annealing from, a full-covariance one); the classifier
+diagonal Gaussian output (or, to start annealing from, a full-covariance one); the label decoder
 q(y|z) an MLP 40-256-10. Every constructor takes a seed, so weights never depend on the global
 random state.
 """
@@ -139,7 +139,7 @@ class MLPCholeskyInferenceNet(nn.Module):
         return mean, unit * (F.softplus(raw) + 1e-4).unsqueeze(1)
 
 
-class MLPClassifier(nn.Module):
+class LabelDecoderMLP(nn.Module):
     """The student's label decoder q(y|z) = softmax(MLP(z))_y for class labels: z (n, m), y (n,) -> log q (n,)."""
 
     def __init__(self, sizes: Sequence[int] = (40, 256, 10), seed: int = 0, dtype=torch.float32):

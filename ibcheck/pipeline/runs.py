@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from ibcheck import fileio
+from ibcheck import fileio, schema
+from ibcheck.config import TeacherRunConfig, TrainConfig
 from ibcheck.interface import InputError
 
 CONFIG = "config.json"
@@ -33,18 +34,9 @@ OURS = {CONFIG, METRICS, CHECKPOINT, PREVIOUS, STATUS}
 # config keys that say where something is, not what the run is: a moved study folder resumes
 # with its teacher at the new path (whose own config is checked when it is loaded)
 LOCATIONS = ("teacher_run",)
+# the settings each kind of run records; former field names in an old config.json are read as current
+CONFIG_TYPES: dict[str, type] = {"train": TrainConfig, "teacher": TeacherRunConfig}
 log = logging.getLogger("ibcheck")
-
-
-def _only_leftovers(folder: Path) -> bool:
-    """True when ``folder`` holds nothing but our lock and temporary files, also in its
-    subfolders (a run, or its teacher, killed before writing a config), which count as empty."""
-    for entry in folder.iterdir():
-        match = fileio.TEMP_PATTERN.match(entry.name)
-        ours = entry.name == LOCK or (match is not None and match["name"] in OURS)
-        if not ours and not (entry.is_dir() and not entry.is_symlink() and _only_leftovers(entry)):
-            return False
-    return True
 
 
 class RunDir:
@@ -64,11 +56,11 @@ class RunDir:
             raise InputError(f"{self.path}: exists and is not a folder")
         if (self.path / CONFIG).exists():
             existing = read_config(self.path, str(self.path))
-            if existing.get("kind") != self.kind or not same_run(existing.get("config"), self.config):
+            if existing.get("kind") != self.kind or not same_run(existing.get("config"), self.config, self.kind):
                 raise InputError(f"{self.path}: holds another run (different kind or config); choose a new --out")
             if not resume:
                 raise InputError(f"{self.path}: a run is already there; pass --resume to continue it")
-        elif self.path.exists() and not _only_leftovers(self.path):
+        elif self.path.exists() and not fileio.only_leftovers(self.path, OURS, recurse=True):
             raise InputError(f"{self.path}: folder is not empty and holds no {CONFIG}; choose a new --out")
 
     def create(self) -> RunDir:
@@ -130,10 +122,13 @@ class RunDir:
                              f"run the command again to start the run anew") from None
 
 
-def same_run(recorded: object, config: dict) -> bool:
-    """Whether a recorded config is ``config``'s run: equal but for ``LOCATIONS``."""
+def same_run(recorded: object, config: dict, kind: str) -> bool:
+    """Whether a recorded config is ``config``'s run: equal but for ``LOCATIONS``, once the former
+    field names it may hold are read as current (``schema.current_names``)."""
     if not isinstance(recorded, dict):
         return False
+    if kind in CONFIG_TYPES:
+        recorded = dict(schema.current_names(CONFIG_TYPES[kind], recorded))
     missing = object()
     keys = (recorded.keys() | config.keys()) - set(LOCATIONS)
     return all(recorded.get(k, missing) == config.get(k, missing) for k in keys)

@@ -1,11 +1,11 @@
-"""The VIB student: a stochastic encoder p(z|x), a classifier q(y|z), and its training epoch.
+"""The VIB student: a stochastic encoder p(z|x), a label decoder q(y|z), and its training epoch.
 
 Defaults follow Alemi et al.'s reference code ``vib_demo`` (MNISTVIB.ipynb): inputs
 scaled to 2x - 1, encoder MLP 784-1024-1024-2K with std = softplus(rho - 5), loss
 cross-entropy + beta KL(p(z|x) || N(0, I)) with beta = 1e-3 (in nats here; the
 demo divides both by ln 2), one z draw per image in training and 12 at evaluation,
 batch 100, Adam(1e-4, betas (0.5, 0.999)) decayed by 0.97 every 2 epochs, 200 epochs.
-The paper's choices: K = 40 and a 2-layer MLP classifier q(y|z) (Herwana & Kadian, section 4).
+The paper's choices: K = 40 and a 2-layer MLP label decoder q(y|z) (Herwana & Kadian, section 4).
 """
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ class ScaledMLPEncoder(networks.MLPEncoder):
 
 
 class VIBStudent(nn.Module):
-    """Encoder p(z|x) and classifier q(y|z) (``networks.MLPClassifier``); initial weights from
-    ``seed``'s tree (paths ``encoder`` and ``classifier``)."""
+    """Encoder p(z|x) and label decoder q(y|z) (``networks.LabelDecoderMLP``); initial weights from
+    ``seed``'s tree (paths ``encoder`` and ``classifier``: the seed path keeps the decoder's former
+    name, so that a seed gives the weights it gave before the rename)."""
 
     def __init__(self, config: StudentConfig, seed: int = 0):
         super().__init__()
@@ -72,13 +73,13 @@ class VIBStudent(nn.Module):
             self.encoder = CNNEncoder(config.latent, seed=encoder_seed, std_shift=config.std_shift)
         else:
             raise ValueError(f"unknown encoder {config.encoder!r} (mlp or cnn)")
-        self.classifier = networks.MLPClassifier((config.latent, config.classifier_hidden, 10),
-                                                 seed=seeds.seed_of(seed, "classifier"))
+        self.label_decoder = networks.LabelDecoderMLP((config.latent, config.label_decoder_hidden, 10),
+                                                      seed=seeds.seed_of(seed, "classifier"))
 
     def loss(self, x: Tensor, y: Tensor, beta: float, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """(total, cross-entropy, KL) batch means in nats: -log q(y|z) + beta KL(p(z|x) || N(0, I)), one z each."""
         mean, std = self.encoder(x)
-        ce = -self.classifier.log_prob(rsample(mean, std, generator), y).mean()
+        ce = -self.label_decoder.log_prob(rsample(mean, std, generator), y).mean()
         kl = kl_diag_to_standard(mean, std).mean()
         return ce + beta * kl, ce, kl
 
@@ -87,7 +88,7 @@ class VIBStudent(nn.Module):
         """Class probabilities averaged over ``samples`` z draws (vib_demo's avg_accuracy): (n, 10)."""
         mean, std = self.encoder(x)
         z = rsample(mean, std, generator, draws=samples)
-        return torch.softmax(self.classifier.net(z), dim=-1).mean(1)
+        return torch.softmax(self.label_decoder.net(z), dim=-1).mean(1)
 
 
 def make_optimizer(student: VIBStudent, config: StudentConfig) -> tuple[torch.optim.Optimizer,

@@ -107,7 +107,7 @@ def read_teacher_run(path: str) -> TeacherRunConfig:
     def fail(key: str, why: str):
         raise InputError(f"--teacher {path}: its recorded {key} {why}")
 
-    return schema.from_json(TeacherRunConfig, saved.get("config"), "", fail)
+    return schema.from_json(TeacherRunConfig, schema.current_names(TeacherRunConfig, saved.get("config")), "", fail)
 
 
 def finished_teacher(path: str, config: TeacherRunConfig) -> VAE:

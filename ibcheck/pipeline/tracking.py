@@ -137,7 +137,7 @@ class Tracker:
         draws = torch.randint(0, 2**62, (len(groups) + 2,), generator=generator, device=generator.device).tolist()
         q_fit = estimators.train_q(enc, self.teacher, data, self.q, self.config.q,
                                    generator_for(draws[-2], self.train_x.device))
-        context = Context(teacher=self.teacher, q=self.q, q_fit=q_fit, label_decoder=student.classifier,
+        context = Context(teacher=self.teacher, q=self.q, q_fit=q_fit, label_decoder=student.label_decoder,
                           h_y=label_entropy(labels))
         record: dict = {"I_XZ": {}, "I_YZ": {}}
         for group, seed in zip(groups, draws):

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ import torch
 from ibcheck import schema, seeds
 from ibcheck.config import TrainConfig
 from ibcheck.estimators import limits, registry, teacher_ais
-from ibcheck.interface import Cost, Dims, Diverged
+from ibcheck.interface import Cost, Dims, Diverged, MetricsRecord
 from ibcheck.pipeline import data, runs, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
 from ibcheck.pipeline.networks import MLPCholeskyInferenceNet, MLPInferenceNet
@@ -33,7 +34,7 @@ class Session:
     q: MLPInferenceNet
     q_forward: torch.nn.Module
     generators: dict[str, torch.Generator]
-    records: list[dict]
+    records: list[MetricsRecord]
 
     def state(self) -> dict:
         return {"student": self.student.state_dict(), "optimiser": self.optimiser.state_dict(),
@@ -42,7 +43,7 @@ class Session:
                 "generators": runs.generator_states(**self.generators)}
 
     def restore(self, state: dict) -> None:
-        self.student.load_state_dict(state["student"])
+        self.student.load_state_dict(current_keys(state["student"]))
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])
         self.q.load_state_dict(state["q"])
@@ -53,10 +54,23 @@ class Session:
 
     @property
     def epochs_done(self) -> int:
-        return max((r["epoch"] for r in self.records if not r.get("partial")), default=0)
+        return int(max((r["epoch"] for r in self.records if not r.get("partial")), default=0))
 
 
 GENERATORS = ("train", "track", "labels")
+# former names of the student's modules, as checkpoints written before a rename hold them
+FORMER_MODULES = {"classifier.": "label_decoder."}
+
+
+def current_keys(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A student state dict with the former module names (``FORMER_MODULES``) replaced."""
+    out = {}
+    for key, value in weights.items():
+        for old, new in FORMER_MODULES.items():
+            if key.startswith(old):
+                key = new + key.removeprefix(old)
+        out[key] = value
+    return out
 
 
 def new_session(config: TrainConfig, device: torch.device) -> Session:
@@ -146,7 +160,9 @@ def run_epoch(config: TrainConfig, session: Session, tracker: tracking.Tracker, 
     session.records.append(_record(record, epoch, epoch * steps_per_epoch, losses, train_seconds, False))
 
 
-def _record(measured: dict, epoch: float, step: int, losses, train_seconds, partial: bool) -> dict:
+def _record(measured: dict, epoch: float, step: int, losses, train_seconds, partial: bool) -> MetricsRecord:
+    """One metrics record (``interface.MetricsRecord``): the tracker's ``measured`` values between
+    the epoch and step and the training's losses and times, with non-finite numbers made null."""
     estimate_seconds = measured.pop("seconds_estimate")
     population_seconds = measured.pop("seconds_population", None)  # part of estimate_seconds
     record = {"epoch": epoch, "step": step, **measured,
@@ -156,7 +172,7 @@ def _record(measured: dict, epoch: float, step: int, losses, train_seconds, part
                           **({} if population_seconds is None else {"population": population_seconds})}}
     if partial:
         record["partial"] = True
-    return with_finite_numbers(record)
+    return cast(MetricsRecord, with_finite_numbers(record))
 
 
 def with_finite_numbers(record: dict) -> dict:
@@ -218,7 +234,8 @@ def _student_data(vae: VAE, train_set: data.ImageSet, test_set: data.ImageSet,
 
 
 def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bool,
-          progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, record: None) -> list[dict]:
+          progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, record: None
+          ) -> list[MetricsRecord]:
     """Run (or resume) the whole experiment into ``out``; returns the metrics records.
 
     Everything is checked and the data are loaded before the run folder is written. The teacher
@@ -248,7 +265,7 @@ def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bo
 
 
 def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str, Tensor], device: torch.device,
-                   progress: Callable[[str, int, int, dict], None]) -> list[dict]:
+                   progress: Callable[[str, int, int, dict], None]) -> list[MetricsRecord]:
     """The student's epochs, from the last checkpoint of ``run`` if there is one."""
     session = new_session(config, device)
     tracker = tracking.Tracker(vae.generative, session.q, session.q_forward, d["train_x"], d["train_y"],
@@ -271,5 +288,5 @@ def _train_student(config: TrainConfig, run: runs.RunDir, vae: VAE, d: dict[str,
         except Diverged as err:
             raise Diverged(f"in epoch {epoch}, {err} (records up to epoch {epoch - 1} kept)") from None
         run.save(session.state())
-        progress("student", epoch, config.epochs, session.records[-1])
+        progress("student", epoch, config.epochs, dict(session.records[-1]))
     return session.records

@@ -109,7 +109,7 @@ def check_folder(study: Study, folder: Path) -> tuple[Study, dict | None]:
     if (folder / results.STUDY_FILE).exists():
         recorded = results.read_study_file(folder)
         study = spec.adopt_names(study, recorded, str(folder))
-    elif folder.exists() and not _only_leftovers(folder):
+    elif folder.exists() and not fileio.only_leftovers(folder, LEDGER_FILES):
         raise InputError(f"{folder}: folder is not empty and holds no {results.STUDY_FILE}; choose a new --out")
     else:
         recorded = None
@@ -120,15 +120,6 @@ def check_folder(study: Study, folder: Path) -> tuple[Study, dict | None]:
 
 # what a driver killed before study.json first existed leaves: its lock, its half-written files
 LEDGER_FILES = {results.STUDY_FILE, results.SUMMARY_FILE}
-
-
-def _only_leftovers(folder: Path) -> bool:
-    """Whether ``folder`` holds nothing but the lock and temporary files of ``LEDGER_FILES``."""
-    for entry in folder.iterdir():
-        match = fileio.TEMP_PATTERN.match(entry.name)
-        if entry.name != LOCK and not (match and match["name"] in LEDGER_FILES and entry.is_file()):
-            return False
-    return True
 
 
 class StudyLock(fileio.FolderLock):
@@ -323,14 +314,18 @@ def _todo(study: Study, folder: Path) -> list[Cell]:
 
 
 def run_study(study: Study, folder: Path, address: str | None, resources: Resources,
-              progress: Callable[[dict], None] = lambda state: None) -> dict[str, dict]:
+              progress: Callable[[dict], None] = lambda state: None,
+              connecting: Callable[[str], None] = lambda address: None) -> dict[str, dict]:
     """Run every unfinished cell of ``study`` into ``folder`` on Ray; returns {cell: outcome}
     for the cells run now. ``progress`` gets {"epochs", "done", "running", "failed"} about
-    once a second, and "teachers" (how many still train) while the teachers train."""
+    once a second, and "teachers" (how many still train) while the teachers train;
+    ``connecting`` gets ``address`` just before a cluster is asked for, only if a cell is to run."""
     folder = folder.resolve()
     check_address(address)
     study, recorded = check_folder(study, folder)
     todo = _todo(study, folder)
+    if todo and address:
+        connecting(address)  # Ray may take a while to answer: the caller can say what is awaited
     ray = connect_ray(address) if todo else None  # connect before anything is written
     if ray is not None:
         try:

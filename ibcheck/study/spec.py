@@ -209,7 +209,9 @@ def _cells(preset: str, base: dict, grids: list[dict[str, list]], label: str) ->
 def identity(config: dict) -> str:
     """A cell's identity, from its resolved config (as ``schema.to_json`` writes it, or as study.json
     records it): the JSON with sorted keys, every number a float (1 and 1.0 alike, -0.0 as 0.0),
-    without ``teacher_run`` (a path inside the study folder, fixed by the data and teacher settings)."""
+    without ``teacher_run`` (a path inside the study folder, fixed by the data and teacher settings),
+    and with former field names read as current (a study.json of an earlier release)."""
+    config = schema.current_names(TrainConfig, config)
     return json.dumps(_normal({k: v for k, v in config.items() if k != "teacher_run"}), sort_keys=True)
 
 
