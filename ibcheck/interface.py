@@ -226,6 +226,26 @@ class ReportRow(TypedDict):
     error: str | None
     failed: bool
     drawable: bool
+    coverage: Coverage | None
+
+
+class Coverage(TypedDict):
+    """How often a user's intervals held the truth on one case (``harness.coverage.judged``): of
+    ``calls`` intervals of nominal ``level``, ``contained`` held it; ``p_value`` is the exact
+    one-sided binomial test of under-coverage and ``covers`` its verdict at the run's per-test
+    level; ``fraction_ci``: the Clopper-Pearson 95% interval on the fraction; ``sides``: "two-sided",
+    "lower" ([low, inf)), "upper" ((-inf, high]) or "mixed"; ``mean_width``: of the two-sided
+    intervals (None where there are none), in nats."""
+
+    level: float
+    calls: int
+    contained: int
+    fraction: float
+    fraction_ci: list[float]
+    p_value: float
+    covers: bool
+    sides: str
+    mean_width: float | None
 
 
 class MeasuredValue(TypedDict):

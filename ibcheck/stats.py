@@ -1,5 +1,6 @@
-"""The statistical rules of bounds.md section 5, and the tests the study's claims use over runs
-(``t_test``, ``holm``, ``runs_to_decide``).
+"""The statistical rules of bounds.md section 5, the tests the study's claims use over runs
+(``t_test``, ``holm``, ``runs_to_decide``), and the binomial test of a user's intervals
+(``undercoverage_p``, ``clopper_pearson``).
 
 An upper bound U fails only if U_hat + q_(1-a) se < T; a lower bound L fails
 only if L_hat - q_(1-a) se > T; an implementation matches its analytic
@@ -157,3 +158,18 @@ def holm(pvalues: Sequence[float], alpha: float) -> tuple[list[float], list[bool
         rejecting = rejecting and pvalues[i] <= levels[i]
         significant[i] = rejecting
     return levels, significant
+
+
+def undercoverage_p(contained: int, calls: int, level: float) -> float:
+    """Exact one-sided binomial p-value that intervals of nominal ``level`` cover less often than
+    they claim: P(Binomial(calls, level) <= contained). Wider intervals than claimed are not a
+    failure (they are conservative), so only too few contained truths count against them."""
+    return float(stats.binom.cdf(contained, calls, level))
+
+
+def clopper_pearson(contained: int, calls: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson 1934) two-sided interval on a binomial proportion."""
+    tail = (1.0 - confidence) / 2
+    low = 0.0 if contained == 0 else float(stats.beta.ppf(tail, contained, calls - contained + 1))
+    high = 1.0 if contained == calls else float(stats.beta.ppf(1 - tail, contained + 1, calls - contained))
+    return low, high

@@ -37,6 +37,15 @@ failure of that case. An estimator that applies to no case (--estimator-target
 I_YZ where no case has labels) is bad input. Give --estimator and --kind once
 per estimator.
 
+--estimator-cmd 'COMMAND {input} {output}' runs an estimator in any language:
+each call writes its pairs to {input} (.npz: x and z, and the JSON header) or
+{csv}, and the header to {header}; the command writes {"estimate": E} to
+{output}, optionally with "interval": [LOW, HIGH] and "level". A non-zero exit,
+a bad output or a run past the time limit (its processes are killed) is a
+recorded failure. A Python estimator may return (estimate, low, high) instead,
+at --interval-level. Where intervals are given, the fraction of them that hold
+the truth is tested against their level (exact binomial test, one-sided).
+
 Prints a table, writes report.md, figures (PNG) with their numbers (CSV) and
 results.json into --out. Exit status: 0 every test passed, 1 a test failed,
 2 bad input (a one-line message says what)."""
@@ -48,16 +57,36 @@ Write N iid draws (z_v, x, z, and y where the case has labels) of every case of
 case names in order in "cases"."""
 
 
+class _InOrder(argparse.Action):
+    """Appends (the option's kind, its value) to one list, so that ``--estimator`` and
+    ``--estimator-cmd`` keep the order in which they were given, which ``--kind`` follows."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), (self.const, values)])
+
+
 def _plugins(args: argparse.Namespace) -> tuple:
-    """The users' estimators of ``--estimator``, imported, with their options checked."""
-    from ibcheck.harness import plugin
+    """The users' estimators of ``--estimator`` (imported) and ``--estimator-cmd`` (parsed), in the
+    order given, with their options checked."""
+    from ibcheck.harness import external, objects, plugin
 
     plugin.check_time_limit(args.estimator_time_limit)
-    specs, kinds = args.estimator or [], args.kind or []
-    if len(specs) != len(kinds):
-        raise InputError(f"give --kind once per --estimator ({len(specs)} --estimator, {len(kinds)} --kind)")
-    return tuple(plugin.Plugin(spec, plugin.load(spec), kind, args.estimator_target, args.estimator_n,
-                               args.estimator_repeats, args.estimator_time_limit) for spec, kind in zip(specs, kinds))
+    given, kinds = args.estimators or [], args.kind or []
+    if len(given) != len(kinds):
+        raise InputError(f"give --kind once per --estimator or --estimator-cmd ({len(given)} estimators, "
+                         f"{len(kinds)} --kind)")
+    out = []
+    fn: plugin.Estimator
+    for (source, text), kind in zip(given, kinds):
+        if source == "cmd":
+            command = external.Command(text)
+            name, fn, params = command.name, command, objects.parameters_of(command)
+        else:
+            loaded = plugin.load(text)
+            name, fn, params = text, objects.as_estimator(loaded, f"--estimator {text}"), objects.parameters_of(loaded)
+        out.append(plugin.Plugin(name, fn, kind, args.estimator_target, args.estimator_n, args.estimator_repeats,
+                                 args.estimator_time_limit, args.interval_level, params))
+    return tuple(out)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -107,10 +136,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _estimator_options(v: argparse.ArgumentParser) -> None:
-    v.add_argument("--estimator", action="append", metavar="MODULE:FUNCTION",
-                   help="your estimator fn(a, b) -> float in nats, judged beside the built-in ones (repeatable)")
+    v.add_argument("--estimator", action=_InOrder, const="module", dest="estimators", metavar="MODULE:FUNCTION",
+                   help="your estimator fn(a, b) -> float in nats (or an object with an estimate(a, b) method), "
+                        "judged beside the built-in ones (repeatable)")
+    v.add_argument("--estimator-cmd", action=_InOrder, const="cmd", dest="estimators", metavar="'COMMAND'",
+                   help="an estimator in any language: a command naming {input} (npz) or {csv}, and {output}, "
+                        "where it writes {\"estimate\": E} (repeatable; docs: guides/external)")
     v.add_argument("--kind", action="append", choices=("lower", "upper", "point"),
-                   help="what that estimator claims to be, once per --estimator")
+                   help="what that estimator claims to be, once per --estimator or --estimator-cmd, in order")
+    v.add_argument("--interval-level", type=positive_fraction, metavar="L",
+                   help="the nominal level of intervals your estimators return without one "
+                        "((estimate, low, high) from Python); their coverage of the truth is tested")
     v.add_argument("--estimator-target", choices=("I_XZ", "I_YZ"), default="I_XZ",
                    help="(x, z) or (y, z) pairs, the latter on cases with labels (default: %(default)s)")
     v.add_argument("--estimator-n", type=at_least_two, default=1000, metavar="N",

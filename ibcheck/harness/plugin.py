@@ -1,7 +1,11 @@
 """Judge anyone's estimator with the harness's statistics (``check_estimator``).
 
 A user's estimator is a plain callable ``fn(a, b) -> float``: numpy arrays a: (n, d) and
-b: (n, m) of n iid pairs, and its estimate of I(A;B) in nats. For I(X;Z) it gets (x, z); for
+b: (n, m) of n iid pairs, and its estimate of I(A;B) in nats; or an object with such an
+``estimate(a, b)`` method (benchmark-mi's interface), whose parameters are recorded where it
+exposes them (``objects.parameters_of``); or an external command (``external.Command``). It may return
+``(estimate, low, high)`` (or ``(estimate, low, high, level)``) instead, an interval whose
+coverage of the truth is judged too (``coverage``). For I(X;Z) it gets (x, z); for
 I(Y;Z) it gets (y, z), y: (n, p) real labels or (n, 1) class indices. It is called on
 ``repeats`` independent sample sets of each case, and the mean over the calls, with the
 standard error sd / sqrt(repeats), is judged by bounds.md section 5 like any built-in estimate:
@@ -24,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -32,9 +36,12 @@ import torch
 from ibcheck import seeds
 from ibcheck.analytic import suite
 from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.harness import external
+from ibcheck.harness.coverage import Intervals
 from ibcheck.interface import BoundKind, Estimate, InputError, Target
 
-Estimator = Callable[[np.ndarray, np.ndarray], float]
+# returns an estimate in nats, or (estimate, low, high[, level]) with its interval
+Estimator = Callable[[np.ndarray, np.ndarray], "float | tuple[float, ...]"]
 # a user's kinds, and the kind of estimate each becomes ("point" is judged two-sided against the truth)
 UserKind = Literal["lower", "upper", "point"]
 KINDS: dict[str, BoundKind] = {"lower": "lower", "upper": "upper", "point": "point"}
@@ -68,6 +75,8 @@ class Plugin:
     n: int = 1_000
     repeats: int = 20
     time_limit: float = 60.0
+    level: float | None = None  # the nominal level of intervals returned without one
+    params: dict = dataclasses.field(default_factory=dict)  # the estimator object's own, where it has them
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -77,13 +86,15 @@ class Plugin:
         if self.n < 2 or self.repeats < 2:
             raise InputError(f"{self.name}: n and repeats must be at least 2")
         check_time_limit(self.time_limit)
+        if self.level is not None and not 0 < self.level < 1:
+            raise InputError(f"{self.name}: interval level {self.level!r} must be in (0, 1)")
 
     def applies(self, case: LinearGaussianCase) -> bool:
         return self.target == "I_XZ" or case.labels.kind != "none"
 
 
-def load(spec: str) -> Estimator:
-    """The callable named by "MODULE:FUNCTION": an importable module, the current folder included
+def load(spec: str) -> Any:
+    """The callable (or estimator object) named by "MODULE:FUNCTION": an importable module, the current folder included
     (as ``python -m`` has it; the ``ibcheck`` script alone would not look there)."""
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
@@ -98,8 +109,9 @@ def load(spec: str) -> Estimator:
         raise
     except BaseException as err:  # the user's module may fail in any way while it imports, sys.exit included
         raise InputError(f"--estimator {spec}: cannot import {module_name} ({failure(err)})") from None
-    if not callable(fn):
-        raise InputError(f"--estimator {spec}: {module_name} has no callable {attr}")
+    if not callable(fn) and not callable(getattr(fn, "estimate", None)):
+        raise InputError(f"--estimator {spec}: {module_name} has no callable {attr}, nor an object with an "
+                         f"estimate(a, b) method")
     return fn
 
 
@@ -210,6 +222,44 @@ def real_number(raw: object) -> tuple[float | None, str | None]:
     return (value, None) if math.isfinite(value) else (None, f"returned {value}")
 
 
+class Read(NamedTuple):
+    """An estimate returned with its interval (nats; an open end is -inf or inf) and, where the
+    estimator gave it, the interval's nominal level."""
+
+    value: float
+    low: float
+    high: float
+    level: float | None
+
+
+def reading(raw: object) -> tuple[float | Read | None, str | None]:
+    """(value, None) for a finite real number (``real_number``); (Read, None) for a tuple
+    (estimate, low, high) or (estimate, low, high, level) of real numbers with a finite estimate,
+    low <= high (either may be infinite: a one-sided interval) and level in (0, 1); or (None, why)."""
+    if not isinstance(raw, tuple):
+        return real_number(raw)
+    if len(raw) not in (3, 4):
+        return None, f"returned a tuple of {len(raw)} items; (estimate, low, high) or (estimate, low, high, level)"
+    value, why = real_number(raw[0])
+    if value is None:
+        return None, f"returned an interval whose estimate is not a finite real number: it {why}"
+    ends = []
+    for end, name in zip(raw[1:3], ("low", "high")):
+        scalar = _scalar(end)
+        number = math.nan if scalar is None else float(scalar)
+        if math.isnan(number):
+            return None, f"returned an interval whose {name} end is {_described(end)}, not a real number or +-inf"
+        ends.append(number)
+    if ends[0] > ends[1]:
+        return None, f"returned an interval with low > high ({ends[0]:g} > {ends[1]:g})"
+    level = None
+    if len(raw) == 4:
+        level = float(raw[3]) if _scalar(raw[3]) is not None else math.nan
+        if not 0 < level < 1:
+            return None, f"returned an interval level that is not in (0, 1): {_described(raw[3])}"
+    return Read(value, ends[0], ends[1], level), None
+
+
 def _armed(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float, alarm: bool) -> object:
     """fn(a, b), interrupted by ``_Timeout`` past ``time_limit`` seconds when ``alarm``."""
     if alarm:
@@ -223,11 +273,12 @@ def _armed(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float, alarm
 
 
 def call(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float,
-         alarm: bool = False) -> tuple[float | None, str | None, float]:
-    """(value, None, seconds) for a good call, or (None, why, seconds) for one that raised or
-    exited (``sys.exit``), returned anything but a finite real number (``real_number``), or took
-    longer than ``time_limit`` seconds (interrupted there when ``alarm``: inside ``timeouts()``).
-    KeyboardInterrupt is not the estimator's failure: it interrupts the run."""
+         alarm: bool = False) -> tuple[float | Read | None, str | None, float]:
+    """(value, None, seconds) for a good call (a float, or a ``Read`` with its interval), or
+    (None, why, seconds) for one that raised or exited (``sys.exit``), returned anything else
+    (``reading``), or took longer than ``time_limit`` seconds (interrupted there when ``alarm``:
+    inside ``timeouts()``; an external command is killed there in any thread). KeyboardInterrupt
+    is not the estimator's failure: it interrupts the run."""
     started = time.perf_counter()
     try:
         raw = _armed(fn, a, b, time_limit, alarm)
@@ -235,9 +286,11 @@ def call(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float,
         if seconds > time_limit:
             return None, f"ran past the time limit of {time_limit:g} s ({seconds:.3g} s)", seconds
         # inside the guard: a float subclass's own __float__ is the user's code too
-        return (*real_number(raw), seconds)
+        return (*reading(raw), seconds)
     except _Timeout:
         return None, f"ran past the time limit of {time_limit:g} s", time.perf_counter() - started
+    except external.CommandFailed as err:  # its message is already the reason
+        return None, str(err), time.perf_counter() - started
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # any failure of the user's code, sys.exit included, is recorded, not raised
@@ -246,10 +299,38 @@ def call(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float,
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One plugin on one case: the estimate over the good calls, and why calls failed."""
+    """One plugin on one case: the estimate over the good calls, why calls failed, and the
+    calls' intervals where the estimator gave them."""
 
     estimate: Estimate
     error: str | None
+    intervals: Intervals | None = None
+
+
+def _for_call(plugin: Plugin, case: LinearGaussianCase, draw_seed: int, index: int) -> Estimator:
+    """What one call runs: an external command with this call's header and time limit bound."""
+    if isinstance(plugin.fn, external.Command):
+        return plugin.fn.for_call(case.name, plugin.target, seeds.seed_of(draw_seed, "call", index), index,
+                                  plugin.repeats, plugin.time_limit)
+    return plugin.fn
+
+
+def _intervals(plugin: Plugin, reads: list[float | Read]) -> tuple[Intervals | None, str | None]:
+    """The calls' intervals at one level, None where no call gave one, or why they cannot be judged:
+    some calls gave an interval and others not, or the level is unknown or not the same for all."""
+    given = [r for r in reads if isinstance(r, Read)]
+    if not given:
+        return None, None
+    if len(given) < len(reads):
+        return None, f"returned an interval in {len(given)} of {len(reads)} calls; give one in every call or none"
+    levels = {r.level for r in given if r.level is not None}
+    if plugin.level is not None:
+        levels.add(plugin.level)
+    if len(levels) != 1:
+        why = (f"gave intervals at different levels {sorted(levels)}" if levels else
+               "returned intervals without their level: give it (--interval-level, level=) or return it")
+        return None, why
+    return Intervals(levels.pop(), tuple(r.low for r in given), tuple(r.high for r in given)), None
 
 
 def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
@@ -257,24 +338,29 @@ def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
     se = sd / sqrt(repeats). A failed call makes the estimate NaN with its reason, and ends the
     case (no more calls: a slow estimator costs one time limit per case, not ``repeats``)."""
     draw_seed = seeds.seed_of(seed, case.name, case.settings.seed, "plugin", plugin.name)
-    values: list[float] = []
+    reads: list[float | Read] = []
     failure: str | None = None
     seconds = 0.0
     with timeouts() as alarm:
-        for a, b in suite.sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed):
-            value, failure, took = call(plugin.fn, a, b, plugin.time_limit, alarm)
+        sets = suite.sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed)
+        for index, (a, b) in enumerate(sets):
+            value, failure, took = call(_for_call(plugin, case, draw_seed, index), a, b, plugin.time_limit, alarm)
             seconds += took
             if failure is not None:  # the case's estimate is a failure whatever the other calls return
+                failure = f"{failure} (call {index + 1} of {plugin.repeats}; no more calls were made)"
                 break
             assert value is not None
-            values.append(value)
+            reads.append(value)
+    intervals, why = _intervals(plugin, reads) if failure is None else (None, None)
+    failure = failure or why
     params = {"n": plugin.n, "repeats": plugin.repeats, "time_limit": plugin.time_limit,
-              "failed_calls": int(failure is not None)}
+              "failed_calls": int(failure is not None), **({"estimator": plugin.params} if plugin.params else {})}
+    values = [float(r.value if isinstance(r, Read) else r) for r in reads]
     if failure is not None:
         estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], math.nan, math.nan, plugin.repeats,
                             draw_seed, params, seconds)
-        return Run(estimate, f"{failure} (call {len(values) + 1} of {plugin.repeats}; no more calls were made)")
+        return Run(estimate, failure)
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     estimate = Estimate(plugin.name, plugin.target, KINDS[plugin.kind], mean, sd / math.sqrt(len(values)),
                         len(values), draw_seed, params, seconds)
-    return Run(estimate, None)
+    return Run(estimate, None, intervals)

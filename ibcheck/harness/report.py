@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 
 from ibcheck import fileio, stats
 from ibcheck.estimators import registry
-from ibcheck.harness import bracket
+from ibcheck.harness import bracket, coverage
 from ibcheck.harness.validate import Judged, ValidationResult
 from ibcheck.interface import ReportRow
 
@@ -55,8 +55,10 @@ def rows(result: ValidationResult) -> list[ReportRow]:
                         "exact": r.truth, "exact_se": r.truth_se, "gap": r.gap, "expected": r.outcome.expected,
                         "best": r.outcome.best, "valid": r.valid, "matches_expected": r.matches_expected,
                         "seconds": est.seconds, "params": est.params, "seed": est.seed, "error": r.error,
-                        "failed": r.valid is False or r.matches_expected is False or r.error is not None,
-                        "drawable": all(math.isfinite(v) for v in (est.value, est.stderr, r.gap))})
+                        "failed": r.valid is False or r.matches_expected is False or r.covers is False
+                        or r.error is not None,
+                        "drawable": all(math.isfinite(v) for v in (est.value, est.stderr, r.gap)),
+                        "coverage": r.coverage})
     return out
 
 
@@ -69,11 +71,17 @@ def to_json(result: ValidationResult, table: list[ReportRow] | None = None) -> d
         ex = c.exact
         cases.append({"name": c.name,
                       "exact": {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se},
-                      "estimates": [_fields(row, JSON_FIELDS) for row in table if row["case"] == c.name],
+                      "estimates": [_estimate_json(row) for row in table if row["case"] == c.name],
                       "bracket": bracket.case_bracket(_by_case(table, c.name)), "q_fits": c.q_fits})
     return fileio.finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
                                   "tests": result.tests, "seed": result.seed, "device": result.device,
                                   "dtype": result.dtype, "seconds": result.seconds, "cases": cases})
+
+
+def _estimate_json(row: ReportRow) -> dict[str, Any]:
+    """One estimate's JSON: ``JSON_FIELDS``, and ``coverage`` where the estimator gave intervals."""
+    fields = _fields(row, JSON_FIELDS)
+    return fields if row["coverage"] is None else {**fields, "coverage": row["coverage"]}
 
 
 def _fmt(value) -> str:
@@ -96,6 +104,7 @@ def terminal_table(result: ValidationResult, table: list[ReportRow]) -> str:
         lines.append(f"{row['case'][:22]:<22} {row['label'][:24]:<24} {row['value']:>10.4f} {row['stderr']:>8.4f} "
                      f"{row['exact']:>9.4f} {row['gap']:>+9.4f}  {flags[0]}  {flags[1]}"
                      + (f"  ({row['error']})" if row["error"] else ""))
+    lines += coverage.terminal_lines(table)
     for c in result.cases:
         lines.append(_bracket_line(c.name, bracket.case_bracket(_by_case(table, c.name))))
     lines += [f"q {c.name}: {q_summary(c.q_fits)}" for c in result.cases if c.q_fits]
@@ -264,6 +273,7 @@ def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
         "Numbers behind the figures: `estimates.csv`, `iw_vs_K.csv`, `batch_vs_N.csv`, `bracket_vs_K.csv`; "
         "everything in `results.json`.", "",
         *_bracket_table(result, table),
+        *coverage.markdown(table, result.test_alpha),
     ]
     for c in result.cases:
         ex = c.exact
@@ -315,7 +325,8 @@ def _csv(path: Path, fields: list[str], table: Sequence[Mapping[str, Any]]) -> N
 
 
 REPORT_FILES = ("results.json", "estimates.csv", "iw_vs_K.csv", "batch_vs_N.csv", "bracket_vs_K.csv",
-                "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "bracket_vs_K.png", "report.md")
+                "estimates.png", "iw_vs_K.png", "batch_vs_N.png", "bracket_vs_K.png", *coverage.FILES,
+                "report.md")  # report.md last: the CLI names it
 
 
 def check_report_folder(out: str | Path) -> None:
@@ -331,7 +342,8 @@ def write_report(result: ValidationResult, out: str | Path, table: list[ReportRo
     table = rows(result) if table is None else table
     with fileio.replacing_folder(out) as staging:
         _write_files(result, staging, table)
-    return [out / name for name in REPORT_FILES]
+        written = [name for name in REPORT_FILES if (staging / name).exists()]
+    return [out / name for name in written]
 
 
 def _write_files(result: ValidationResult, out: Path, table: list[ReportRow]) -> None:
@@ -346,4 +358,5 @@ def _write_files(result: ValidationResult, out: Path, table: list[ReportRow]) ->
                        ("bracket_vs_K.png", lambda result, table: bracket.plot_widths(table))):
         fig = plot(result, table)
         fileio.save_figure(fig, out / name)
+    coverage.write(out, table)
     fileio.write_text(out / "report.md", markdown(result, table))

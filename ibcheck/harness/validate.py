@@ -21,8 +21,9 @@ from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.estimators import limits, registry
 from ibcheck.estimators.q_fit import train_both
+from ibcheck.harness import coverage
 from ibcheck.harness import plugin as plugin_mod
-from ibcheck.interface import Context, Cost, Dims, Estimate, Exact, InputError, Reference
+from ibcheck.interface import Context, Cost, Coverage, Dims, Estimate, Exact, InputError, Reference
 
 REFERENCE: Reference = "population"
 
@@ -83,13 +84,15 @@ def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
 class Outcome:
     """One estimate with its analytic expectation (``expected``, with its se where it is a Monte
     Carlo value) at the parameters it ran with, and the analytic value at the optimal q (``best``),
-    where they exist; ``error``: why the run failed (a user's estimator that raised, say)."""
+    where they exist; ``error``: why the run failed (a user's estimator that raised, say);
+    ``intervals``: a user's estimator's intervals, whose coverage is tested."""
 
     estimate: Estimate
     expected: float | None = None
     best: float | None = None
     expected_se: float = 0.0
     error: str | None = None
+    intervals: coverage.Intervals | None = None
 
 
 def _q_of(setup: CaseSetup, est: Estimate) -> models.LinearGaussianQ:
@@ -189,10 +192,10 @@ def _plugin_outcome(plugin: plugin_mod.Plugin, case: LinearGaussianCase, ex: Exa
     tested against 0)."""
     done = plugin_mod.run(plugin, case, seed)
     if plugin.kind != "point":
-        return Outcome(done.estimate, error=done.error)
+        return Outcome(done.estimate, error=done.error, intervals=done.intervals)
     truth = ex.I_XZ if plugin.target == "I_XZ" else ex.I_YZ
     truth_se = (ex.I_XZ_se if plugin.target == "I_XZ" else ex.I_YZ_se) or 0.0
-    return Outcome(done.estimate, expected=truth, expected_se=truth_se, error=done.error)
+    return Outcome(done.estimate, expected=truth, expected_se=truth_se, error=done.error, intervals=done.intervals)
 
 
 # ---------------------------------------------------------------- judging
@@ -202,7 +205,8 @@ def _plugin_outcome(plugin: plugin_mod.Plugin, case: LinearGaussianCase, ex: Exa
 class Judged:
     """An outcome with its tests: ``valid`` (one-sided, bounds.md section 5) and
     ``matches_expected`` (two-sided); None where a test does not apply. ``error`` says why an
-    outcome that is not a finite number failed."""
+    outcome that is not a finite number failed. ``coverage``: how often a user's intervals held
+    the truth, with its binomial verdict (``harness.coverage``)."""
 
     outcome: Outcome
     truth: float
@@ -210,6 +214,11 @@ class Judged:
     valid: bool | None
     matches_expected: bool | None
     error: str | None = None
+    coverage: Coverage | None = None
+
+    @property
+    def covers(self) -> bool | None:
+        return None if self.coverage is None else self.coverage["covers"]
 
     @property
     def estimate(self) -> Estimate:
@@ -246,13 +255,14 @@ class ValidationResult:
     @property
     def passed(self) -> bool:
         return all(r.error is None and r.valid is not False and r.matches_expected is not False
-                   for c in self.cases for r in c.rows)
+                   and r.covers is not False for c in self.cases for r in c.rows)
 
 
-def _tests_of(outcome: Outcome) -> tuple[bool, bool]:
-    """(has a one-sided test, has an expectation test): a bound against the truth, and an
-    estimate against its analytic expectation where one exists."""
-    return outcome.estimate.kind in ("upper", "lower"), outcome.expected is not None
+def _tests_of(outcome: Outcome) -> tuple[bool, bool, bool]:
+    """(has a one-sided test, has an expectation test, has a coverage test): a bound against the
+    truth, an estimate against its analytic expectation where one exists, and a user's intervals
+    against their level."""
+    return outcome.estimate.kind in ("upper", "lower"), outcome.expected is not None, outcome.intervals is not None
 
 
 def _not_finite(outcome: Outcome) -> str | None:
@@ -265,7 +275,7 @@ def _not_finite(outcome: Outcome) -> str | None:
 
 
 def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
-    est, (one_sided, two_sided) = o.estimate, _tests_of(o)
+    est, (one_sided, two_sided, _) = o.estimate, _tests_of(o)
     truth = ex.I_XZ if est.target == "I_XZ" else ex.I_YZ
     if truth is None:
         raise ValueError(f"an estimate of {est.target} for a case without labels")
@@ -280,7 +290,8 @@ def _judge_one(o: Outcome, ex: Exact, level: float, eps: float) -> Judged:
     match = None
     if o.expected is not None:
         match = stats.matches(est.value, est.stderr, est.n, o.expected, level, eps, o.expected_se)
-    return Judged(o, truth, truth_se, valid, match)
+    covered = None if o.intervals is None else coverage.judged(o.intervals, truth, level)
+    return Judged(o, truth, truth_se, valid, match, coverage=covered)
 
 
 def judge(per_case: list[tuple[str, Exact, list[Outcome], dict[str, dict]]], *, alpha: float,
@@ -294,7 +305,7 @@ def judge(per_case: list[tuple[str, Exact, list[Outcome], dict[str, dict]]], *, 
 
 
 def max_tests(cases: list[LinearGaussianCase]) -> int:
-    """An upper bound on the tests a validation of ``cases`` makes: two per estimate."""
+    """An upper bound on the tests a validation of ``cases`` makes by the built-in estimators: two per estimate."""
     total = 0
     for case in cases:
         for spec in applicable(case):
@@ -306,7 +317,7 @@ def max_tests(cases: list[LinearGaussianCase]) -> int:
 
 def check_alpha(alpha: float, cases: list[LinearGaussianCase], plugins: int = 0) -> None:
     """Refuse a budget whose per-test quantile float64 cannot hold, before any work is done."""
-    bound = max_tests(cases) + plugins * len(cases)
+    bound = max_tests(cases) + 2 * plugins * len(cases)  # a user's estimate and its coverage
     if not stats.representable(stats.bonferroni(alpha, bound) / 2):
         raise InputError(f"--alpha {alpha:g}: split over up to {bound} tests, each test's quantile is not "
                          f"representable in float64 (use --alpha >= 1e-290)")
