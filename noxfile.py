@@ -1,7 +1,8 @@
 """nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff), ``nox -s types``
 (mypy) and ``nox -s docs`` (the Sphinx site, warnings as errors, its examples doctested) are the
 checks CI runs beside them; ``nox -s stats``, ``nox -s calibration``, ``nox -s bench``,
-``nox -s mutants``, ``nox -s validate``, ``nox -s study`` and ``nox -s peers`` are opt-in.
+``nox -s mutants``, ``nox -s validate``, ``nox -s study``, ``nox -s peers`` and ``nox -s torch_mist``
+are opt-in.
 Arguments after ``--`` go to pytest / the command.
 
 Virtualenvs see the base interpreter's packages (--system-site-packages) so the
@@ -134,3 +135,19 @@ def peers(session: nox.Session) -> None:
     session.install(*PEERS)
     session.install("-e", ".", "--no-deps")
     session.run("python", "scripts/peers.py", *(session.posargs or ["reports/peers"]))
+
+
+# torch-mist 0.2.17 pins numpy below 2 and imports pandas without declaring it; pandas 2.3 wants numpy 2, so
+# the session pins both (measured here); torch itself is the CPU build of the base interpreter
+TORCH_MIST = ["torch-mist==0.2.17", "numpy<2", "pandas<2.3", "torch==2.13.0"]
+
+
+@nox.session(venv_params=VENV)
+def torch_mist(session: nox.Session) -> None:
+    """torch-mist's estimators (NWJ, MINE, InfoNCE, TUBA, AlphaTUBA, JS, SMILE, FLO, BA, DoE, GM, L1Out, CLUB,
+    Binned, PQ), each judged as the bound torch-mist claims for it, beside ibcheck's bracket (read from
+    baselines/reference.json), into reports/torch-mist/ (48.5 minutes on two cores, shared with the tests).
+    torch-mist lives in this session's virtualenv only. ``-- OUT [--quick] [--workers=N] [--render]``."""
+    session.install(*TORCH_MIST)
+    session.install("-e", ".", "--no-deps")
+    session.run("python", "scripts/torch_mist_peers.py", *(session.posargs or ["reports/torch-mist"]))

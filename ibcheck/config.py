@@ -42,7 +42,8 @@ class EstimatorSettings:
 
     seed: added to the case's seed path; n_exact: Monte Carlo draws behind a
     "numerically exact" value (class labels); q: training of the teacher bounds'
-    q(z_v|z); estimators: each registered estimator's parameters. Defaults keep the
+    q(z_v|z); estimators: each registered estimator's parameters; skip: estimators not
+    to run on this case (say the paper's ``teacher_iw`` or ``teacher_iw_data``). Defaults keep the
     built-in suite well under two minutes on two CPU cores while every standard error
     stays small next to the gaps it has to resolve.
     """
@@ -51,6 +52,7 @@ class EstimatorSettings:
     n_exact: int = _field(1_000_000, min=2)
     q: QFitParams = QFitParams()
     estimators: Mapping[str, Any] = _sections(default_params)
+    skip: tuple[str, ...] = _field((), choices=registry.names())
 
     def params(self, name: str) -> Any:
         return self.estimators[name]

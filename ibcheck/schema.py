@@ -220,6 +220,7 @@ def check_keys(obj: Any, allowed: typing.Collection[str], required: typing.Colle
 
 # the metadata each kind of field can take; any other key is a programming error (``check_metadata``)
 _META: dict[str, frozenset[str]] = {"int": frozenset({"min"}), "tuple": frozenset({"min"}),
+                                    "tuple of str": frozenset({"choices"}),
                                     "float": frozenset({"positive", "at_least", "below"}),
                                     "str": frozenset({"choices"}), "bool": frozenset(),
                                     "dataclass": frozenset(), "sections": frozenset({"sections"})}
@@ -230,7 +231,7 @@ def _kind_name(kind: Any, meta: typing.Mapping[str, Any]) -> str:
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return "dataclass"
     if typing.get_origin(kind) is tuple:
-        return "tuple"
+        return "tuple of str" if typing.get_args(kind)[0] is str else "tuple"
     if "sections" in meta:
         return "sections"
     return getattr(kind, "__name__", repr(kind))
@@ -280,6 +281,8 @@ def _value(kind: Any, meta: typing.Mapping[str, Any], value: Any, base: Any, pat
             fail(path, f"must be {allowed}, got {show(value)}")
         return value
     origin = typing.get_origin(kind)
+    if origin is tuple and typing.get_args(kind)[0] is str:
+        return _names(value, meta.get("choices", ()), path, fail)
     if origin is tuple:
         low = meta.get("min", 0)
         if not isinstance(value, list) or not value or not all(type(v) is int and low <= v < INT_LIMIT for v in value):
@@ -288,6 +291,15 @@ def _value(kind: Any, meta: typing.Mapping[str, Any], value: Any, base: Any, pat
     if "sections" in meta:
         return _sections(meta["sections"](), value, base, path, fail)
     raise TypeError(f"{path}: no JSON rule for {kind!r}")  # a programming error, not bad input
+
+
+def _names(value: Any, choices: typing.Collection[str], path: str, fail: Fail) -> tuple[str, ...]:
+    """A list of distinct names, each one of ``choices`` (empty allowed)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in choices for v in value):
+        fail(path, f"must be a list of names among {', '.join(choices)}, got {show(value)}")
+    if len(set(value)) < len(value):
+        fail(path, f"names an entry twice, got {show(value)}")
+    return tuple(value)
 
 
 def _sections(defaults: dict[str, Any], value: Any, base: Any, path: str, fail: Fail) -> dict[str, Any]:

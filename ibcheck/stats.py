@@ -160,6 +160,12 @@ def holm(pvalues: Sequence[float], alpha: float) -> tuple[list[float], list[bool
     return levels, significant
 
 
+def is_level(value: object) -> bool:
+    """Whether ``value`` is a nominal level: a real number (not a bool) strictly inside (0, 1)."""
+    return bool(not isinstance(value, (bool, np.bool_))
+                and isinstance(value, (int, float, np.integer, np.floating)) and 0 < value < 1)
+
+
 def undercoverage_p(contained: int, calls: int, level: float) -> float:
     """Exact one-sided binomial p-value that intervals of nominal ``level`` cover less often than
     they claim: P(Binomial(calls, level) <= contained). Wider intervals than claimed are not a

@@ -124,13 +124,20 @@ FIELDS = ["case", "truth", "bracket_lower", "bracket_upper", "bracket_width", "b
           "stderr", "error", "calls", "seconds", "passed", "failure"]
 
 
-def plot(rows: list[dict], path: Path) -> None:
+MARKERS = {"lower": "^", "upper": "v", "point": "o"}  # a bound's marker points to the side it claims
 
-    fig, ax = fileio.figure(figsize=(8, 5))
-    for name in dict.fromkeys(r["peer"] for r in rows):
+
+def plot(rows: list[dict], path: Path, title: str | None = None) -> None:
+    from matplotlib import colormaps
+
+    fig, ax = fileio.figure(figsize=(9.5, 5))
+    colours = colormaps["tab20"].colors  # up to 20 estimators, none sharing a colour
+    for i, name in enumerate(dict.fromkeys(r["peer"] for r in rows)):
         mine = sorted((r for r in rows if r["peer"] == name and r["failure"] is None), key=lambda r: r["truth"])
+        kind = next(r["kind"] for r in rows if r["peer"] == name)
         ax.errorbar([r["truth"] for r in mine], [r["error"] for r in mine], yerr=[2 * r["stderr"] for r in mine],
-                    marker="o", ms=4, capsize=2, lw=1, label=name)
+                    marker=MARKERS.get(kind, "o"), ms=5, capsize=2, lw=1, color=colours[i % len(colours)],
+                    label=f"{name} ({kind})")
     cases = sorted({(r["truth"], r["bracket_lower"], r["bracket_upper"]) for r in rows
                     if r["bracket_lower"] is not None})
     ax.vlines([c[0] for c in cases], [c[1] - c[0] for c in cases], [c[2] - c[0] for c in cases], color="black",
@@ -139,9 +146,11 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set_xlabel("true I(X;Z) [nats]")
     ax.set_ylabel("estimate - truth [nats] (±2 se)")
-    ax.set_title(f"The field's estimators on ibcheck's built-in suite (n = {N:,} pairs per call)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title or f"The field's estimators on ibcheck's built-in suite (n = {N:,} pairs per call)",
+                 fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the data, not over it
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     fileio.save_figure(fig, path)
 
 

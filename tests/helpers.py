@@ -21,7 +21,7 @@ from ibcheck.estimators.batch import BatchParams
 from ibcheck.estimators.empirical import EmpiricalParams
 from ibcheck.estimators.q_fit import QFitParams, train_both
 from ibcheck.estimators.teacher_ais import TeacherAISParams
-from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWParams, TeacherRIWParams
+from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWDataParams, TeacherIWParams, TeacherRIWParams
 from ibcheck.estimators.vib import VibParams
 from ibcheck.gaussian import rsample, standard_normal
 from ibcheck.interface import Batch, Context
@@ -30,6 +30,7 @@ from ibcheck.interface import Batch, Context
 # small next to the gaps the tests resolve.
 FAST_ESTIMATORS = {"vib": VibParams(n=8000), "teacher_elbo": TeacherElboParams(n=8000),
                    "teacher_iw": TeacherIWParams(K=(1, 10, 100), n=1500),
+                   "teacher_iw_data": TeacherIWDataParams(K=(1, 10, 100), n=1500),
                    "teacher_riw": TeacherRIWParams(K=(0, 10, 100), n=1500),
                    "teacher_ais": TeacherAISParams(T=(1, 10), n=500), "teacher_rais": TeacherAISParams(T=(1, 10), n=500),
                    "loo": BatchParams(N=(64, 256), batches=32),

@@ -225,6 +225,9 @@ BAD = [
     ("q-lr-negative", put("settings.q.lr", -0.01), "settings.q.lr", "> 0"),
     ("q-lr-string", put("settings.q.lr", "fast"), "settings.q.lr", "must be a number"),
     ("q-string", put("settings.q", "fast"), "settings.q", "must be an object"),
+    ("skip-unknown", put("settings.skip", ["teacher_iw", "clubb"]), "settings.skip", "list of names among vib"),
+    ("skip-string", put("settings.skip", "teacher_iw"), "settings.skip", "list of names"),
+    ("skip-twice", put("settings.skip", ["vib", "vib"]), "settings.skip", "twice"),
 ]
 
 
@@ -372,10 +375,16 @@ def test_good_case_round_trips(tmp_path):
     pytest.param(put("name", "naïve case – ünïcode"), id="unicode-name"),
     pytest.param(put("settings", {"estimators": {"teacher_iw": {"K": [1]}, "loo": {"N": [2]}, "empirical": {"N": 2}},
                                   "q": {"steps": 0}, "seed": 2**63 - 1}), id="smallest-settings"),
+    pytest.param(put("settings", {"skip": []}), id="skip-nothing"),
 ])
 def test_good_variants_are_accepted(mutate):
     (case,) = parse_cases({"cases": [mutate()]})
     _check_invariants(case)
+
+
+def test_skip_is_read_in_order():
+    (case,) = parse_cases({"cases": [put("settings", {"skip": ["teacher_iw_data", "vib"]})()]})
+    assert case.settings.skip == ("teacher_iw_data", "vib")
 
 
 def test_builtin_suite_parses():

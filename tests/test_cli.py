@@ -20,6 +20,7 @@ from helpers import plant_vib_without_mean, random_case_dict
 
 FAST = {"n_exact": 200000, "q": {"steps": 200},
         "estimators": {"vib": {"n": 4000}, "teacher_elbo": {"n": 4000}, "teacher_iw": {"K": [1, 10], "n": 1000},
+                       "teacher_iw_data": {"K": [1, 10], "n": 1000},
                        "loo": {"N": [32, 128], "batches": 24}, "nce": {"N": [32, 128], "batches": 24},
                        "empirical": {"N": 128, "sets": 12, "draws": 2},
                        "barber_agakov": {"steps": 200, "n": 4000}}}
@@ -33,6 +34,7 @@ ESTIMATE_FIELDS = {"estimator", "target", "kind", "value", "stderr", "n", "expec
 EXTRA_FIELDS = {"params", "seed", "error"}
 # bounds.md section 3: what each estimator bounds, and how.
 KINDS = {"vib": {("upper", "I_XZ")}, "teacher_elbo": {("upper", "I_XZ")}, "teacher_iw": {("upper", "I_XZ")},
+         "teacher_iw_data": {("upper", "I_XZ")},
          "teacher_riw": {("lower", "I_XZ")}, "teacher_ais": {("upper", "I_XZ")}, "teacher_rais": {("lower", "I_XZ")},
          "loo": {("upper", "I_XZ")}, "nce": {("lower", "I_XZ")}, "barber_agakov": {("lower", "I_YZ")},
          "empirical": {("lower", "I_XZ"), ("estimate", "I_YZ")}}
@@ -228,7 +230,9 @@ def _check_document(data: dict, cases: list[dict], alpha: float) -> None:
             assert est["gap"] == est["value"] - ex[est["target"]]
             assert (est["expected"] is not None) == (name in ("vib", "teacher_elbo") or
                                                     (name == "barber_agakov" and labels == "gaussian") or
-                                                    (name == "teacher_iw" and est["params"]["K"] == 1) or
+                                                    (name in ("teacher_iw", "teacher_iw_data")
+                                                     and est["params"]["K"] == 1 and
+                                                     (name == "teacher_iw" or labels != "classes")) or
                                                     (name == "teacher_riw" and est["params"]["K"] == 0
                                                      and labels != "classes"))
             assert (est["best"] is not None) == (name == "teacher_elbo")
@@ -241,7 +245,10 @@ def _check_document(data: dict, cases: list[dict], alpha: float) -> None:
         bracket = entry["bracket"]  # the largest trusted lower bound, the smallest trusted upper one
         assert bracket["lower"]["value"] == max(trusted["lower"]) and bracket["upper"]["value"] == min(trusted["upper"])
         assert bracket["width"] == bracket["upper"]["value"] - bracket["lower"]["value"]
-        applies = set(registry.names()) - ({"barber_agakov"} if labels == "none" else set())
+        # the data-prior teacher_iw only where the data prior is not the model prior N(0, I)
+        shifted = "data_prior" in case or labels == "classes"
+        applies = (set(registry.names()) - ({"barber_agakov"} if labels == "none" else set())
+                   - (set() if shifted else {"teacher_iw_data"}))
         assert set(seen) == applies
         assert [e["params"]["K"] for e in seen["teacher_iw"]] == FAST["estimators"]["teacher_iw"]["K"]
         assert [e["params"]["N"] for e in seen["loo"]] == [e["params"]["N"] for e in seen["nce"]] == [32, 128]

@@ -86,6 +86,22 @@ def test_labels_are_the_first_argument_for_I_YZ():
     assert seen == [((30, 1), "f", (30, 1))] * 2 + [((30, 1), "i", (30, 3))] * 2  # high-mi has no labels
 
 
+def test_an_estimator_that_trains_a_torch_network_has_gradients():
+    """torch-mist's estimators train inside the call: gradients must be on there, whatever the draws used."""
+    import torch
+
+    def trains(x, z):
+        assert torch.is_grad_enabled()
+        w = torch.zeros(1, requires_grad=True)
+        loss = ((torch.as_tensor(x[:, 0]) - w) ** 2).mean()
+        loss.backward()
+        assert w.grad is not None
+        return 0.0
+
+    result = check.check_estimator(trains, "point", _cases(["hand-1d", "high-mi"]), n=30, repeats=2)
+    assert all(r.error is None for c in result.cases for r in c.rows)
+
+
 def test_the_user_estimator_reaches_the_table_json_and_report(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
     cases = tmp_path / "cases.json"

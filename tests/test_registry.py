@@ -38,7 +38,7 @@ def test_every_track_and_case_setting_names_the_registered_estimators():
     assert set(EstimatorSettings().estimators) == set(registry.names())
     # tracking runs on the finite training set, whose data carry no z_v: every estimator but those needing one
     assert set(TRACK_ESTIMATORS) == set(registry.without_prior()) == set(registry.names()) - {
-        "teacher_riw", "teacher_ais", "teacher_rais"}
+        "teacher_iw_data", "teacher_riw", "teacher_ais", "teacher_rais"}
     for preset in PRESETS.values():
         assert set(preset.track.estimators) == set(registry.without_prior())
 

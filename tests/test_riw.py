@@ -3,21 +3,25 @@
 grows, judged by the statistical rules of section 5, and the planted bugs they must catch."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from importlib import resources
 
 import pytest
 import torch
 
 from ibcheck import estimators
 from ibcheck.analytic import exact
+from ibcheck.analytic.casefile import load_cases
 from ibcheck.estimators.common import generator_for, summarize
 from ibcheck.estimators.samplers import FiniteSampler
-from ibcheck.estimators.teacher_bounds import TeacherIWParams, TeacherRIWParams, log_weights
+from ibcheck.estimators.teacher_bounds import TeacherIWDataParams, TeacherIWParams, TeacherRIWParams, log_weights
 from ibcheck.gaussian import diag_log_prob, log_prob, rsample
+from ibcheck.harness import bracket, report, validate
 
 import match_checks
-from helpers import linear, suite_case, trained_context
+from helpers import fast, linear, suite, suite_case, trained_context
 
 
 def _setup(name: str, seed: int):
@@ -64,6 +68,60 @@ def test_the_data_prior_tightens_teacher_iw_on_a_shifted_prior(stat, seed):
                                       seed=seed + i, context=context) for i, p in enumerate(("model", "data")))
     stat.not_below(model, data, label="teacher_iw model prior above data prior")
     assert model.value > data.value
+
+
+def test_teacher_iw_data_is_teacher_iw_with_the_data_prior():
+    """The same draws give the same terms: teacher_iw_data is the paper's bound with p_d, nothing else."""
+    _, encoder, sampler, context = _setup("shifted-data-prior", 0)
+    mine = estimators.run("teacher_iw_data", encoder, sampler, TeacherIWDataParams(K=(1, 10), n=300), seed=3,
+                          context=context)
+    paper = estimators.run("teacher_iw", encoder, sampler, TeacherIWParams(K=(1, 10), n=300, prior="data"), seed=3,
+                           context=context)
+    assert [(e.value, e.stderr, e.params["K"]) for e in mine] == [(e.value, e.stderr, e.params["K"]) for e in paper]
+    assert {e.estimator for e in mine} == {"teacher_iw_data"}
+
+
+def test_validate_runs_teacher_iw_data_where_the_data_prior_is_not_the_model_prior():
+    shifted = {c.name for c in suite() if "teacher_iw_data" in [s.name for s in validate.applicable(c)]}
+    assert shifted == {"shifted-data-prior", "mnist-shaped", "ten-classes"}
+    # a class mixture whose means are all 0 with covariance I is the model prior itself
+    assert suite_case("labels-independent").data_prior_is_model
+    assert not suite_case("ten-classes").data_prior_is_model
+
+
+@pytest.mark.parametrize("skip", [("teacher_iw",), ("teacher_iw_data",), ("teacher_iw", "teacher_iw_data")])
+def test_a_case_file_turns_either_teacher_iw_off(skip):
+    case = suite_case("shifted-data-prior")
+    case = dataclasses.replace(case, settings=case.settings.replace(skip=skip))
+    names = [s.name for s in validate.applicable(case)]
+    assert {"teacher_iw", "teacher_iw_data"} - set(names) == set(skip)
+    assert "teacher_riw" in names and validate.total_runs([case]) == len(names)
+
+
+@pytest.mark.statistical
+def test_the_bracket_takes_teacher_iw_data_as_its_upper_end(stat, seed):
+    """Without the annealed pair the bracket on a shifted prior is teacher_riw to teacher_iw_data, where the
+    paper's teacher_iw would leave it over a nat wider; the paper's bound stays in the rows."""
+    case = fast(suite_case("shifted-data-prior"))
+    names = ("teacher_iw", "teacher_iw_data", "teacher_riw")
+    result = validate.validate([case], seed=seed, names=names)
+    by = {(j.estimate.estimator, j.estimate.params["K"]): j.estimate for j in result.cases[0].rows}
+    top = max(case.settings.params("teacher_iw").K)
+    stat.not_below(by[("teacher_iw", top)], by[("teacher_iw_data", top)], label="teacher_iw above teacher_iw_data")
+    found = bracket.case_bracket(report.rows(result))
+    assert found is not None and found["upper"]["estimator"].startswith("teacher_iw_data")
+    assert found["contains_exact"]
+
+
+def test_the_shifted_eight_nat_case_closes_at_validate_defaults():
+    """Issue 21's number: on a shifted data prior with I = 8.61 the bracket is at most 0.25 nats wide at
+    validate's default settings (baselines/shifted-prior-8-nats.json; a fixed seed, the run's own tests)."""
+    with resources.as_file(resources.files("ibcheck.baselines") / "shifted-prior-8-nats.json") as path:
+        (case,) = load_cases(path)
+    result = validate.validate([case], seed=0)
+    found = bracket.case_bracket(report.rows(result))
+    assert result.passed and found is not None
+    assert found["width"] <= 0.25 and found["contains_exact"]
 
 
 def test_riw_refuses_data_without_a_known_prior():

@@ -141,13 +141,17 @@ def vib_expectation(case: LinearGaussianCase) -> float:
     return 0.5 * (np.trace(mo.Sz) + mo.mz @ mo.mz - case.m - float(np.log(case.std**2).sum()))
 
 
-def teacher_bound(case: LinearGaussianCase, C: np.ndarray, e: np.ndarray, Sq: np.ndarray) -> float:
+def teacher_bound(case: LinearGaussianCase, C: np.ndarray, e: np.ndarray, Sq: np.ndarray,
+                  prior: str = "model") -> float:
     """Expectation of the teacher bound (paper Eq. 5) at q(z_v|z) = N(C z + e, Sq).
 
     The closed form of bounds.md section 3: with M = A W, G = I - M C and
     h = M e + A c + b, U = -m/2 + rec/2 + kl/2 where
     rec = tr(G^T D^-1 G Sz) + |G mz - h|^2_{D^-1} + tr(D^-1 M Sq M^T) + sx^2 tr(A^T D^-1 A)
-    and kl = tr Sq + tr(C Sz C^T) + |C mz + e|^2 - k - logdet Sq.
+    and kl = tr Sq + tr(C Sz C^T) + |C mz + e|^2 - k - logdet Sq, twice E KL(q(.|z) || N(0, I)).
+    prior "data" puts the case's Gaussian data prior N(mv, Sv) in that KL (bounds.md section 3b:
+    ``teacher_iw_data`` at K = 1): kl = tr(Sv^-1 (Sq + C Sz C^T)) + |C mz + e - mv|^2_{Sv^-1} - k
+    + logdet Sv - logdet Sq. A class mixture has no closed form: ValueError.
     C: (k, m), e: (k,), Sq: (k, k).
     """
     mo = moments(case)
@@ -158,8 +162,12 @@ def teacher_bound(case: LinearGaussianCase, C: np.ndarray, e: np.ndarray, Sq: np
     r = G @ mo.mz - h
     rec = (np.trace(G.T @ Dinv @ G @ mo.Sz) + r @ Dinv @ r + np.trace(Dinv @ M @ Sq @ M.T)
            + case.noise_std**2 * np.trace(case.A.T @ Dinv @ case.A))
-    mean_q = C @ mo.mz + e
-    kl = np.trace(Sq) + np.trace(C @ mo.Sz @ C.T) + mean_q @ mean_q - case.k - logdet(Sq)
+    if prior == "data" and case.labels.kind == "classes":
+        raise ValueError("a class mixture's data prior has no closed-form Eq. 5")
+    mean, cov = (case.prior_mean, case.prior_cov) if prior == "data" else (np.zeros(case.k), np.eye(case.k))
+    off = C @ mo.mz + e - mean
+    kl = (np.trace(np.linalg.solve(cov, Sq + C @ mo.Sz @ C.T)) + off @ np.linalg.solve(cov, off) - case.k
+          + logdet(cov) - logdet(Sq))
     return float(-0.5 * case.m + 0.5 * rec + 0.5 * kl)
 
 

@@ -33,11 +33,14 @@ def _draws(case: LinearGaussianCase, n: int, repeats: int, seed: int) -> Iterato
     (y None without labels), float64, from a generator seeded by ``seed``."""
     encoder, sampler = models.encoder_for(case), models.CaseSampler(case)
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _ in range(repeats):
+    for _ in range(repeats):
+        # no_grad only around the draws: a generator suspended inside it would leave gradients off while
+        # the caller runs, and a user's estimator that trains a network would fail there
+        with torch.no_grad():
             batch = sampler.sample(n, generator)
             mean, std = encoder(batch.x)
-            yield {"z_v": batch.z_v, "x": batch.x, "z": rsample(mean, std, generator), "y": batch.y}
+            z = rsample(mean, std, generator)
+        yield {"z_v": batch.z_v, "x": batch.x, "z": z, "y": batch.y}
 
 
 def sample_sets(case: LinearGaussianCase, target: Target, n: int, repeats: int,

@@ -18,8 +18,9 @@ from ibcheck.cli.args import (
 from ibcheck.interface import InputError
 
 VALIDATE_HELP = """\
-Run every applicable estimator (vib, teacher_elbo, teacher_iw, teacher_riw, loo,
-nce, empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
+Run every applicable estimator (vib, teacher_elbo, teacher_iw, teacher_iw_data where a
+case's data prior is not N(0, I), teacher_riw, teacher_ais, teacher_rais, loo, nce,
+empirical, barber_agakov) on linear-Gaussian cases whose I(X;Z) and I(Y;Z) are known
 exactly, and test each estimate: an upper bound must not sit significantly below
 the truth, a lower bound not above it, and where the estimator's expectation is
 known in closed form the estimate must match it (two-sided). One false-failure

@@ -58,6 +58,16 @@ class TeacherIWParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class TeacherIWDataParams:
+    """``teacher_iw`` with the data prior p_d in its weights (bounds.md section 3b), the upper end of
+    the bracket that tends to I(X;Z) where p_d is not the model prior: K, n and q as there."""
+
+    K: tuple[int, ...] = dataclasses.field(default=(1, 10, 100), metadata={"min": 1})
+    n: int = dataclasses.field(default=4_000, metadata={"min": 2})
+    q: str = dataclasses.field(default="forward", metadata={"choices": OBJECTIVES})
+
+
+@dataclasses.dataclass(frozen=True)
 class TeacherRIWParams:
     """K: importance samples per z beside the generating one (one estimate each; K = 0 is the
     Barber-Agakov bound on I(Z_v;Z)); n: z per estimate; q: the proposal, trained by that
@@ -154,14 +164,11 @@ def data_log_prior(data: DataSampler, name: str) -> LogPrior:
     return data.log_prior
 
 
-@torch.no_grad()
-def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParams, generator: torch.Generator,
-                     context: Context) -> list[Measured]:
-    """The importance-weighted teacher bound, one estimate per K, each over n fresh z; non-increasing
-    in K in expectation, tending to the cross-entropy limit CE(p(z), p'(z)) - H(Z|X) (model
-    prior), or to I(X;Z) (data prior)."""
+def _iw_measured(encoder: Encoder, data: DataSampler, params: TeacherIWParams | TeacherIWDataParams,
+                 generator: torch.Generator, context: Context, log_prior: LogPrior) -> list[Measured]:
+    """One estimate per K of the importance-weighted bound with ``log_prior`` in its weights, each over
+    n fresh z: (n,) terms."""
     teacher, q, fit = _needs_q(context, params.q)
-    log_prior = standard_log_prior if params.prior == "model" else data_log_prior(data, "teacher_iw (prior data)")
     out = []
     for K in params.K:
         terms = []
@@ -170,6 +177,24 @@ def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParam
             terms.append(iw_terms(encoder, teacher, q, z, entropy, K, generator, log_prior))
         out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q_fit": fit}))
     return out
+
+
+@torch.no_grad()
+def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParams, generator: torch.Generator,
+                     context: Context) -> list[Measured]:
+    """The importance-weighted teacher bound, one estimate per K, each over n fresh z; non-increasing
+    in K in expectation, tending to the cross-entropy limit CE(p(z), p'(z)) - H(Z|X) (model
+    prior), or to I(X;Z) (data prior)."""
+    log_prior = standard_log_prior if params.prior == "model" else data_log_prior(data, "teacher_iw (prior data)")
+    return _iw_measured(encoder, data, params, generator, context, log_prior)
+
+
+@torch.no_grad()
+def teacher_iw_data_terms(encoder: Encoder, data: DataSampler, params: TeacherIWDataParams,
+                          generator: torch.Generator, context: Context) -> list[Measured]:
+    """``teacher_iw`` with p_d in place of N(0, I) in w_k (bounds.md section 3b): an upper bound on
+    I(X;Z) that tends to it as K grows, one estimate per K."""
+    return _iw_measured(encoder, data, params, generator, context, data_log_prior(data, "teacher_iw_data"))
 
 
 @torch.no_grad()
@@ -207,7 +232,7 @@ def teacher_riw_cost(params: TeacherRIWParams, dims: Dims) -> Cost:
     return teacher_iw_cost(shifted, dims)
 
 
-def teacher_iw_cost(params: TeacherIWParams, dims: Dims) -> Cost:
+def teacher_iw_cost(params: TeacherIWParams | TeacherIWDataParams, dims: Dims) -> Cost:
     """n z with K draws each; a chunk holds max(EVAL_ROWS // K, 1) z, so K rows at least."""
     K = max(params.K)
     rows = max(EVAL_ROWS // K, 1) * K

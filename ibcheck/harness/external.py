@@ -22,6 +22,7 @@ neither it nor anything it started outlives the call.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -34,11 +35,11 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from ibcheck import schema
+from ibcheck import schema, stats
 from ibcheck.interface import InputError, Target
 
 PLACEHOLDERS = ("input", "csv", "header", "output")
@@ -111,8 +112,7 @@ class Command:
                  time_limit: float) -> Command:
         """A copy that writes this header (case name, target, seed, call index of ``repeats``)
         and runs for at most ``time_limit`` seconds."""
-        bound = Command.__new__(Command)
-        bound.words, bound.template, bound.name, bound.named = self.words, self.template, self.name, self.named
+        bound = copy.copy(self)
         bound.time_limit = time_limit
         bound.header = {"case": case, "target": target, "seed": seed, "call": call, "repeats": repeats}
         return bound
@@ -214,14 +214,16 @@ def read_output(path: Path) -> Reading:
     return _parsed(value)
 
 
+def _fail(path: str, message: str) -> NoReturn:
+    raise CommandFailed(f'its output\'s "{path}" {message}')
+
+
 def _parsed(value: Any) -> Reading:
+    """The output's JSON, checked by the validator ibcheck's own files use (``schema``)."""
     if not isinstance(value, dict) or "estimate" not in value:
         raise CommandFailed(f'its output must be a JSON object {{"estimate": ...}}, got {schema.show(value)}')
-    unknown = sorted(set(value) - set(OUTPUT_KEYS), key=str)
-    if unknown:
-        raise CommandFailed(f"its output has an unknown key {schema.show(unknown[0])} "
-                            f"(allowed: {', '.join(OUTPUT_KEYS)})")
-    estimate = _finite(value["estimate"], "estimate")
+    schema.check_keys(value, OUTPUT_KEYS, ("estimate",), "", _fail)
+    estimate = schema.number(value["estimate"], "estimate", {}, _fail)
     if "interval" not in value:
         if "level" in value:
             raise CommandFailed('its output gives a "level" but no "interval"')
@@ -229,17 +231,11 @@ def _parsed(value: Any) -> Reading:
     interval = value["interval"]
     if not isinstance(interval, list) or len(interval) != 2:
         raise CommandFailed(f'its "interval" must be [LOW, HIGH], got {schema.show(interval)}')
-    low = -math.inf if interval[0] is None else _finite(interval[0], "interval")
-    high = math.inf if interval[1] is None else _finite(interval[1], "interval")
+    low, high = (bound if end is None else schema.number(end, "interval", {}, _fail)
+                 for end, bound in zip(interval, (-math.inf, math.inf)))
     if not low <= high:
         raise CommandFailed(f'its "interval" has LOW > HIGH: {schema.show(interval)}')
     level = value.get("level")
-    if level is not None and not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
+    if level is not None and not stats.is_level(level):
         raise CommandFailed(f'its "level" must be a number in (0, 1), got {schema.show(level)}')
     return (estimate, low, high) if level is None else (estimate, low, high, float(level))
-
-
-def _finite(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not schema.finite(value):
-        raise CommandFailed(f'its "{key}" must be a finite number, got {schema.show(value)}')
-    return float(value)

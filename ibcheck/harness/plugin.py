@@ -33,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import torch
 
-from ibcheck import seeds
+from ibcheck import seeds, stats
 from ibcheck.analytic import suite
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.harness import external
@@ -86,7 +86,7 @@ class Plugin:
         if self.n < 2 or self.repeats < 2:
             raise InputError(f"{self.name}: n and repeats must be at least 2")
         check_time_limit(self.time_limit)
-        if self.level is not None and not 0 < self.level < 1:
+        if self.level is not None and not stats.is_level(self.level):
             raise InputError(f"{self.name}: interval level {self.level!r} must be in (0, 1)")
 
     def applies(self, case: LinearGaussianCase) -> bool:
@@ -254,9 +254,10 @@ def reading(raw: object) -> tuple[float | Read | None, str | None]:
         return None, f"returned an interval with low > high ({ends[0]:g} > {ends[1]:g})"
     level = None
     if len(raw) == 4:
-        level = float(raw[3]) if _scalar(raw[3]) is not None else math.nan
-        if not 0 < level < 1:
+        scalar = _scalar(raw[3])
+        if scalar is None or not stats.is_level(scalar):
             return None, f"returned an interval level that is not in (0, 1): {_described(raw[3])}"
+        level = float(scalar)
     return Read(value, ends[0], ends[1], level), None
 
 

@@ -72,9 +72,11 @@ def prepare(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype) 
 
 
 def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
-    """The registered estimators that apply to a case (those needing labels only where it has them)."""
-    has_labels = case.labels.kind != "none"
-    return [s for s in registry.SPECS.values() if has_labels or "label_decoder" not in s.needs]
+    """The registered estimators that apply to a case: those needing labels only where it has them,
+    ``teacher_iw_data`` only where its data prior is not the model prior, none its settings skip."""
+    has_labels, skip = case.labels.kind != "none", set(case.settings.skip)
+    return [s for s in registry.SPECS.values() if (has_labels or "label_decoder" not in s.needs)
+            and not (s.distinct_prior and case.data_prior_is_model) and s.name not in skip]
 
 
 # ---------------------------------------------------------------- analytic expectations
@@ -102,8 +104,8 @@ def _q_of(setup: CaseSetup, est: Estimate) -> models.LinearGaussianQ:
     return q
 
 
-def _at_q(setup: CaseSetup, est: Estimate) -> float:
-    return exact.teacher_bound(setup.case, *_q_of(setup, est).numpy_params())
+def _at_q(setup: CaseSetup, est: Estimate, prior: str = "model") -> float:
+    return exact.teacher_bound(setup.case, *_q_of(setup, est).numpy_params(), prior=prior)
 
 
 def _expect_vib(setup: CaseSetup, est: Estimate) -> Outcome:
@@ -119,6 +121,12 @@ def _expect_iw(setup: CaseSetup, est: Estimate) -> Outcome:
     """At K = 1 the importance weight's log is Eq. 5's integrand with the KL estimated by
     sampling, so its expectation is the closed-form teacher bound at the same q."""
     return Outcome(est, expected=_at_q(setup, est) if est.params["K"] == 1 else None)
+
+
+def _expect_iw_data(setup: CaseSetup, est: Estimate) -> Outcome:
+    """As ``_expect_iw`` with p_d in the KL; a class mixture's has no closed form."""
+    closed = est.params["K"] == 1 and setup.case.labels.kind != "classes"
+    return Outcome(est, expected=_at_q(setup, est, prior="data") if closed else None)
 
 
 def _expect_riw(setup: CaseSetup, est: Estimate) -> Outcome:
@@ -141,6 +149,7 @@ EXPECTATIONS: dict[str, Callable[[CaseSetup, Estimate], Outcome]] = {
     registry.VIB.name: _expect_vib,
     registry.TEACHER_ELBO.name: _expect_elbo,
     registry.TEACHER_IW.name: _expect_iw,
+    registry.TEACHER_IW_DATA.name: _expect_iw_data,
     registry.TEACHER_RIW.name: _expect_riw,
     registry.BARBER_AGAKOV.name: _expect_barber_agakov,
 }
