@@ -5,15 +5,22 @@ checks CI runs beside them; ``nox -s stats``, ``nox -s calibration``, ``nox -s b
 are opt-in.
 Arguments after ``--`` go to pytest / the command.
 
-Virtualenvs see the base interpreter's packages (--system-site-packages) so the
-CPU build of torch installed there is reused instead of a multi-GB download. The
-test sessions install ibcheck in editable mode and call pytest through the
-session's own python, so the checkout itself is what gets tested even where pytest
-also lives in the base interpreter.
+Virtualenvs see the packages of the interpreter that runs nox, so the torch that the
+README's test command installs beside nox is the torch the sessions use, instead of
+a second, multi-GB download. ``--system-site-packages`` alone would not do: from
+inside a virtualenv it means the *base* interpreter's packages, so each session also
+gets a ``.pth`` file naming nox's own site-packages (``_session``). The test
+sessions install ibcheck in editable mode and call pytest through the session's
+own python, so the checkout itself is what gets tested even where pytest also lives
+in the base interpreter.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
@@ -23,16 +30,39 @@ nox.options.reuse_existing_virtualenvs = True
 VENV = ["--system-site-packages"]
 # tools/ are scripts run from the repository root; those that use the tests' helpers find them here
 TOOLS_ENV = {"PYTHONPATH": "tests"}
+# the site-packages of the interpreter that runs nox, and the torch it has (none: the sessions install one)
+OUTER_SITE = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+_TORCH = importlib.util.find_spec("torch")
+OUTER_TORCH = str(Path(_TORCH.origin).parent) if _TORCH is not None and _TORCH.origin else ""
 
 
-@nox.session(venv_params=VENV)
+def _see_outer_packages(session: nox.Session) -> None:
+    """A .pth file in the session's virtualenv naming nox's own site-packages: they come after the
+    session's own packages and before the base interpreter's, so pip finds nox's torch installed."""
+    inner = session.run("python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", silent=True)
+    if isinstance(inner, str):
+        Path(inner.strip(), "ibcheck-nox-outer.pth").write_text("".join(f"{path}\n" for path in OUTER_SITE))
+
+
+def _session(fn: Callable[[nox.Session], None]) -> Callable[..., None]:
+    """``nox.session`` with this file's virtualenv options, seeing nox's packages (``_see_outer_packages``)."""
+    @functools.wraps(fn)
+    def run(session: nox.Session) -> None:
+        _see_outer_packages(session)
+        fn(session)
+    return nox.session(venv_params=VENV)(run)
+
+
+@_session
 def tests(session: nox.Session) -> None:
     """The test suite (hypothesis "ci" profile, statistical checks within the declared budget)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+    # tests/test_layout.py checks that the suite runs on this torch, the one nox's interpreter has
+    session.run("python", "-m", "pytest", *session.posargs,
+                env={"HYPOTHESIS_PROFILE": "ci", "IBCHECK_NOX_TORCH": OUTER_TORCH})
 
 
-@nox.session(venv_params=VENV)
+@_session
 def stats(session: nox.Session) -> None:
     """Rerun the statistical and power tests with fresh seeds; print observed false-failure
     rates beside the nominal levels and the declared budget. ``-- ROUNDS`` (default 3)."""
@@ -47,7 +77,7 @@ def stats(session: nox.Session) -> None:
     session.run("python", "tools/stats_summary.py", str(log), env=TOOLS_ENV)
 
 
-@nox.session(venv_params=VENV)
+@_session
 def calibration(session: nox.Session) -> None:
     """Rerun every two-sided match check of tests/match_checks.py over many seeds (Ray tasks, local
     by default) and report per check its mean t, rejection rates and QQ plot, into
@@ -57,7 +87,7 @@ def calibration(session: nox.Session) -> None:
     session.run("python", "tools/calibration.py", *(session.posargs or ["reports/calibration"]), env=TOOLS_ENV)
 
 
-@nox.session(venv_params=VENV)
+@_session
 def bench(session: nox.Session) -> None:
     """pytest-benchmark timings of every estimator, the per-sample reference loop and the
     dense-matmul yardstick; JSON and summary.md under reports/bench/."""
@@ -68,14 +98,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tools/bench_summary.py", "reports/bench/benchmarks.json", "reports/bench/summary.md")
 
 
-@nox.session(venv_params=VENV)
+@_session
 def validate(session: nox.Session) -> None:
     """``ibcheck validate`` on the built-in suite (arguments after -- are passed on)."""
     session.install(".")
     session.run("ibcheck", "validate", *session.posargs)
 
 
-@nox.session(venv_params=VENV)
+@_session
 def study(session: nox.Session) -> None:
     """A study and its report: ``ibcheck study SPEC --out runs/NAME`` (resumable: run it again after an
     interruption), then ``ibcheck study-report runs/NAME --out reports/NAME``. ``-- SPEC [NAME] [options]``;
@@ -88,21 +118,21 @@ def study(session: nox.Session) -> None:
     session.run("ibcheck", "study-report", f"runs/{name}", "--out", f"reports/{name}")
 
 
-@nox.session(venv_params=VENV)
+@_session
 def lint(session: nox.Session) -> None:
     """ruff on the package, the tests and the noxfile (settings in pyproject.toml)."""
     session.install("ruff>=0.5")
     session.run("python", "-m", "ruff", "check", ".", *session.posargs)
 
 
-@nox.session(venv_params=VENV)
+@_session
 def types(session: nox.Session) -> None:
     """mypy on the package (settings in pyproject.toml)."""
     session.install("-e", ".", "mypy>=1.10")
     session.run("python", "-m", "mypy", *session.posargs)
 
 
-@nox.session(venv_params=VENV)
+@_session
 def docs(session: nox.Session) -> None:
     """The documentation site (Sphinx, MyST Markdown, furo, sphinxcontrib-bibtex; sources in docs/),
     built into docs/_build/html with every warning an error, then its examples run as doctests.
@@ -113,7 +143,7 @@ def docs(session: nox.Session) -> None:
     session.run("python", "-m", "sphinx", "-W", "-b", "doctest", "docs", "docs/_build/doctest", *session.posargs)
 
 
-@nox.session(venv_params=VENV)
+@_session
 def mutants(session: nox.Session) -> None:
     """Plant a fixed list of known bugs one at a time in a temporary copy, run the tests that
     should catch each, and print which survived (``-- NAME ...`` for some). Not part of CI."""
@@ -126,7 +156,7 @@ def mutants(session: nox.Session) -> None:
 PEERS = ["benchmark-mi==0.1.3", "jax==0.4.30", "jaxlib==0.4.30"]
 
 
-@nox.session(venv_params=VENV)
+@_session
 def peers(session: nox.Session) -> None:
     """The field's estimators (benchmark-mi: KSG, CCA, histogram, InfoNCE, NWJ, DV, MINE) judged through
     the plugin interface beside ibcheck's bracket (read from baselines/reference.json), into
@@ -142,7 +172,7 @@ def peers(session: nox.Session) -> None:
 TORCH_MIST = ["torch-mist==0.2.17", "numpy<2", "pandas<2.3", "torch==2.13.0"]
 
 
-@nox.session(venv_params=VENV)
+@_session
 def torch_mist(session: nox.Session) -> None:
     """torch-mist's estimators (NWJ, MINE, InfoNCE, TUBA, AlphaTUBA, JS, SMILE, FLO, BA, DoE, GM, L1Out, CLUB,
     Binned, PQ), each judged as the bound torch-mist claims for it, beside ibcheck's bracket (read from

@@ -11,11 +11,11 @@ information quantity is in nats.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
 
-import torch
-
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # annotations only: the CLI parses its arguments (and --help) without loading torch
+    import torch
+    from torch import Tensor
 # "estimate": a built-in estimate with no claim about the truth: reported, and tested only against
 # its own analytic expectation where one exists. "point": a user's point estimator, which claims
 # the truth itself: tested two-sided against it (its bias against 0).

@@ -196,3 +196,22 @@ def test_zero_information_run(tmp_path, stat):
                    label=f"zero-info epoch {r['epoch']}: barber_agakov")
     vib = [r["I_XZ"]["vib"]["value"] for r in finals]
     assert vib[-1] < max(vib)
+
+
+def test_the_smoke_pipeline_of_the_guide_shares_one_teacher(tmp_path, capsys):
+    """docs/guides/pipeline.md's four commands: a smoke teacher, two smoke students of it, one plot."""
+    teacher, runs = tmp_path / "teacher", [tmp_path / "seed0", tmp_path / "seed1"]
+    assert main(["teacher", "--preset", "smoke", "--out", str(teacher), "--device", "cpu", "--quiet"]) == 0
+    for seed, run in enumerate(runs):
+        assert main(["train", "--preset", "smoke", "--teacher", str(teacher), "--seed", str(seed), "--out", str(run),
+                     "--device", "cpu", "--quiet"]) == 0
+        assert not (run / "teacher").exists()  # the shared teacher, not a new one
+    assert main(["plot", *map(str, runs), "--out", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "plot_data.csv").exists()
+    capsys.readouterr()
+
+
+def test_the_cli_names_every_preset():
+    from ibcheck.cli.commands import PRESET_NAMES
+
+    assert PRESET_NAMES == tuple(PRESETS)

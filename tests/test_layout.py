@@ -1,7 +1,8 @@
 """The package's shape (issue 20): no import cycle, a short top level, and the public API where
-the README says it is."""
+the README says it is; and the torch the test session runs on (issue 22)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import import_graph  # tools/import_graph.py
@@ -42,3 +43,12 @@ def test_every_package_is_installed():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "ibcheck").rglob("__init__.py")}
     assert found <= listed
+
+
+@pytest.mark.skipif(not os.environ.get("IBCHECK_NOX_TORCH"), reason="runs only under nox -s tests, whose "
+                    "interpreter names the torch it has")
+def test_the_suite_runs_on_the_torch_that_the_test_command_installed():
+    """README line 3 installs torch beside nox; ``nox -s tests`` must not test a second one it downloaded."""
+    import torch
+
+    assert Path(torch.__file__).resolve().parent == Path(os.environ["IBCHECK_NOX_TORCH"]).resolve()

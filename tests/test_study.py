@@ -20,8 +20,8 @@ import pytest
 from ibcheck import cli
 from ibcheck.interface import InputError
 from ibcheck.pipeline import runs
+from ibcheck.study import execute, results, spec
 from ibcheck.study import report as report_mod
-from ibcheck.study import results, spec
 
 SMOKE = {"preset": "smoke", "grid": [{"seed": [0, 1, 2]}, {"zero_info": ["redraw"], "seed": [0]}]}
 
@@ -120,6 +120,14 @@ def test_a_tiny_study_runs_on_local_ray(smoke_study):
     for cell in study["cells"]:  # each cell is an ordinary run folder that uses the shared teacher
         config = json.loads((root / "s" / cell["name"] / runs.CONFIG).read_text())["config"]
         assert config["teacher_run"] == str(teachers[0])
+
+
+def test_a_finished_tiny_study_shows_every_epoch_done(smoke_study):
+    """The progress bar's numbers: the cells' 4 x 3 epochs and the shared smoke teacher's 3, all on disk."""
+    root, spec_file, _, _ = smoke_study
+    study = spec.load(spec_file)
+    state = execute._state(study, root / "s", {}, {})
+    assert (state["epochs"], state["teacher_epochs"], state["done"]) == (12, 3, 4)
 
 
 def test_the_report_of_the_tiny_study(smoke_study):
@@ -252,9 +260,14 @@ def test_a_killed_study_resumes_without_redoing_finished_cells(tmp_path):
         os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     assert finished and still_running, f"no cell finished while the driver ran (exit status {driver.returncode})"
+    (killed,) = json.loads((folder / results.STUDY_FILE).read_text())["executions"]  # recorded from its start
+    assert killed["ended"] is None and killed["wall_seconds"] >= 0 and killed["cells_to_run"] == 4
     stamps = {p: (p / runs.CHECKPOINT).stat().st_mtime_ns for p in finished}
     again = _ibcheck("study", spec_file, "--out", str(folder), "--quiet")
     assert again.returncode == 0, again.stderr
+    first, second = json.loads((folder / results.STUDY_FILE).read_text())["executions"]
+    assert first["started"] == killed["started"] and first["ended"] is None
+    assert second["ended"] is not None and second["wall_seconds"] > 0 and second["cells_to_run"] < 4
     assert {p: (p / runs.CHECKPOINT).stat().st_mtime_ns for p in stamps} == stamps
     for cell in spec.check(SMOKE, "s").cells:
         records = results.read_records(folder / cell.name)
@@ -345,3 +358,14 @@ def test_the_old_name_of_study_report_still_works_with_a_warning(tmp_path, capsy
     assert warning == ("ibcheck: warning: `ibcheck report` is now `ibcheck study-report`; the old name goes in a "
                        "later release")
     assert "not a study folder" in error
+
+
+def test_a_local_rays_workers_run_at_the_drivers_priority():
+    """Ray's default puts its workers at nice 15: on a busy machine a study's cells would wait for minutes."""
+    code = ("import os; from ibcheck.study import execute; ray = execute.connect_ray(None); "
+            "work = ray.remote(lambda: os.nice(0)); print(ray.get(work.remote()), os.nice(0)); execute.shutdown(ray)")
+    env = {k: v for k, v in os.environ.items() if k != execute.WORKER_NICENESS}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    worker, driver = map(int, done.stdout.split()[-2:])
+    assert worker == driver

@@ -66,7 +66,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     config = configure.teacher_config(configure.load_config_file(args.config), seed=args.seed, data=args.data,
-                                      data_dir=args.data_dir, epochs=args.epochs)
+                                      data_dir=args.data_dir, epochs=args.epochs, preset=args.preset)
     check_output("--out", args.out, folder=True)
     run = teacher_run.teacher_folder(config, Path(args.out), args.resume)
     train, test = data.load_images(config.data, config.teacher.seed)
@@ -130,10 +130,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise InputError(f"--cpus-per-cell must be >= 1, got {args.cpus_per_cell}")
     if not 0.0 < args.gpus_per_cell <= 1.0:
         raise InputError(f"--gpus-per-cell must be in (0, 1], got {args.gpus_per_cell}")
-    total = sum(c.config.epochs for c in study.cells)
+    # the teachers' epochs first, then the cells': both advance the one bar
+    total = sum(c.config.epochs for c in study.cells) + sum(t.teacher.epochs for t in study.teachers.values())
     with tqdm(total=total, desc="study", unit="epoch", disable=args.quiet, file=sys.stderr, leave=False) as bar:
         def progress(state: dict) -> None:
-            bar.n = state["epochs"]
+            bar.n = state["epochs"] + state["teacher_epochs"]
             teachers = state.get("teachers")
             bar.set_postfix_str(f"training {teachers} teacher{'s' if teachers > 1 else ''} before the cells" if teachers
                                 else f"cells {state['done']}/{len(study.cells)} done, {state['running']} queued or "
@@ -207,6 +208,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+# config.PRESETS's names, written out: importing config here would import torch to parse the arguments
+PRESET_NAMES = ("paper", "smoke", "study-small", "study-paper")
+
+
 def add_experiment_commands(sub) -> None:
     t = sub.add_parser("teacher", help="train the teacher VAE alone",
                        description="Train the teacher VAE (784-400-20, Bernoulli pixels, Adam 1e-3, batch 128, "
@@ -214,14 +219,17 @@ def add_experiment_commands(sub) -> None:
                                    "seeds its data split, weights and shuffling; students of any seed can then "
                                    "share it (ibcheck train --teacher).")
     t.add_argument("--out", required=True, metavar="DIR", help="run folder (refused if another run is there)")
-    t.add_argument("--epochs", type=int, default=None, help="epochs (default 100, the paper's)")
+    t.add_argument("--preset", default="paper", choices=PRESET_NAMES,
+                   help="the data and teacher settings of train's preset of that name, so that `train --preset "
+                        "P --teacher DIR` takes this run (default: paper, 100 epochs)")
+    t.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's; the paper's 100)")
     _data_options(t)
     t.set_defaults(func=cmd_teacher)
     r = sub.add_parser("train", help="train and track a VIB student", description=TRAIN_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME")
-    r.add_argument("--preset", default="paper", choices=("paper", "smoke", "study-small", "study-paper"),
-                   help="paper: the paper's settings; smoke: a one-minute check; study-small, study-paper: "
+    r.add_argument("--preset", default="paper", choices=PRESET_NAMES,
+                   help="paper: the paper's settings; smoke: an 8-second check; study-small, study-paper: "
                         "the studies' settings, estimating at log-spaced epochs (default: paper)")
     r.add_argument("--teacher", default=None, metavar="DIR",
                    help="a finished `ibcheck teacher` run to use: its data and teacher settings apply")

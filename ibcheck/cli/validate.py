@@ -102,19 +102,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report.check_report_folder(args.out)
     if args.json is not None:
         check_output("--json", args.json, folder=False)
-    cases = load_cases_arg(args.cases)
+    cases = chosen_cases(load_cases_arg(args.cases), args.case)
     plugins = _plugins(args)
+    if args.only_estimators and not plugins:
+        raise InputError("--only-estimators: give your estimators with --estimator or --estimator-cmd")
+    names = () if args.only_estimators else None
     check_plugins(cases, plugins)  # before the progress bar: a refusal is one line
     torch.manual_seed(args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
-    with tqdm(total=total_runs(cases, plugins), desc="validate", unit="run", disable=args.quiet, file=sys.stderr,
-              leave=False) as bar:
+    runs = total_runs(cases, plugins, builtin=names is None)
+    with tqdm(total=runs, desc="validate", unit="run", disable=args.quiet, file=sys.stderr, leave=False) as bar:
         def progress(label: str) -> None:
             bar.set_postfix_str(label, refresh=False)
             bar.update(1)
 
         result = validate(cases, alpha=args.alpha, seed=args.seed, device=device, dtype=dtype, progress=progress,
-                          plugins=plugins)
+                          names=names, plugins=plugins)
     table = report.rows(result)
     print(report.terminal_table(result, table))
     if args.json is not None:
@@ -122,6 +125,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     written = report.write_report(result, args.out, table)
     print(f"report: {written[-1]}", file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def chosen_cases(cases: list, names: list[str] | None) -> list:
+    """The cases named by ``--case`` (each once, in the file's order), or all of them."""
+    if not names:
+        return cases
+    known = [c.name for c in cases]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
+        raise InputError(f"--case {unknown[0]}: no such case (cases: {shown})")
+    return [c for c in cases if c.name in set(names)]
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -165,6 +180,11 @@ def add_validate_commands(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("--cases", default=BUILTIN_SUITE, metavar="FILE",
                    help="case file (JSON, see the README); default: the built-in analytic suite")
+    v.add_argument("--case", action="append", metavar="NAME",
+                   help="run only this case of --cases (repeatable; default: every case)")
+    v.add_argument("--only-estimators", action="store_true",
+                   help="run only the estimators of --estimator and --estimator-cmd: no built-in estimator and "
+                        "no training of q, so the run makes the tests check_estimator makes")
     v.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
     v.add_argument("--out", default="reports/validate", metavar="DIR",
                    help="folder for report.md, figures, CSV and results.json (default: %(default)s)")

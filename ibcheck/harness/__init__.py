@@ -8,4 +8,4 @@ intervals a user's estimator returns; ``bracket`` pairs the lower and upper boun
 a two-sided interval; ``report`` renders a ``ValidationResult`` as a table, JSON, figures and
 report.md."""
 
-__all__ = ["bracket", "check", "coverage", "external", "objects", "plugin", "report", "validate"]
+__all__ = ["bracket", "check", "coverage", "external", "objects", "plugin", "report", "validate", "verdicts"]

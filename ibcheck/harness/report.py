@@ -7,7 +7,7 @@ table and the figures. Every file is written atomically.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 
 from ibcheck import fileio, stats
 from ibcheck.estimators import registry
-from ibcheck.harness import bracket, coverage
+from ibcheck.harness import bracket, coverage, verdicts
 from ibcheck.harness.validate import Judged, ValidationResult
 from ibcheck.interface import ReportRow
 
@@ -92,8 +92,8 @@ def _mark(flag, yes: str = "yes", no: str = "**NO**", none: str = "") -> str:
     return none if flag is None else (yes if flag else no)
 
 
-def _status(result: ValidationResult) -> str:
-    return "PASSED" if result.passed else "FAILED"
+def _status_line(result: ValidationResult, table: list[ReportRow]) -> str:
+    return verdicts.status_line(result.passed, result.tests, table, result.alpha, result.test_alpha)
 
 
 def terminal_table(result: ValidationResult, table: list[ReportRow]) -> str:
@@ -105,11 +105,11 @@ def terminal_table(result: ValidationResult, table: list[ReportRow]) -> str:
                      f"{row['exact']:>9.4f} {row['gap']:>+9.4f}  {flags[0]}  {flags[1]}"
                      + (f"  ({row['error']})" if row["error"] else ""))
     lines += coverage.terminal_lines(table)
-    for c in result.cases:
-        lines.append(_bracket_line(c.name, bracket.case_bracket(_by_case(table, c.name))))
+    if _has_builtin(table):  # a run of the user's estimators alone has no bracket to show
+        lines += [_bracket_line(c.name, bracket.case_bracket(_by_case(table, c.name))) for c in result.cases]
     lines += [f"q {c.name}: {q_summary(c.q_fits)}" for c in result.cases if c.q_fits]
-    lines.append(f"{_status(result)}: {result.tests} tests at family-wise alpha {result.alpha:g} "
-                 f"({result.test_alpha:.2e} each), {result.seconds:.1f} s on {result.device}")
+    lines += [f"verdict {line}" for line in verdicts.estimator_lines(table)]
+    lines.append(f"{_status_line(result, table)}, {result.seconds:.1f} s on {result.device}")
     return "\n".join(lines)
 
 
@@ -128,6 +128,10 @@ def _bracket_line(case: str, found: dict | None) -> str:
     low, high = found["lower"], found["upper"]
     return (f"bracket {case}: [{low['value']:.4f} ({low['estimator']}), {high['value']:.4f} ({high['estimator']})], "
             f"width {found['width']:.4f}")
+
+
+def _has_builtin(table: Sequence[ReportRow]) -> bool:
+    return any(row["estimator"] in registry.SPECS for row in table)
 
 
 def _by_case(table: list[ReportRow], case: str) -> list[ReportRow]:
@@ -164,11 +168,14 @@ def _gap_axis(ax, case_rows: list[ReportRow]) -> None:
 def plot_estimates(result: ValidationResult, table: list[ReportRow]):
     """One panel per case: each estimate's gap to the exact value with its test interval."""
     most = max(len(_by_case(table, c.name)) for c in result.cases)
-    fig, axes = _grid(len(result.cases), height=0.35 * most + 1.2)
+    fig, axes = _grid(len(result.cases), height=0.24 * most + 1.0)
+    everything, _ = _drawable(table)  # one x scale for every panel, so that the cases can be compared
     for ax, c in zip(axes, result.cases):
         case_rows, note = _drawable(_by_case(table, c.name))
         if not case_rows:
             ax.set_title(f"{c.name}{note}", fontsize=9)
+            ax.text(0.5, 0.5, "no finite estimate to draw", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
             continue
         for i, row in enumerate(case_rows):
             failed = row["failed"]
@@ -177,7 +184,7 @@ def plot_estimates(result: ValidationResult, table: list[ReportRow]):
         ax.axvline(0.0, color="black", lw=1)
         ax.set_yticks(range(len(case_rows)), [row["label"] for row in case_rows], fontsize=7)
         ax.invert_yaxis()
-        _gap_axis(ax, case_rows)
+        _gap_axis(ax, everything)
         ax.set_title(f"{c.name}  (I(X;Z) = {c.exact.I_XZ:.3f}){note}", fontsize=9)
         ax.set_xlabel("estimate - exact  [nats, symmetric log scale]", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
@@ -187,8 +194,8 @@ def plot_estimates(result: ValidationResult, table: list[ReportRow]):
         kinds["point"] = "point estimate"
     handles = [Line2D([], [], color=COLOURS[k], marker="o", ls="", label=text) for k, text in kinds.items()]
     handles.append(Line2D([], [], color="black", marker="X", ls="", label="test failed"))
-    fig.suptitle(f"Estimates against the exact value (bars: two-sided interval at the per-test level "
-                 f"{result.test_alpha:.1e})", fontsize=11)
+    fig.suptitle(f"Estimates against the exact value, one scale for all cases (bars: two-sided interval at the "
+                 f"per-test level {result.test_alpha:.1e})", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=4, frameon=False)
     return fig
@@ -257,22 +264,19 @@ def plot_batch(result: ValidationResult, table: list[ReportRow]):
 def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
     lines = [
         "# ibcheck validate: bound-tightness report", "",
-        f"**{_status(result)}**: {result.tests} tests, family-wise false-failure budget alpha = {result.alpha:g} "
-        f"(Bonferroni: {result.test_alpha:.2e} per test); seed {result.seed}; device {result.device}, "
-        f"{result.dtype}; {result.seconds:.1f} s.", "",
+        f"**{_status_line(result, table)}** (a family-wise false-failure budget, split evenly over the run's "
+        f"tests: Bonferroni); seed {result.seed}; device {result.device}, {result.dtype}; {result.seconds:.1f} s.",
+        "", *[f"- {line}" for line in verdicts.estimator_lines(table)], "",
         "Every number is in nats. `gap` = estimate - exact. `valid` is the one-sided test of bounds.md "
         "section 5 (an upper bound fails only if estimate + q se < exact; a lower bound only if "
         "estimate - q se > exact); `match` is the two-sided test against the analytic expectation at the "
         "parameters used (blank where none exists). `empirical` is exact for its own finite data sets; "
         "against the population its I(X;Z) is a lower bound in expectation, tested as one, and its "
         "I(Y;Z) is reported only (kind `estimate`).", "",
-        "![estimates](estimates.png)", "",
-        "![teacher_iw against K](iw_vs_K.png)", "",
-        "![loo and nce against N](batch_vs_N.png)", "",
-        "![width of the bracket against K, T and N](bracket_vs_K.png)", "",
-        "Numbers behind the figures: `estimates.csv`, `iw_vs_K.csv`, `batch_vs_N.csv`, `bracket_vs_K.csv`; "
-        "everything in `results.json`.", "",
-        *_bracket_table(result, table),
+        *[line for name, title, _ in figures(table) for line in (f"![{title}]({name}.png)", "")],
+        "Numbers behind the figures: " + ", ".join(f"`{name}.csv`" for name, _, _ in figures(table))
+        + "; everything in `results.json`.", "",
+        *(_bracket_table(result, table) if _has_builtin(table) else []),
         *coverage.markdown(table, result.test_alpha),
     ]
     for c in result.cases:
@@ -335,9 +339,9 @@ def check_report_folder(out: str | Path) -> None:
 
 
 def write_report(result: ValidationResult, out: str | Path, table: list[ReportRow] | None = None) -> list[Path]:
-    """Write report.md, results.json, three figures and their CSVs into a new folder beside ``out``,
-    then swap it in whole (``fileio.replacing_folder``): at every instant ``out`` holds the previous
-    report or the new one, complete, never a mix. Returns the paths as they are in ``out``."""
+    """Write report.md, results.json, the figures that apply (``figures``) and their CSVs into a new
+    folder beside ``out``, then swap it in whole (``fileio.replacing_folder``): at every instant ``out``
+    holds the previous report or the new one, complete, never a mix. Returns the paths as in ``out``."""
     out = Path(out)
     table = rows(result) if table is None else table
     with fileio.replacing_folder(out) as staging:
@@ -346,17 +350,31 @@ def write_report(result: ValidationResult, out: str | Path, table: list[ReportRo
     return [out / name for name in written]
 
 
+def figures(table: Sequence[ReportRow]) -> list[tuple[str, str, Callable]]:
+    """(file stem, title, plot) of the figures that have something to draw: the estimates always, the
+    teacher_iw, batch and bracket figures only where their estimators ran (not in a user-only run)."""
+    out: list[tuple[str, str, Callable]] = [("estimates", "estimates", plot_estimates)]
+    if iw_rows(list(table)):
+        out.append(("iw_vs_K", "teacher_iw against K", plot_iw))
+    if batch_rows(list(table)):
+        out.append(("batch_vs_N", "loo and nce against N", plot_batch))
+    if bracket.widths(list(table)):
+        out.append(("bracket_vs_K", "width of the bracket against K, T and N",
+                    lambda result, table: bracket.plot_widths(table)))
+    return out
+
+
 def _write_files(result: ValidationResult, out: Path, table: list[ReportRow]) -> None:
     iw_table = [dict(row, K=row["params"]["K"]) for row in iw_rows(table)]
     batch_table = [dict(row, N=row["params"]["N"], ln_N=math.log(row["params"]["N"])) for row in batch_rows(table)]
     fileio.write_json(out / "results.json", to_json(result, table))
-    _csv(out / "estimates.csv", CSV_FIELDS, table)
-    _csv(out / "iw_vs_K.csv", ["case", "K", "value", "stderr", "exact", "gap"], iw_table)
-    _csv(out / "batch_vs_N.csv", ["case", "estimator", "N", "value", "stderr", "exact", "ln_N"], batch_table)
-    _csv(out / "bracket_vs_K.csv", bracket.WIDTH_FIELDS, bracket.widths(table))
-    for name, plot in (("estimates.png", plot_estimates), ("iw_vs_K.png", plot_iw), ("batch_vs_N.png", plot_batch),
-                       ("bracket_vs_K.png", lambda result, table: bracket.plot_widths(table))):
-        fig = plot(result, table)
-        fileio.save_figure(fig, out / name)
+    csvs = {"estimates": lambda: _csv(out / "estimates.csv", CSV_FIELDS, table),
+            "iw_vs_K": lambda: _csv(out / "iw_vs_K.csv", ["case", "K", "value", "stderr", "exact", "gap"], iw_table),
+            "batch_vs_N": lambda: _csv(out / "batch_vs_N.csv", ["case", "estimator", "N", "value", "stderr", "exact",
+                                                               "ln_N"], batch_table),
+            "bracket_vs_K": lambda: _csv(out / "bracket_vs_K.csv", bracket.WIDTH_FIELDS, bracket.widths(table))}
+    for name, _, plot in figures(table):
+        csvs[name]()
+        fileio.save_figure(plot(result, table), out / f"{name}.png")
     coverage.write(out, table)
     fileio.write_text(out / "report.md", markdown(result, table))

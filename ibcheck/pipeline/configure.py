@@ -54,9 +54,13 @@ def _data(config: DataConfig, overrides: dict, source: str | None, data_dir: str
 
 
 def teacher_config(overrides: dict, *, seed: int | None, data: str | None, data_dir: str | None,
-                   epochs: int | None, label: str = "--config") -> TeacherRunConfig:
-    """The config of ``ibcheck teacher``: the file's ``data`` and ``teacher`` sections, then the options."""
-    config = _parse(TeacherRunConfig, overrides, TeacherRunConfig(), label)
+                   epochs: int | None, label: str = "--config", preset: str = "paper") -> TeacherRunConfig:
+    """The config of ``ibcheck teacher``: the ``data`` and ``teacher`` sections of ``train``'s preset
+    of that name (so that ``train --preset P --teacher`` accepts the run), the file's, then the options."""
+    if preset not in PRESETS:
+        raise InputError(f"--preset {preset}: unknown (choose from {', '.join(PRESETS)})")
+    base = TeacherRunConfig(PRESETS[preset].data, PRESETS[preset].teacher)
+    config = _parse(TeacherRunConfig, overrides, base, label)
     teacher = config.teacher
     if seed is not None:
         teacher = dataclasses.replace(teacher, seed=seed)

@@ -161,10 +161,14 @@ def plot_encoder(named: dict[str, list[dict]]):
         axes[1].plot([r["epoch"] for r in done], [r["grad_norm"] for r in done], label=name)
     axes[0].set_ylabel("mean log det Cov[p(z|x)] [nats]")
     axes[1].set_ylabel("mean gradient norm")
+    axes[0].set_title("How wide the encoder is: log det of its covariance", fontsize=10)
+    axes[1].set_title("How hard it trains: the gradient norm", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    # beside the curves, not on them; the left panel's labels say where its curve has gaps
+    axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("The student's encoder over training")
     fig.tight_layout()
     return fig
 

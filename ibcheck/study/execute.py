@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import math
 import os
 import socket
 import sys
@@ -138,6 +139,9 @@ def epochs_done(folder: Path) -> int:
     return max(0, sum(1 for r in records if not r.get("partial")) - 1)
 
 
+BEAT_SECONDS = 30.0  # how stale study.json's wall time and summary.csv may be while a study runs
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -149,6 +153,10 @@ class Ledger:
     folder: Path
     study: Study
     record: dict
+    # the execution being timed (``start``), when it started and when it was last written (perf_counter s)
+    execution: dict | None = dataclasses.field(default=None, init=False)
+    started: float = dataclasses.field(default=0.0, init=False)
+    written: float = dataclasses.field(default=-math.inf, init=False)
 
     @classmethod
     def open(cls, folder: Path, study: Study, recorded: dict | None) -> Ledger:
@@ -159,9 +167,27 @@ class Ledger:
         record["teachers"] = {key: schema.to_json(config) for key, config in study.teachers.items()}
         return cls(folder, study, record)
 
+    def start(self, execution: dict) -> None:
+        """Time ``execution`` (an entry of record["executions"]) from now on, and write it."""
+        self.execution, self.started, self.written = execution, time.perf_counter(), -math.inf
+        self.beat(force=True)
+
+    def beat(self, force: bool = False) -> None:
+        """Rewrite study.json (the execution's wall time so far) and summary.csv (the cells' epochs on disk)
+        if BEAT_SECONDS have passed since the last time, or now with ``force``."""
+        now = time.perf_counter()
+        if self.execution is None or (not force and now - self.written < BEAT_SECONDS):
+            return
+        self.execution.update(wall_seconds=now - self.started, last_seen=_now())
+        self.written = now
+        self.write()
+
     def set(self, name: str, outcome: dict) -> None:
         self.record["results"][name] = {**outcome, "epochs_done": epochs_done(self.folder / name), "at": _now()}
-        self.write()
+        if self.execution is None:
+            self.write()
+        else:
+            self.beat(force=True)
 
     def write(self) -> None:
         fileio.write_json(self.folder / results.STUDY_FILE, self.record)
@@ -223,6 +249,9 @@ def _quiet_stderr():
             os.close(saved)
 
 
+WORKER_NICENESS = "RAY_worker_niceness"  # Ray's own setting (its default is 15), read when a local Ray starts
+
+
 def connect_ray(address: str | None, runtime_env: dict | None = None):
     """Ray, started inside this process (``address`` None) or connected to the cluster at
     ``address``; a cluster that cannot be reached is an InputError of one line. ``runtime_env``
@@ -233,6 +262,9 @@ def connect_ray(address: str | None, runtime_env: dict | None = None):
         raise InputError("ibcheck needs Ray for this: pip install 'ray>=2.9'") from None
     if address is None:  # a new Ray inside this process (never a cluster that `ray start` left running), on
         # the cores this process may use, not all the machine's
+        # Ray starts its workers at nice 15, so on a busy machine a study's cells wait behind everything else;
+        # ibcheck's local workers run at the driver's priority unless RAY_worker_niceness says otherwise
+        os.environ.setdefault(WORKER_NICENESS, "0")
         ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
                  log_to_driver=False, logging_level=logging.ERROR, runtime_env=runtime_env)
         global _watchdog
@@ -342,16 +374,20 @@ def run_study(study: Study, folder: Path, address: str | None, resources: Resour
     with lock:
         ledger = Ledger.open(folder, study, recorded)
         ledger.write()
+        progress(_state(study, folder, {}, {}))  # a finished study shows as finished, not as 0 epochs
         if ray is None:
             return {}
-        started, wall = _now(), time.perf_counter()
-        execution = {"started": started, "address": address or "local", "cpus_per_cell": resources.cpus,
-                     "cells_to_run": len(todo)}
+        # recorded now and kept up to date (``Ledger.beat``): a driver killed mid-run leaves its execution, with
+        # the wall time it had run ("ended" null), and a summary.csv at most BEAT_SECONDS old
+        execution = {"started": _now(), "ended": None, "address": address or "local", "cpus_per_cell": resources.cpus,
+                     "cells_to_run": len(todo), "wall_seconds": 0.0}
+        ledger.record["executions"].append(execution)
+        ledger.start(execution)
         try:
             outcomes = _run_cells(ray, study, folder, todo, resources, ledger, progress, execution)
         finally:
-            execution.update(ended=_now(), wall_seconds=time.perf_counter() - wall)
-            ledger.record["executions"].append(execution)
+            ledger.beat(force=True)
+            execution["ended"] = execution["last_seen"]
             ledger.write()
             shutdown(ray)
     return outcomes
@@ -395,11 +431,17 @@ def _run_cells(ray, study: Study, folder: Path, todo: list[Cell], resources: Res
             outcomes[cell.name] = _outcome(ray, ref)
             ledger.set(cell.name, outcomes[cell.name])
         progress(_state(study, folder, outcomes, pending))
+        ledger.beat()
     progress(_state(study, folder, outcomes, {}))
     return outcomes
 
 
 def _state(study: Study, folder: Path, outcomes: dict[str, dict], pending: dict) -> dict:
+    """What the progress bar shows: the cells' whole epochs on disk and the teachers' (a teacher run's
+    metrics.jsonl has one record per epoch), cells done, running and failed."""
     done = sum(1 for c in study.cells if runs.read_status(folder / c.name).get("status") == STATUS_FINISHED)
-    return {"epochs": sum(epochs_done(folder / c.name) for c in study.cells), "done": done,
-            "running": len(pending), "failed": sum(1 for o in outcomes.values() if o["status"] != STATUS_FINISHED)}
+    teacher_epochs = sum(min(len(results.read_records(folder / TEACHERS / key)), config.teacher.epochs)
+                         for key, config in study.teachers.items())
+    return {"epochs": sum(epochs_done(folder / c.name) for c in study.cells), "teacher_epochs": teacher_epochs,
+            "done": done, "running": len(pending),
+            "failed": sum(1 for o in outcomes.values() if o["status"] != STATUS_FINISHED)}

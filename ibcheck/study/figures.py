@@ -44,7 +44,7 @@ import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import SymLogNorm
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator
 from scipy import stats
 
 from ibcheck import fileio
@@ -192,6 +192,23 @@ def draw(ax, band: Band, colour, label: str | None, style: str = "-") -> None:
         ax.fill_between(band.epochs, band.lo, band.hi, color=colour, alpha=0.18, lw=0)
 
 
+# epochs worth a tick on a symmetric-log axis (matplotlib's own symlog ticks give only 0 and 10^0 below 10)
+EPOCH_TICKS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def epoch_ticks(axis) -> None:
+    """Readable epoch ticks on a symlog axis (an Axes' xaxis, or a colour bar's axis)."""
+    axis.set_major_locator(FixedLocator(EPOCH_TICKS))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def band_note(groups: dict) -> str:
+    """What a figure's title must add where a condition has one seed: its band cannot be drawn."""
+    fewest = min((len(runs) for runs in groups.values()), default=2)
+    return " (one seed in some conditions: no band there)" if fewest < 2 else ""
+
+
 def _style(ax, title: str, ylabel: str, symlog: bool = False) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("epoch")
@@ -199,6 +216,7 @@ def _style(ax, title: str, ylabel: str, symlog: bool = False) -> None:
     if symlog:
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(left=0)
+        epoch_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
 
 
@@ -226,7 +244,7 @@ def _estimators(ax, groups, target: str, names, labels: Labels, panel: str, extr
     if len(groups) > 1:
         handles += [Line2D([], [], color="gray", ls=LINESTYLES[i % len(LINESTYLES)], label=labels(cond))
                     for i, cond in enumerate(groups)]
-    ax.legend(handles=handles, fontsize=7, ncol=2)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves
     return rows
 
 
@@ -247,7 +265,7 @@ def fig3(runs: list[RunResult]):
             name = TARGETS[target]
             _style(ax, f"{name}, init={init_label(shift)}", f"{name} [nats]", symlog=True)
         axes[0, col].set_xlabel("")  # shared with the panel below
-    fig.suptitle("Zero-information labels: mean over seeds, 95% t-interval bands")
+    fig.suptitle("Zero-information labels: mean over seeds, 95% t-interval bands" + band_note(groups))
     return fig, rows
 
 
@@ -284,7 +302,7 @@ def fig4(runs: list[RunResult]):
             axis_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         _style(ax, panel, "I(X;Z) [nats]", symlog=True)
     fig.suptitle("I(X;Z): upper bounds (vib, teacher) and the exact value of the training set, and the population "
-                 "bracket's midpoint; mean over seeds, 95% bands")
+                 "bracket's midpoint; mean over seeds, 95% bands" + band_note(groups))
     return fig, rows
 
 
@@ -348,8 +366,9 @@ def fig5(runs: list[RunResult]):
     for i, opt in enumerate(optims):
         rows += _plane_row(axes[i], {c: r for c, r in groups.items() if c.optimizer == opt}, labels, markers,
                            norm, opt)
-    fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=axes, label="epoch", shrink=0.6, aspect=30)
-    fig.suptitle("Information plane: mean over seeds, 95% t-interval error bars")
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=axes, label="epoch", shrink=0.6, aspect=30)
+    epoch_ticks(bar.ax.yaxis)
+    fig.suptitle("Information plane: mean over seeds, 95% t-interval error bars" + band_note(groups))
     return fig, rows
 
 
@@ -385,7 +404,7 @@ def _dense_figure(runs: list[RunResult], keys: tuple[str, ...], title: str):
             panel = f"{opt} {key}" if len(keys) > 1 else opt
             rows += _dense_panel(ax, here, key, labels, panel, colours, legend=j == 0)
             _style(ax, f"{opt}: {AXES[key][0]}", AXES[key][1])
-    fig.suptitle(title)
+    fig.suptitle(title + band_note(groups))
     return fig, rows
 
 
