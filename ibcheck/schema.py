@@ -23,10 +23,13 @@ Every JSON file a user gives ibcheck (a case file, a ``--config`` file, a study 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import logging
 import math
+import os
+import stat
 import types
 import typing
 from collections.abc import Callable
@@ -114,13 +117,39 @@ def loads(text: str) -> Any:
     raise json.JSONDecodeError(f"duplicate key {show(key)}", text, at) from None
 
 
+MAX_JSON_BYTES = 64 << 20  # a user's JSON file: a case file of hundreds of MNIST-sized cases fits
+
+
+def _read_regular(path: Path, label: str) -> bytes:
+    """The bytes of a regular file of at most MAX_JSON_BYTES. A FIFO would block the read forever and
+    /dev/zero never end, so anything else is refused before it is read (opened without blocking)."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(handle)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{label}: not a regular file (a pipe, socket or device cannot be read as JSON)")
+        if info.st_size > MAX_JSON_BYTES:
+            raise InputError(f"{label}: {info.st_size:,} bytes, more than the {MAX_JSON_BYTES >> 20} MiB a JSON "
+                             f"file may have here; split it")
+        os.set_blocking(handle, True)
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            data = stream.read(MAX_JSON_BYTES + 1)
+    finally:
+        os.close(handle)
+    if len(data) > MAX_JSON_BYTES:  # it grew while it was read
+        raise InputError(f"{label}: more than the {MAX_JSON_BYTES >> 20} MiB a JSON file may have here; split it")
+    return data
+
+
 def read_json(path: str | Path, label: str, hint: str = "") -> Any:
     """The JSON value of a file a user gives ibcheck (a ``--config`` file, a case file, a study
     spec), by ``loads``; otherwise an InputError of one line that starts with ``label``: it
     "cannot be read" (missing, a folder, not UTF-8; ``hint`` is added), is "not valid JSON" (with
     the line and column), or "cannot be parsed" (an integer of too many digits, nesting too deep)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_regular(Path(path), label).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         why = getattr(err, "strerror", None) or err  # UnicodeDecodeError has no strerror
         raise InputError(f"{label}: cannot be read ({err.__class__.__name__}: {why}{'; ' + hint if hint else ''})") \

@@ -1,9 +1,14 @@
 """A JSON object that names a key twice is refused, not read as its last value (hardening issue 19):
 ``schema.loads`` for every file a user gives ibcheck (a case file, a ``--config`` file, a study spec),
-with one line naming the file, the key and where it is named again."""
+with one line naming the file, the key and where it is named again. And a file that is not a regular one
+(a FIFO, a device) or is too large is refused before it is read (hardening issue 23)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +61,27 @@ def test_every_user_json_file_refuses_a_repeated_key(tmp_path, capsys):
     assert main(["validate", "--cases", str(cases), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     _one_line(capsys, str(cases), 'duplicate key "name"')
     assert not any((tmp_path / name).exists() for name in ("s", "t", "r"))
+
+
+@pytest.mark.parametrize("option", ["cases", "config", "spec"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_a_file_that_is_not_a_regular_json_file_is_refused_at_once(tmp_path, option, kind):
+    """A FIFO would block the read forever, /dev/zero never end, and a huge file fill the memory: each is
+    refused in one line, exit 2, before it is read (in a subprocess, so that a hang fails the test)."""
+    if kind == "fifo":
+        path = tmp_path / "input.json"
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path = tmp_path / "input.json"
+        with open(path, "wb") as handle:
+            handle.truncate(schema.MAX_JSON_BYTES + 1)  # sparse: no disk used
+    argv = {"cases": ["validate", "--cases", str(path), "--out", str(tmp_path / "r")],
+            "config": ["train", "--config", str(path), "--out", str(tmp_path / "t")],
+            "spec": ["study", str(path), "--out", str(tmp_path / "s")]}[option]
+    done = subprocess.run([sys.executable, "-m", "ibcheck", *argv], capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert ("not a regular file" if kind != "huge" else "more than the 64 MiB") in lines[0], lines[0]
+    assert not (tmp_path / "r").exists() and not (tmp_path / "t").exists() and not (tmp_path / "s").exists()
