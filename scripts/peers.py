@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ibcheck import fileio
-from ibcheck.harness import plugin, report
 from ibcheck.analytic.suite import builtin_suite
+from ibcheck.harness import plugin, report
 from ibcheck.harness.validate import validate
 
 # sizes, chosen so that the whole run fits in 25 minutes on two cores (README, "The field's estimators"):
@@ -237,13 +237,20 @@ def markdown(rows: list[dict], meta: dict) -> str:
              "CCA's estimate is the information of a Gaussian fitted to the pairs: exact, up to sampling noise, "
              "wherever x and z are jointly Gaussian (every case here with a Gaussian prior), and far off where they "
              "are not or where the dimension nears the number of pairs.", "", *narrower(rows), ""]
+    return "\n".join(lines + case_tables(rows, ("peer", "kind", "sample sets")))
+
+
+def case_tables(rows: list[dict], heads: tuple[str, str, str]) -> list[str]:
+    """A section per case: the truth, ibcheck's bracket, and a table of every estimator's estimate, error,
+    sample sets, seconds and verdict; ``heads`` names the estimator, kind and sample-set columns."""
+    lines = []
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
         head = mine[0]
         br = ("–" if head["bracket_lower"] is None else
               f"[{head['bracket_lower']:.3f}, {head['bracket_upper']:.3f}], width {head['bracket_width']:.3f}")
         lines += [f"## {case}", "", f"I(X;Z) = {head['truth']:.4f}; ibcheck's bracket {br}", "",
-                  "| peer | kind | estimate ± se | error | sample sets | s | test |",
+                  f"| {heads[0]} | {heads[1]} | estimate ± se | error | {heads[2]} | s | test |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in mine:
             verdict = "passed" if r["passed"] else f"**failed**{': ' + r['failure'] if r['failure'] else ''}"
@@ -252,26 +259,32 @@ def markdown(rows: list[dict], meta: dict) -> str:
             lines.append(f"| {r['peer']} | {r['kind']} | {value} | {err} | {r['calls']} | {r['seconds']:.1f} "
                          f"| {verdict} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
-def write(out: Path, rows: list[dict], meta: dict) -> None:
-    """Everything but the validate report, from the rows and the run's numbers."""
+def write(out: Path, rows: list[dict], meta: dict, text: str | None = None, title: str | None = None) -> None:
+    """Everything but the validate report, from the rows and the run's numbers: report.md is ``text``
+    (default: this script's ``markdown``), the figure's title ``title``."""
     fileio.write_csv(out / "peers.csv", FIELDS, [[r[k] for k in FIELDS] for r in rows])
     fileio.write_json(out / "peers.json", fileio.finite_or_none({**meta, "rows": rows}))
-    plot(rows, out / "error_vs_truth.png")
+    plot(rows, out / "error_vs_truth.png", title)
     fileio.write_csv(out / "error_vs_truth.csv", ["peer", "case", "truth", "error", "stderr"],
                      [[r["peer"], r["case"], r["truth"], r["error"], r["stderr"]] for r in rows])
-    fileio.write_text(out / "report.md", markdown(rows, meta))
+    fileio.write_text(out / "report.md", markdown(rows, meta) if text is None else text)
 
 
-def render(out: Path) -> None:
-    """Rewrite the report from OUT/peers.json, without estimating anything again."""
+def recorded(out: Path) -> tuple[list[dict], dict]:
+    """(rows, the run's numbers) of OUT/peers.json, as ``write`` had them (null errors back to NaN)."""
     meta = json.loads((out / "peers.json").read_text())
     rows = meta.pop("rows")
     for r in rows:
         r["error"] = math.nan if r["error"] is None else r["error"]
-    write(out, rows, meta)
+    return rows, meta
+
+
+def render(out: Path) -> None:
+    """Rewrite the report from OUT/peers.json, without estimating anything again."""
+    write(out, *recorded(out))
 
 
 def main(argv: list[str]) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 import peers as bmi_peers  # scripts/peers.py: the reference bracket, rows and figure are shared
-from ibcheck import fileio, seeds
+from ibcheck import seeds
 from ibcheck.analytic import exact
 from ibcheck.analytic.suite import builtin_suite
 from ibcheck.harness import plugin, report

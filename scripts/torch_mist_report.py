@@ -3,12 +3,9 @@ and by how much, from the judged rows (``peers.rows_of``) and the run's numbers.
 matplotlib, not torch-mist, so ``--render`` rewrites it anywhere from OUT/peers.json."""
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import peers as bmi_peers
-from ibcheck import fileio
 
 
 def t_quantile(level: float, dof: int | None) -> float:
@@ -99,39 +96,15 @@ def markdown(rows: list[dict], meta: dict) -> str:
              "Claimed bounds that held on every case they ran on: " + (", ".join(held) if held else "none") + ".", "",
              "## Calls that failed", "", *_failures(rows), "",
              "## Each estimator", "", *bmi_peers.breakdown(rows), ""]
-    for case in dict.fromkeys(r["case"] for r in rows):
-        mine = [r for r in rows if r["case"] == case]
-        head = mine[0]
-        br = ("–" if head["bracket_lower"] is None else
-              f"[{head['bracket_lower']:.3f}, {head['bracket_upper']:.3f}], width {head['bracket_width']:.3f}")
-        lines += [f"## {case}", "", f"I(X;Z) = {head['truth']:.4f}; ibcheck's bracket {br}", "",
-                  "| estimator | judged as | estimate ± se | error | sets | s | test |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in mine:
-            verdict = "passed" if r["passed"] else f"**failed**{': ' + r['failure'] if r['failure'] else ''}"
-            value = "–" if r["failure"] else f"{r['value']:.3f} ± {r['stderr']:.3f}"
-            err = "–" if r["failure"] else f"{r['error']:+.3f}"
-            lines.append(f"| {r['peer']} | {r['kind']} | {value} | {err} | {r['calls']} | {r['seconds']:.1f} "
-                         f"| {verdict} |")
-        lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + bmi_peers.case_tables(rows, ("estimator", "judged as", "sets")))
 
 
 def write(out: Path, rows: list[dict], meta: dict) -> None:
-    """Everything but the validate report, from the rows and the run's numbers."""
-    fileio.write_csv(out / "peers.csv", bmi_peers.FIELDS, [[r[k] for k in bmi_peers.FIELDS] for r in rows])
-    fileio.write_json(out / "peers.json", fileio.finite_or_none({**meta, "rows": rows}))
-    bmi_peers.plot(rows, out / "error_vs_truth.png", f"torch-mist's estimators on ibcheck's built-in suite "
-                                                     f"(n = {meta['n']:,} pairs per call)")
-    fileio.write_csv(out / "error_vs_truth.csv", ["peer", "case", "truth", "error", "stderr"],
-                     [[r["peer"], r["case"], r["truth"], r["error"], r["stderr"]] for r in rows])
-    fileio.write_text(out / "report.md", markdown(rows, meta))
+    """Everything but the validate report, from the rows and the run's numbers (``peers.write``)."""
+    bmi_peers.write(out, rows, meta, markdown(rows, meta),
+                    f"torch-mist's estimators on ibcheck's built-in suite (n = {meta['n']:,} pairs per call)")
 
 
 def render(out: Path) -> None:
     """Rewrite the report from OUT/peers.json, without estimating anything again."""
-    meta = json.loads((out / "peers.json").read_text())
-    rows = meta.pop("rows")
-    for r in rows:
-        r["error"] = math.nan if r["error"] is None else r["error"]
-    write(out, rows, meta)
+    write(out, *bmi_peers.recorded(out))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from matplotlib.lines import Line2D
 
@@ -262,6 +262,7 @@ def plot_batch(result: ValidationResult, table: list[ReportRow]):
 
 
 def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
+    shown = figures(table)
     lines = [
         "# ibcheck validate: bound-tightness report", "",
         f"**{_status_line(result, table)}** (a family-wise false-failure budget, split evenly over the run's "
@@ -273,8 +274,8 @@ def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
         "parameters used (blank where none exists). `empirical` is exact for its own finite data sets; "
         "against the population its I(X;Z) is a lower bound in expectation, tested as one, and its "
         "I(Y;Z) is reported only (kind `estimate`).", "",
-        *[line for name, title, _ in figures(table) for line in (f"![{title}]({name}.png)", "")],
-        "Numbers behind the figures: " + ", ".join(f"`{name}.csv`" for name, _, _ in figures(table))
+        *[line for f in shown for line in (f"![{f.title}]({f.stem}.png)", "")],
+        "Numbers behind the figures: " + ", ".join(f"`{f.stem}.csv`" for f in shown)
         + "; everything in `results.json`.", "",
         *(_bracket_table(result, table) if _has_builtin(table) else []),
         *coverage.markdown(table, result.test_alpha),
@@ -350,31 +351,37 @@ def write_report(result: ValidationResult, out: str | Path, table: list[ReportRo
     return [out / name for name in written]
 
 
-def figures(table: Sequence[ReportRow]) -> list[tuple[str, str, Callable]]:
-    """(file stem, title, plot) of the figures that have something to draw: the estimates always, the
-    teacher_iw, batch and bracket figures only where their estimators ran (not in a user-only run)."""
-    out: list[tuple[str, str, Callable]] = [("estimates", "estimates", plot_estimates)]
-    if iw_rows(list(table)):
-        out.append(("iw_vs_K", "teacher_iw against K", plot_iw))
-    if batch_rows(list(table)):
-        out.append(("batch_vs_N", "loo and nce against N", plot_batch))
-    if bracket.widths(list(table)):
-        out.append(("bracket_vs_K", "width of the bracket against K, T and N",
-                    lambda result, table: bracket.plot_widths(table)))
+class Figure(NamedTuple):
+    """One figure of the report: its file stem (PNG and CSV), title, plot, and the CSV of its numbers."""
+
+    stem: str
+    title: str
+    plot: Callable
+    fields: list[str]
+    rows: Sequence[Mapping[str, Any]]
+
+
+def figures(table: Sequence[ReportRow]) -> list[Figure]:
+    """The figures that have something to draw: the estimates always, the teacher_iw, batch and bracket
+    figures only where their estimators ran (not in a user-only run)."""
+    table = list(table)
+    out = [Figure("estimates", "estimates", plot_estimates, CSV_FIELDS, table)]
+    if iw := [dict(row, K=row["params"]["K"]) for row in iw_rows(table)]:
+        out.append(Figure("iw_vs_K", "teacher_iw against K", plot_iw, ["case", "K", "value", "stderr", "exact", "gap"],
+                          iw))
+    if batch := [dict(row, N=row["params"]["N"], ln_N=math.log(row["params"]["N"])) for row in batch_rows(table)]:
+        out.append(Figure("batch_vs_N", "loo and nce against N", plot_batch,
+                          ["case", "estimator", "N", "value", "stderr", "exact", "ln_N"], batch))
+    if widths := bracket.widths(table):
+        out.append(Figure("bracket_vs_K", "width of the bracket against K, T and N",
+                          lambda result, table: bracket.plot_widths(table), bracket.WIDTH_FIELDS, widths))
     return out
 
 
 def _write_files(result: ValidationResult, out: Path, table: list[ReportRow]) -> None:
-    iw_table = [dict(row, K=row["params"]["K"]) for row in iw_rows(table)]
-    batch_table = [dict(row, N=row["params"]["N"], ln_N=math.log(row["params"]["N"])) for row in batch_rows(table)]
     fileio.write_json(out / "results.json", to_json(result, table))
-    csvs = {"estimates": lambda: _csv(out / "estimates.csv", CSV_FIELDS, table),
-            "iw_vs_K": lambda: _csv(out / "iw_vs_K.csv", ["case", "K", "value", "stderr", "exact", "gap"], iw_table),
-            "batch_vs_N": lambda: _csv(out / "batch_vs_N.csv", ["case", "estimator", "N", "value", "stderr", "exact",
-                                                               "ln_N"], batch_table),
-            "bracket_vs_K": lambda: _csv(out / "bracket_vs_K.csv", bracket.WIDTH_FIELDS, bracket.widths(table))}
-    for name, _, plot in figures(table):
-        csvs[name]()
-        fileio.save_figure(plot(result, table), out / f"{name}.png")
+    for figure in figures(table):
+        _csv(out / f"{figure.stem}.csv", figure.fields, figure.rows)
+        fileio.save_figure(figure.plot(result, table), out / f"{figure.stem}.png")
     coverage.write(out, table)
     fileio.write_text(out / "report.md", markdown(result, table))
