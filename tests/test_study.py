@@ -134,7 +134,7 @@ def test_the_report_of_the_tiny_study(smoke_study):
     root, _, _, report = smoke_study
     assert report.returncode == 0, report.stderr
     out = root / "report"
-    for stem in ("fig3_zero_info", "fig4_bounds", "fig5_info_plane", "fig6_logdet", "fig7_logdet_grad",
+    for stem in ("fig3_zero_info", "fig4_bounds", "fig5_info_plane", "fig6_logdet", "fig7_grad_norm",
                  "fig8_bracket"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.csv").exists()
     with open(out / "fig8_bracket.csv") as handle:  # every smoke record brackets the population

@@ -16,7 +16,8 @@ value is not drawn. Mutual information and log-determinants are in nats.
   (left), the paper's min(vib, teacher_elbo) (middle) and the midpoint of the annealed bracket on
   the population's I(X;Z) (right, its records only), one trajectory per condition.
 - ``fig6_logdet``: mean log det Cov[p(z|x)] per whole epoch, one panel per optimizer.
-- ``fig7_logdet_grad``: rows per optimizer; the log-determinant and the gradient norm.
+- ``fig7_grad_norm``: the gradient norm per epoch, one panel per optimizer. The paper's Fig. 7
+  puts the log-determinant of its Fig. 6 beside it; here that panel is Fig. 6 alone, not drawn twice.
 - ``fig8_bracket``: the annealed population bracket's paired width and its T against epoch,
   every cell and bracketed record (CSV: one row per cell and record, ``BRACKET_HEADER``).
 
@@ -378,8 +379,8 @@ def _dense_panel(ax, groups, key: str, labels: Labels, panel: str, colours: dict
         band = dense_band(rs, key)
         draw(ax, band, colours[cond.without("optimizer")], labels(cond, skip=("optimizer",)))
         rows += band_rows(panel, labels(cond), key, band)
-    if legend:
-        ax.legend(fontsize=7)
+    if legend:  # beside the last panel, off the curves
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return rows
 
 
@@ -387,42 +388,39 @@ AXES = {"logdet_cov": ("log det Cov[p(z|x)]", "mean log det Cov[p(z|x)] [nats]")
         "grad_norm": ("gradient norm", "mean gradient norm")}
 
 
-def _dense_figure(runs: list[RunResult], keys: tuple[str, ...], title: str):
+def _dense_figure(runs: list[RunResult], key: str, title: str):
     groups = group([r for r in runs if not r.zero_info])
     if not groups:
         return empty_figure("no runs with real labels in this study")
     labels, optims = Labels(groups), sorted({c.optimizer for c in groups})
     colours = colours_for(c.without("optimizer") for c in groups)
-    shape = (1, len(optims)) if len(keys) == 1 else (len(optims), len(keys))
-    fig, axes = fileio.figure(*shape, figsize=(5.8 * shape[1], 4 * shape[0]), squeeze=False,
+    fig, axes = fileio.figure(1, len(optims), figsize=(5.8 * len(optims), 4), squeeze=False,
                              constrained_layout=True)
     rows: Rows = []
-    for i, opt in enumerate(optims):
+    for ax, opt in zip(axes[0], optims):
         here = {c: r for c, r in groups.items() if c.optimizer == opt}
-        for j, key in enumerate(keys):
-            ax = axes[0, i] if len(keys) == 1 else axes[i, j]
-            panel = f"{opt} {key}" if len(keys) > 1 else opt
-            rows += _dense_panel(ax, here, key, labels, panel, colours, legend=j == 0)
-            _style(ax, f"{opt}: {AXES[key][0]}", AXES[key][1])
+        rows += _dense_panel(ax, here, key, labels, opt, colours, legend=opt == optims[-1])
+        _style(ax, f"{opt}: {AXES[key][0]}", AXES[key][1])
     fig.suptitle(title + band_note(groups))
     return fig, rows
 
 
 def fig6(runs: list[RunResult]):
-    """The encoder's mean log-determinant per epoch, one panel per optimizer."""
-    return _dense_figure(runs, ("logdet_cov",), "Encoder covariance: mean over seeds, 95% bands")
+    """The encoder's mean log-determinant per epoch, one panel per optimizer (the paper's Fig. 6
+    and the left half of its Fig. 7)."""
+    return _dense_figure(runs, "logdet_cov", "Encoder covariance: mean over seeds, 95% bands")
 
 
 def fig7(runs: list[RunResult]):
-    """Log-determinant and gradient norm per epoch, one row per optimizer."""
-    return _dense_figure(runs, ("logdet_cov", "grad_norm"),
-                         "Encoder covariance and gradient norm: mean over seeds, 95% bands")
+    """The gradient norm per epoch, one panel per optimizer (the right half of the paper's Fig. 7;
+    its left half is ``fig6``)."""
+    return _dense_figure(runs, "grad_norm", "Gradient norm: mean over seeds, 95% bands")
 
 
 FIGURES: tuple[tuple[str, Callable, list[str]], ...] = (
     ("fig3_zero_info", fig3, LINE_HEADER), ("fig4_bounds", fig4, LINE_HEADER),
     ("fig5_info_plane", fig5, PLANE_HEADER), ("fig6_logdet", fig6, LINE_HEADER),
-    ("fig7_logdet_grad", fig7, LINE_HEADER))
+    ("fig7_grad_norm", fig7, LINE_HEADER))
 
 
 Figure = tuple[str, Callable, list[str]]

@@ -214,7 +214,7 @@ FIGURE_TEXT = (
     ("fig4_bounds", "Fig. 4: the bounds and the exact value"),
     ("fig5_info_plane", "Fig. 5: information plane"),
     ("fig6_logdet", "Fig. 6: log-determinant"),
-    ("fig7_logdet_grad", "Fig. 7: log-determinant and gradient norm"),
+    ("fig7_grad_norm", "Fig. 7: gradient norm (its log-determinant half is Fig. 6)"),
     ("fig8_bracket", "Fig. 8: the annealed population bracket's width and T"),
 )
 
