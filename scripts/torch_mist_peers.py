@@ -85,6 +85,7 @@ def estimator_fn(name: str, case, iterations: int):
     def fn(x: np.ndarray, z: np.ndarray) -> float:
         # torch-mist draws its initial weights and batches from torch's global generator: seed it per call,
         # from (case, estimator, call), so that a case's calls do not depend on what its worker ran before
+        torch.set_num_threads(1)  # in its own worker process (ibcheck.harness.sandbox): one thread, as the pool's
         torch.manual_seed(seeds.seed_of(0, case.name, name, next(calls)))
         x, z = x.astype(np.float32), z.astype(np.float32)
         half = len(x) // 2
@@ -108,8 +109,12 @@ def one_case(name: str, kinds: dict[str, str], iterations: int):
     """Every estimator on one case (a worker process: one thread, its own torch)."""
     torch.set_num_threads(1)
     case = next(c for c in builtin_suite() if c.name == name)
-    ex, outcomes, fits = run_case(case, seed=0, device="cpu", dtype=torch.float64, names=(),
-                                  plugins=plugins_for(case, kinds, iterations))
+    plugins = plugins_for(case, kinds, iterations)
+    try:
+        ex, outcomes, fits = run_case(case, seed=0, device="cpu", dtype=torch.float64, names=(), plugins=plugins)
+    finally:  # each estimator's worker process ends with its case
+        for made in plugins:
+            made.close()
     return name, ex, outcomes, fits
 
 

@@ -16,7 +16,7 @@ from scipy import stats as scipy_stats
 
 from ibcheck.analytic.exact import exact_values
 from ibcheck.cli import main
-from ibcheck.harness import check, coverage, plugin, report
+from ibcheck.harness import check, coverage, report, returns
 from ibcheck.interface import InputError
 
 import budget
@@ -149,7 +149,7 @@ def test_the_coverage_test_is_in_the_budget():
     ((0.5, 0.0, 1.0, True), "not in (0, 1)"),
 ])
 def test_a_malformed_interval_is_refused_with_its_reason(raw, message):
-    value, why = plugin.reading(raw)
+    value, why = returns.reading(raw)
     assert value is None and message in why
 
 

@@ -6,7 +6,8 @@ import dataclasses
 import math
 
 from ibcheck.harness import external
-from ibcheck.harness.plugin import Estimator, exits_caught, failure
+from ibcheck.harness.plugin import Estimator
+from ibcheck.harness.returns import exits_caught, failure
 from ibcheck.interface import InputError
 
 

@@ -12,32 +12,30 @@ standard error sd / sqrt(repeats), is judged by bounds.md section 5 like any bui
 a lower or upper bound one-sided against the truth, a point estimator two-sided (its bias
 against 0, with its confidence interval). A call that raises or exits (``sys.exit``), returns
 anything but a finite real number, or runs past the time limit makes the case's estimate a
-recorded failure, and no more calls are made on that case; the run goes on. ``os._exit`` from
-Python code in the estimator's own process is caught the same way (``exits_caught``); an exit
-from C code ends the process, which only a separate process (not made here) could survive.
+recorded failure, and no more calls are made on that case; the run goes on. A Python estimator
+runs in a worker process of its own, one per estimator for the whole run (``sandbox``), so it gets
+copies of the arrays, and a call past its time limit, an ``os._exit``, a crash or a thread it
+leaves running can end only that worker; the return value is read there (``returns``), strictly.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
-import torch
 
 from ibcheck import seeds, stats
 from ibcheck.analytic import suite
 from ibcheck.analytic.case import LinearGaussianCase
-from ibcheck.harness import external
+from ibcheck.harness import external, returns, sandbox
 from ibcheck.harness.coverage import Intervals
+from ibcheck.harness.returns import Read, exits_caught, failure
 from ibcheck.interface import BoundKind, Estimate, InputError, Target
 
 # returns an estimate in nats, or (estimate, low, high[, level]) with its interval
@@ -77,6 +75,8 @@ class Plugin:
     time_limit: float = 60.0
     level: float | None = None  # the nominal level of intervals returned without one
     params: dict = dataclasses.field(default_factory=dict)  # the estimator object's own, where it has them
+    # the worker process that runs a Python estimator (an external command makes its own), kept for all its calls
+    _box: sandbox.Sandbox | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -88,6 +88,23 @@ class Plugin:
         check_time_limit(self.time_limit)
         if self.level is not None and not stats.is_level(self.level):
             raise InputError(f"{self.name}: interval level {self.level!r} must be in (0, 1)")
+        if not isinstance(self.fn, external.Command):
+            object.__setattr__(self, "_box", sandbox.Sandbox(self.fn))
+
+    def close(self) -> None:
+        """End the estimator's worker process, with whatever it left running (a later call starts another)."""
+        if self._box is not None:
+            self._box.close()
+
+    def call(self, case: LinearGaussianCase, draw_seed: int, index: int, a: np.ndarray,
+             b: np.ndarray) -> tuple[float | Read | None, str | None, float]:
+        """Call ``index`` of the estimator on ``case``'s pair (a, b), as ``call`` judges it."""
+        if self._box is None:
+            assert isinstance(self.fn, external.Command)
+            command = self.fn.for_call(case.name, self.target, seeds.seed_of(draw_seed, "call", index), index,
+                                       self.repeats, self.time_limit)
+            return call(command, a, b, self.time_limit)
+        return self._box.call(a, b, self.time_limit)
 
     def applies(self, case: LinearGaussianCase) -> bool:
         return self.target == "I_XZ" or case.labels.kind != "none"
@@ -115,187 +132,21 @@ def load(spec: str) -> Any:
     return fn
 
 
-class _Timeout(BaseException):
-    """The alarm of a call past its limit: not an Exception, so that an estimator's own
-    ``except Exception`` does not swallow it and run on."""
-
-
-class _Exited(BaseException):
-    """A user's call of ``os._exit(code)``, raised instead of ending the process."""
-
-    def __init__(self, code: object) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-@contextlib.contextmanager
-def exits_caught() -> Iterator[None]:
-    """Within the block, ``os._exit`` called in this process raises ``_Exited``, so that a user's
-    code that ends the process becomes a recorded failure, not a silent exit 0 with no report. A
-    child process the user forks keeps the real ``os._exit`` (multiprocessing ends its children
-    with it)."""
-    real, owner = os._exit, os.getpid()
-
-    def guarded(code: int) -> None:
-        if os.getpid() != owner:
-            real(code)
-        raise _Exited(code)
-
-    os._exit = guarded  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        os._exit = real
-
-
-def _fire(signum, frame):
-    raise _Timeout
-
-
-@contextlib.contextmanager
-def timeouts() -> Iterator[bool]:
-    """Install the alarm handler that interrupts a call past its limit, once for many calls; yields
-    whether it could (only the main thread receives signals; elsewhere ``call`` checks the elapsed
-    time after the call). A call inside C code is interrupted when it returns to Python."""
-    if threading.current_thread() is not threading.main_thread():
-        yield False
-        return
-    previous = signal.signal(signal.SIGALRM, _fire)
-    try:
-        yield True
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def failure(err: BaseException) -> str:
-    """Why a user's code failed, on one line: the exit it asked for (``sys.exit``), or the
-    exception it raised with its message."""
-    if isinstance(err, SystemExit):
-        return f"called sys.exit({err.code!r})"
-    if isinstance(err, _Exited):
-        return f"called os._exit({err.code!r})"
-    return " ".join(f"raised {type(err).__name__}: {err}".splitlines())
-
-
-def _described(raw: object) -> str:
-    """What an estimator returned, for a message: "a str", "None", "a numpy complex128", "a numpy
-    array of float64 with shape (2,)", "a torch tensor of torch.bool with shape ()"."""
-    if raw is None:
-        return "None"
-    if isinstance(raw, (torch.Tensor, np.ndarray)):
-        library = "torch tensor" if isinstance(raw, torch.Tensor) else "numpy array"
-        return f"a {library} of {raw.dtype} with shape {tuple(raw.shape)}"
-    name = ("numpy " if isinstance(raw, np.generic) else "") + type(raw).__name__
-    return f"{'an' if name[:1] in tuple('aeiou') else 'a'} {name}"
-
-
-_REAL = (int, float, np.integer, np.floating)
-_NOT_REAL = (bool, np.bool_, np.timedelta64)  # an int and a numpy integer by type, not real numbers
-
-
-def _scalar(raw: object) -> int | float | np.integer | np.floating | None:
-    """The real number ``raw`` is, unconverted: a Python int or float, a numpy integer or floating
-    scalar, a 0-d numpy array of one, or a torch tensor of one real element; None for anything
-    else (a bool, a complex, a string, None, a list, a longer array)."""
-    if isinstance(raw, torch.Tensor):
-        real = raw.numel() == 1 and raw.dtype != torch.bool and not raw.is_complex()
-        return raw.detach().reshape(()).item() if real else None
-    if isinstance(raw, np.ndarray) and raw.ndim == 0 and raw.dtype.kind in "iuf":
-        raw = raw[()]
-    if isinstance(raw, _NOT_REAL):
-        return None
-    return raw if isinstance(raw, _REAL) else None
-
-
-def real_number(raw: object) -> tuple[float | None, str | None]:
-    """(value, None) for a finite real number an estimator returned (``_scalar``), or (None, why):
-    not a real number (named by its type), an int too large for a float, or not finite."""
-    scalar = raw if type(raw) is float else _scalar(raw)  # the common case, first
-    if scalar is None:
-        return None, f"returned {_described(raw)}, not a real number"
-    try:
-        value = float(scalar)
-    except OverflowError:
-        assert isinstance(scalar, int)
-        return None, f"returned an int of {scalar.bit_length()} bits, too large for a float"
-    return (value, None) if math.isfinite(value) else (None, f"returned {value}")
-
-
-class Read(NamedTuple):
-    """An estimate returned with its interval (nats; an open end is -inf or inf) and, where the
-    estimator gave it, the interval's nominal level."""
-
-    value: float
-    low: float
-    high: float
-    level: float | None
-
-
-def reading(raw: object) -> tuple[float | Read | None, str | None]:
-    """(value, None) for a finite real number (``real_number``); (Read, None) for a tuple
-    (estimate, low, high) or (estimate, low, high, level) of real numbers with a finite estimate,
-    low <= high (either may be infinite: a one-sided interval) and level in (0, 1); or (None, why)."""
-    if not isinstance(raw, tuple):
-        return real_number(raw)
-    if len(raw) not in (3, 4):
-        return None, f"returned a tuple of {len(raw)} items; (estimate, low, high) or (estimate, low, high, level)"
-    value, why = real_number(raw[0])
-    if value is None:
-        return None, f"returned an interval whose estimate is not a finite real number: it {why}"
-    ends = []
-    for end, name in zip(raw[1:3], ("low", "high")):
-        scalar = _scalar(end)
-        number = math.nan if scalar is None else float(scalar)
-        if math.isnan(number):
-            return None, f"returned an interval whose {name} end is {_described(end)}, not a real number or +-inf"
-        ends.append(number)
-    if ends[0] > ends[1]:
-        return None, f"returned an interval with low > high ({ends[0]:g} > {ends[1]:g})"
-    level = None
-    if len(raw) == 4:
-        scalar = _scalar(raw[3])
-        if scalar is None or not stats.is_level(scalar):
-            return None, f"returned an interval level that is not in (0, 1): {_described(raw[3])}"
-        level = float(scalar)
-    return Read(value, ends[0], ends[1], level), None
-
-
-def _armed(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float, alarm: bool) -> object:
-    """fn(a, b), interrupted by ``_Timeout`` past ``time_limit`` seconds when ``alarm``."""
-    if alarm:
-        signal.setitimer(signal.ITIMER_REAL, time_limit)
-    try:
-        with exits_caught():
-            return fn(a, b)
-    finally:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def call(fn: Estimator, a: np.ndarray, b: np.ndarray, time_limit: float,
-         alarm: bool = False) -> tuple[float | Read | None, str | None, float]:
-    """(value, None, seconds) for a good call (a float, or a ``Read`` with its interval), or
-    (None, why, seconds) for one that raised or exited (``sys.exit``), returned anything else
-    (``reading``), or took longer than ``time_limit`` seconds (interrupted there when ``alarm``:
-    inside ``timeouts()``; an external command is killed there in any thread). KeyboardInterrupt
-    is not the estimator's failure: it interrupts the run."""
-    started = time.perf_counter()
-    try:
-        raw = _armed(fn, a, b, time_limit, alarm)
-        seconds = time.perf_counter() - started
-        if seconds > time_limit:
-            return None, f"ran past the time limit of {time_limit:g} s ({seconds:.3g} s)", seconds
-        # inside the guard: a float subclass's own __float__ is the user's code too
-        return (*reading(raw), seconds)
-    except _Timeout:
-        return None, f"ran past the time limit of {time_limit:g} s", time.perf_counter() - started
-    except external.CommandFailed as err:  # its message is already the reason
-        return None, str(err), time.perf_counter() - started
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:  # any failure of the user's code, sys.exit included, is recorded, not raised
-        return None, failure(err), time.perf_counter() - started
+def call(fn: Estimator, a: np.ndarray, b: np.ndarray,
+         time_limit: float) -> tuple[float | Read | None, str | None, float]:
+    """One call of a user's estimator, judged strictly: (value, None, seconds) for a finite real
+    float or a ``Read`` with its interval, else (None, why, seconds). A Python estimator runs in a
+    process of its own, started for this call (``sandbox``; ``run`` keeps one for all its calls), an
+    external command in its own process group (``external``); either is killed past its time limit."""
+    if isinstance(fn, external.Command):  # it enforces its own time limit, and parses its own output
+        started = time.perf_counter()
+        try:
+            raw = fn(a, b)
+        except external.CommandFailed as err:  # its message is already the reason
+            return None, str(err), time.perf_counter() - started
+        return (*returns.reading(raw), time.perf_counter() - started)
+    with sandbox.Sandbox(fn) as box:
+        return box.call(a, b, time_limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,14 +157,6 @@ class Run:
     estimate: Estimate
     error: str | None
     intervals: Intervals | None = None
-
-
-def _for_call(plugin: Plugin, case: LinearGaussianCase, draw_seed: int, index: int) -> Estimator:
-    """What one call runs: an external command with this call's header and time limit bound."""
-    if isinstance(plugin.fn, external.Command):
-        return plugin.fn.for_call(case.name, plugin.target, seeds.seed_of(draw_seed, "call", index), index,
-                                  plugin.repeats, plugin.time_limit)
-    return plugin.fn
 
 
 def _intervals(plugin: Plugin, reads: list[float | Read]) -> tuple[Intervals | None, str | None]:
@@ -345,16 +188,15 @@ def run(plugin: Plugin, case: LinearGaussianCase, seed: int) -> Run:
     reads: list[float | Read] = []
     failure: str | None = None
     seconds = 0.0
-    with timeouts() as alarm:
-        sets = suite.sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed)
-        for index, (a, b) in enumerate(sets):
-            value, failure, took = call(_for_call(plugin, case, draw_seed, index), a, b, plugin.time_limit, alarm)
-            seconds += took
-            if failure is not None:  # the case's estimate is a failure whatever the other calls return
-                failure = f"{failure} (call {index + 1} of {plugin.repeats}; no more calls were made)"
-                break
-            assert value is not None
-            reads.append(value)
+    sets = suite.sample_sets(case, plugin.target, plugin.n, plugin.repeats, draw_seed)
+    for index, (a, b) in enumerate(sets):
+        value, failure, took = plugin.call(case, draw_seed, index, a, b)
+        seconds += took
+        if failure is not None:  # the case's estimate is a failure whatever the other calls return
+            failure = f"{failure} (call {index + 1} of {plugin.repeats}; no more calls were made)"
+            break
+        assert value is not None
+        reads.append(value)
     intervals, why = _intervals(plugin, reads) if failure is None else (None, None)
     failure = failure or why
     params = {"n": plugin.n, "repeats": plugin.repeats, "time_limit": plugin.time_limit,

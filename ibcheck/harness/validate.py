@@ -384,10 +384,14 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
     check_sizes(cases, device)
     started = time.perf_counter()
     per_case = []
-    for case in cases:
-        ex, outcomes, fits = run_case(case, seed=seed, device=device, dtype=dtype, names=names, plugins=plugins,
-                                      tick=progress)
-        per_case.append((case.name, ex, outcomes, fits))
+    try:
+        for case in cases:
+            ex, outcomes, fits = run_case(case, seed=seed, device=device, dtype=dtype, names=names, plugins=plugins,
+                                          tick=progress)
+            per_case.append((case.name, ex, outcomes, fits))
+    finally:  # the users' worker processes end with the run, and whatever they left running with them
+        for plugin in plugins:
+            plugin.close()
     level, tests, results = judge(per_case, alpha=alpha, eps=torch.finfo(dtype).eps)
     return ValidationResult(alpha=alpha, test_alpha=level, tests=tests, cases=results, seed=seed,
                             device=str(device), dtype=str(dtype).replace("torch.", ""),
