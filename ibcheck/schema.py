@@ -120,7 +120,7 @@ def loads(text: str) -> Any:
 MAX_JSON_BYTES = 64 << 20  # a user's JSON file: a case file of hundreds of MNIST-sized cases fits
 
 
-def _read_regular(path: Path, label: str) -> bytes:
+def read_regular(path: Path, label: str) -> bytes:
     """The bytes of a regular file of at most MAX_JSON_BYTES. A FIFO would block the read forever and
     /dev/zero never end, so anything else is refused before it is read (opened without blocking)."""
     handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -149,7 +149,7 @@ def read_json(path: str | Path, label: str, hint: str = "") -> Any:
     "cannot be read" (missing, a folder, not UTF-8; ``hint`` is added), is "not valid JSON" (with
     the line and column), or "cannot be parsed" (an integer of too many digits, nesting too deep)."""
     try:
-        text = _read_regular(Path(path), label).decode("utf-8")
+        text = read_regular(Path(path), label).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         why = getattr(err, "strerror", None) or err  # UnicodeDecodeError has no strerror
         raise InputError(f"{label}: cannot be read ({err.__class__.__name__}: {why}{'; ' + hint if hint else ''})") \

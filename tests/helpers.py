@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import json
+import math
 import struct
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ibcheck import fileio
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
 from ibcheck.analytic.casefile import load_cases, parse_case
@@ -25,6 +28,8 @@ from ibcheck.estimators.teacher_bounds import TeacherElboParams, TeacherIWDataPa
 from ibcheck.estimators.vib import VibParams
 from ibcheck.gaussian import rsample, standard_normal
 from ibcheck.interface import Batch, Context
+from ibcheck.pipeline import runs
+from ibcheck.study import results
 
 # Sizes that keep each estimator run well under a second yet give standard errors
 # small next to the gaps the tests resolve.
@@ -186,3 +191,56 @@ def random_case_dict(rng: np.random.Generator, labels: str = "any", name: str = 
 def random_case(rng: np.random.Generator, labels: str = "any", name: str = "random") -> LinearGaussianCase:
     """A parsed random case across scales (entries spanning about three orders of magnitude)."""
     return parse_case(random_case_dict(rng, labels, name), 0)
+
+
+def one_line_error(capsys, *words: str) -> str:
+    """What the command printed on stderr, asserted to be one line, no traceback, naming ``words``."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+# ---------------------------------------------------------------- a fake study folder
+
+
+# the exact I(X;Z) of the fake study's cells, per epoch: two values that are not finite
+EXACT = [[1.0, 3.0, 4.0, 3.5], [1.2, 3.2, 4.2, math.nan], [math.inf, 3.1, 4.1, 3.7]]  # per cell, per epoch
+
+
+def _record(epoch: int, truth: float) -> dict:
+    """A tracked record; non-finite numbers become null and are named in ``not_finite``, as
+    ``ibcheck train`` writes them."""
+    def estimate(value: float) -> dict:
+        return {"value": value, "stderr": 0.01, "n": 100}
+
+    finite = truth if math.isfinite(truth) else 3.0
+    return runs.with_finite_numbers({
+        "epoch": epoch, "step": 10 * epoch,
+        "I_XZ": {"vib": estimate(finite + 5), "teacher_elbo": estimate(finite + 9),
+                 "min_vib_teacher": estimate(finite + 5), "empirical": estimate(truth)},
+        "I_YZ": {"empirical": estimate(1.5), "barber_agakov": estimate(1.2)},
+        "accuracy": {"train": 0.9, "test": 0.85}, "logdet_cov": -10.0 - epoch, "ln_N": math.log(500),
+        "grad_norm": None if epoch == 0 else 1.0 / (1 + epoch), "loss": 1.0,
+        "seconds": {"train": 0.5, "estimate": 0.1}})
+
+
+def fake_study(folder: Path) -> Path:
+    """A small study folder written as ``ibcheck study`` and ``ibcheck train`` write theirs: three
+    finished cells of four records each (``EXACT``: the exact I(X;Z) per cell and epoch, two of them
+    not finite)."""
+    cells = []
+    for seed, truths in enumerate(EXACT):
+        name = f"seed={seed}"
+        config = {"preset": "smoke", "seed": seed, "zero_info": None, "epochs": len(truths) - 1,
+                  "student": {"std_shift": 5.0, "beta": 0.001, "optimizer": "adam", "encoder": "mlp"}}
+        cells.append({"name": name, "values": {"seed": seed}, "config": config})
+        (folder / name).mkdir(parents=True)
+        fileio.write_text(folder / name / runs.METRICS,
+                          "".join(json.dumps(_record(e, x), allow_nan=False) + "\n" for e, x in enumerate(truths)))
+        fileio.write_json(folder / name / runs.STATUS, {"status": "finished"})
+    fileio.write_json(folder / results.STUDY_FILE, {
+        "kind": "study", "spec": {"preset": "smoke", "base": {}, "grid": [{"seed": list(range(len(EXACT)))}]},
+        "results": {}, "executions": [{"wall_seconds": 10.0}], "cells": cells, "description": "a fake study"})
+    return folder

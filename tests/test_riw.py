@@ -18,7 +18,7 @@ from ibcheck.estimators.common import generator_for, summarize
 from ibcheck.estimators.samplers import FiniteSampler
 from ibcheck.estimators.teacher_bounds import TeacherIWDataParams, TeacherIWParams, TeacherRIWParams, log_weights
 from ibcheck.gaussian import diag_log_prob, log_prob, rsample
-from ibcheck.harness import bracket, report, validate
+from ibcheck.harness import bracket, report, sizes, validate
 
 import match_checks
 from helpers import fast, linear, suite, suite_case, trained_context
@@ -95,7 +95,7 @@ def test_a_case_file_turns_either_teacher_iw_off(skip):
     case = dataclasses.replace(case, settings=case.settings.replace(skip=skip))
     names = [s.name for s in validate.applicable(case)]
     assert {"teacher_iw", "teacher_iw_data"} - set(names) == set(skip)
-    assert "teacher_riw" in names and validate.total_runs([case]) == len(names)
+    assert "teacher_riw" in names and sizes.total_runs([case]) == len(names)
 
 
 @pytest.mark.statistical

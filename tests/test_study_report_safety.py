@@ -5,56 +5,21 @@ nan (hardening issue 19). The study is a small fake one, written as ``ibcheck st
 ``ibcheck train`` write theirs: three finished cells of four records each."""
 from __future__ import annotations
 
-import json
-import math
 import re
 from pathlib import Path
 
 import pytest
 
-from ibcheck import fileio
 from ibcheck.cli import main
-from ibcheck.pipeline import runs, training
 from ibcheck.study import report as report_mod
 from ibcheck.study import results
 
-EXACT = [[1.0, 3.0, 4.0, 3.5], [1.2, 3.2, 4.2, math.nan], [math.inf, 3.1, 4.1, 3.7]]  # per cell, per epoch
-
-
-def _record(epoch: int, exact: float) -> dict:
-    """A tracked record; non-finite numbers become null and are named in ``not_finite``, as
-    ``ibcheck train`` writes them."""
-    def estimate(value: float) -> dict:
-        return {"value": value, "stderr": 0.01, "n": 100}
-
-    finite = exact if math.isfinite(exact) else 3.0
-    return training.with_finite_numbers({
-        "epoch": epoch, "step": 10 * epoch,
-        "I_XZ": {"vib": estimate(finite + 5), "teacher_elbo": estimate(finite + 9),
-                 "min_vib_teacher": estimate(finite + 5), "empirical": estimate(exact)},
-        "I_YZ": {"empirical": estimate(1.5), "barber_agakov": estimate(1.2)},
-        "accuracy": {"train": 0.9, "test": 0.85}, "logdet_cov": -10.0 - epoch, "ln_N": math.log(500),
-        "grad_norm": None if epoch == 0 else 1.0 / (1 + epoch), "loss": 1.0,
-        "seconds": {"train": 0.5, "estimate": 0.1}})
+from helpers import fake_study
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("fake") / "s"
-    cells = []
-    for seed, exacts in enumerate(EXACT):
-        name = f"seed={seed}"
-        config = {"preset": "smoke", "seed": seed, "zero_info": None, "epochs": len(exacts) - 1,
-                  "student": {"std_shift": 5.0, "beta": 0.001, "optimizer": "adam", "encoder": "mlp"}}
-        cells.append({"name": name, "values": {"seed": seed}, "config": config})
-        (folder / name).mkdir(parents=True)
-        fileio.write_text(folder / name / runs.METRICS,
-                          "".join(json.dumps(_record(e, x), allow_nan=False) + "\n" for e, x in enumerate(exacts)))
-        fileio.write_json(folder / name / runs.STATUS, {"status": "finished"})
-    fileio.write_json(folder / results.STUDY_FILE, {
-        "kind": "study", "spec": {"preset": "smoke", "base": {}, "grid": [{"seed": list(range(len(EXACT)))}]},
-        "results": {}, "executions": [{"wall_seconds": 10.0}], "cells": cells, "description": "a fake study"})
-    return folder
+    return fake_study(tmp_path_factory.mktemp("fake") / "s")
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -62,7 +62,7 @@ def _progress_bar(total: int, desc: str, quiet: bool):
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from ibcheck.pipeline import configure, data, teacher_run
+    from ibcheck.pipeline import configure, data, sizes, teacher_run
 
     device = resolve_device(args.device)
     config = configure.teacher_config(configure.load_config_file(args.config), seed=args.seed, data=args.data,
@@ -70,6 +70,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     check_output("--out", args.out, folder=True)
     run = teacher_run.teacher_folder(config, Path(args.out), args.resume)
     train, test = data.load_images(config.data, config.teacher.seed)
+    sizes.check_teacher(config.teacher, len(train.labels), device)
     with _progress_bar(config.teacher.epochs, "teacher", args.quiet) as bar:
         def progress(epoch: int, record: dict) -> None:
             bar.n = epoch
@@ -82,13 +83,14 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ibcheck.estimators.registry import BARBER_AGAKOV, EMPIRICAL, VIB
-    from ibcheck.pipeline import configure, training
+    from ibcheck.pipeline import configure, sizes, training
 
     device = resolve_device(args.device)
     config = configure.train_config(args.preset, configure.load_config_file(args.config), seed=args.seed,
                                     data=args.data, data_dir=args.data_dir, zero_info=args.zero_info,
                                     teacher=args.teacher)
     check_output("--out", args.out, folder=True)
+    sizes.check_epochs(config)  # before the bar, whose length is the epochs
     teacher_epochs = 0 if config.teacher_run else config.teacher.epochs
     with _progress_bar(teacher_epochs + config.epochs, "train", args.quiet) as bar:
         def progress(stage: str, done: int, total: int, record: dict) -> None:
@@ -100,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 acc=f"{record['accuracy']['test']:.3f}", refresh=False)
             bar.refresh()
 
-        records = training.train(config, args.out, device, args.resume, progress)
+        records = training.train(config, args.out, device, args.resume, progress,
+                                 notice=lambda line: bar.write(line, file=sys.stderr))
     last = records[-1]
     xz, yz = last["I_XZ"], last["I_YZ"]
     print(f"{args.out}: epoch {last['epoch']}, I(X;Z) {EMPIRICAL.name} {xz[EMPIRICAL.name]['value']:.3f}, "
@@ -130,6 +133,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise InputError(f"--cpus-per-cell must be >= 1, got {args.cpus_per_cell}")
     if not 0.0 < args.gpus_per_cell <= 1.0:
         raise InputError(f"--gpus-per-cell must be in (0, 1], got {args.gpus_per_cell}")
+    _check_cells(study, args)
     # the teachers' epochs first, then the cells': both advance the one bar
     total = sum(c.config.epochs for c in study.cells) + sum(t.teacher.epochs for t in study.teachers.values())
     with tqdm(total=total, desc="study", unit="epoch", disable=args.quiet, file=sys.stderr, leave=False) as bar:
@@ -153,6 +157,28 @@ def cmd_study(args: argparse.Namespace) -> int:
     print(f"{args.out}: {len(study.cells) - len(failed)} of {len(study.cells)} cells finished "
           f"({len(outcomes)} run now); summary: {Path(args.out) / 'summary.csv'}")
     return 1 if failed else 0
+
+
+def _check_cells(study, args: argparse.Namespace) -> None:
+    """Refuse a cell whose sizes cannot fit before any teacher trains, and say how long a long local
+    study will take (``pipeline.sizes``; the data are not read yet, so their size is the expected one)."""
+    import os
+
+    import torch
+
+    from ibcheck.pipeline import sizes
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for cell in study.cells:
+        try:
+            sizes.check_train(cell.config, sizes.expected_points(cell.config), device)
+        except InputError as err:
+            raise InputError(f"{args.spec}: cell {cell.name}: {err}") from None
+    if args.address is None and device == "cpu":
+        notice = sizes.study_announcement([c.config for c in study.cells], [t.teacher for t in study.teachers.values()],
+                                          os.cpu_count() or 1)
+        if notice is not None:
+            print(notice, file=sys.stderr)
 
 
 def cmd_report_old_name(args: argparse.Namespace) -> int:

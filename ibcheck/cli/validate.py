@@ -94,8 +94,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ibcheck.harness import report
-    from ibcheck.harness.validate import check_plugins, total_runs, validate
+    from ibcheck.harness import report, sizes
+    from ibcheck.harness.validate import validate
 
     device = resolve_device(args.device)
     check_output("--out", args.out, folder=True)
@@ -107,10 +107,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.only_estimators and not plugins:
         raise InputError("--only-estimators: give your estimators with --estimator or --estimator-cmd")
     names = () if args.only_estimators else None
-    check_plugins(cases, plugins)  # before the progress bar: a refusal is one line
+    sizes.check_plugins(cases, plugins)  # before the progress bar: a refusal is one line
+    sizes.check_sizes(cases, device, plugins)
+    notice = sizes.announcement(cases, plugins, names is None, device)
+    if notice is not None:
+        print(notice, file=sys.stderr)
     torch.manual_seed(args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
-    runs = total_runs(cases, plugins, builtin=names is None)
+    runs = sizes.total_runs(cases, plugins, builtin=names is None)
     with tqdm(total=runs, desc="validate", unit="run", disable=args.quiet, file=sys.stderr, leave=False) as bar:
         def progress(label: str) -> None:
             bar.set_postfix_str(label, refresh=False)
@@ -141,11 +145,14 @@ def chosen_cases(cases: list, names: list[str] | None) -> list:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from ibcheck.analytic import suite
+    from ibcheck.harness import sizes
 
     check_output("--out", args.out, folder=False)
     if not args.out.endswith(".npz"):
         raise InputError(f"--out {args.out}: the file name must end in .npz")
     cases = load_cases_arg(args.cases)
+    sizes.check_case_count(cases)
+    sizes.check_sample_size(cases, args.n, "--n", "cpu")
     fileio.write_npz(args.out, suite.sample_arrays(cases, args.n, args.seed))
     print(f"samples: {args.out} ({len(cases)} cases, {args.n} draws each)", file=sys.stderr)
     return 0

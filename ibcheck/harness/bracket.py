@@ -12,13 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from matplotlib.lines import Line2D
-
-from ibcheck import fileio
 from ibcheck.estimators import registry
 from ibcheck.interface import ReportRow
 
-# (upper, lower, swept parameter) of the families whose widths are drawn
+# (upper, lower, swept parameter) of the families whose widths are measured (and drawn, ``figures``)
 FAMILIES = ((registry.TEACHER_IW.name, registry.TEACHER_RIW.name, "K"),
             (registry.TEACHER_IW_DATA.name, registry.TEACHER_RIW.name, "K"),
             (registry.TEACHER_AIS.name, registry.TEACHER_RAIS.name, "T"),
@@ -82,37 +79,3 @@ def widths(rows: list[ReportRow]) -> list[dict[str, Any]]:
                 out.append({"case": case, "upper": upper, "lower": lower, "param": param, "value": value,
                             "upper_value": hi, "lower_value": lo, "width": hi - lo})
     return out
-
-
-def plot_widths(table: list[ReportRow]):
-    """Width of each family's upper - lower end against its parameter (K, T, N), one line per case."""
-    data = widths(table)
-    # a family no case ran (teacher_iw_data where every data prior is the model prior) gets no panel
-    families = [f for f in FAMILIES if any(r["upper"] == f[0] for r in data)] or list(FAMILIES[:1])
-    fig, axes = fileio.figure(1, len(families), figsize=(3.8 * len(families) + 3.6, 4.2), sharey=True,
-                              squeeze=False)
-    axes = axes[0]
-    # one colour per case in every panel, whichever families it has
-    colours = {case: f"C{i % 10}" for i, case in enumerate(dict.fromkeys(r["case"] for r in table))}
-    for ax, (upper, lower, param) in zip(axes, families):
-        for case in colours:
-            mine = [r for r in data if r["case"] == case and r["upper"] == upper and r["value"] > 0]
-            if mine:
-                ax.plot([r["value"] for r in mine], [r["width"] for r in mine], "o-", ms=3, label=case,
-                        color=colours[case])
-        ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=0.01)
-        ax.axhline(0.0, color="black", lw=1)
-        ax.set_xlabel(f"{param}")
-        ax.set_title(f"{upper} - {lower} against {param}", fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("width of the bracket [nats]")
-    # the legend of every case, beside the last panel (the first family has them all)
-    handles = [Line2D([], [], color=colour, marker="o", ms=3, label=case) for case, colour in colours.items()
-               if any(r["case"] == case for r in data)]
-    if handles:
-        axes[-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("How fast each pair of bounds closes on I(X;Z) (K = 0 of teacher_riw is left out: no teacher_iw "
-                 "at K = 0)", fontsize=9)
-    fig.tight_layout()
-    return fig

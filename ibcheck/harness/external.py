@@ -199,12 +199,13 @@ def read_output(path: Path) -> Reading:
     null in the JSON, -inf or inf here), or (E, LOW, HIGH, LEVEL) where it gives the interval's
     level. CommandFailed says what is wrong."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_OUTPUT_BYTES + 1)
+        raw = schema.read_regular(path, "its output")  # a FIFO left there would block the read forever
     except FileNotFoundError:
         raise CommandFailed("exited 0 but wrote no output file") from None
     except OSError as err:
         raise CommandFailed(f"its output cannot be read ({err.strerror or err})") from None
+    except InputError as err:
+        raise CommandFailed(str(err)) from None
     if len(raw) > MAX_OUTPUT_BYTES:
         raise CommandFailed(f"its output is longer than {MAX_OUTPUT_BYTES} bytes")
     try:

@@ -2,29 +2,24 @@
 
 ``rows`` turns a judged result into one row per estimate; those rows, and nothing
 else, feed the JSON (``to_json``), the CSVs, the Markdown report, the terminal
-table and the figures. Every file is written atomically.
+table and the figures (``ibcheck.harness.figures``). Every file is written atomically.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
-
-from matplotlib.lines import Line2D
+from typing import Any
 
 from ibcheck import fileio, stats
 from ibcheck.estimators import registry
-from ibcheck.harness import bracket, coverage, verdicts
+from ibcheck.harness import bracket, coverage, figures, verdicts
 from ibcheck.harness.validate import Judged, ValidationResult
 from ibcheck.interface import ReportRow
 
-COLOURS = {"upper": "#c0392b", "lower": "#2471a3", "exact": "#7f8c8d", "estimate": "#7f8c8d", "point": "#7d3c98"}
 # The fields of one estimate in --json (case-file.md, plus params and seed).
 JSON_FIELDS = ["estimator", "target", "kind", "value", "stderr", "n", "expected", "best", "gap", "valid",
                "matches_expected", "seconds", "params", "seed", "error"]
-CSV_FIELDS = ["case", "estimator", "target", "kind", "param", "q", "value", "stderr", "n", "ci_half_width",
-              "exact", "exact_se", "gap", "expected", "best", "valid", "matches_expected", "seconds", "error"]
 # The parameters that tell repeated runs of one estimator apart (the first one it has).
 DISTINGUISHING = ("T", "K", "N")
 
@@ -72,7 +67,7 @@ def to_json(result: ValidationResult, table: list[ReportRow] | None = None) -> d
         cases.append({"name": c.name,
                       "exact": {"I_XZ": ex.I_XZ, "I_XZ_se": ex.I_XZ_se, "I_YZ": ex.I_YZ, "I_YZ_se": ex.I_YZ_se},
                       "estimates": [_estimate_json(row) for row in table if row["case"] == c.name],
-                      "bracket": bracket.case_bracket(_by_case(table, c.name)), "q_fits": c.q_fits})
+                      "bracket": bracket.case_bracket(figures.by_case(table, c.name)), "q_fits": c.q_fits})
     return fileio.finite_or_none({"alpha": result.alpha, "passed": result.passed, "test_alpha": result.test_alpha,
                                   "tests": result.tests, "seed": result.seed, "device": result.device,
                                   "dtype": result.dtype, "seconds": result.seconds, "cases": cases})
@@ -106,7 +101,7 @@ def terminal_table(result: ValidationResult, table: list[ReportRow]) -> str:
                      + (f"  ({row['error']})" if row["error"] else ""))
     lines += coverage.terminal_lines(table)
     if _has_builtin(table):  # a run of the user's estimators alone has no bracket to show
-        lines += [_bracket_line(c.name, bracket.case_bracket(_by_case(table, c.name))) for c in result.cases]
+        lines += [_bracket_line(c.name, bracket.case_bracket(figures.by_case(table, c.name))) for c in result.cases]
     lines += [f"q {c.name}: {q_summary(c.q_fits)}" for c in result.cases if c.q_fits]
     lines += [f"verdict {line}" for line in verdicts.estimator_lines(table)]
     lines.append(f"{_status_line(result, table)}, {result.seconds:.1f} s on {result.device}")
@@ -134,135 +129,8 @@ def _has_builtin(table: Sequence[ReportRow]) -> bool:
     return any(row["estimator"] in registry.SPECS for row in table)
 
 
-def _by_case(table: list[ReportRow], case: str) -> list[ReportRow]:
-    return [row for row in table if row["case"] == case]
-
-
-def _drawable(rows_: list[ReportRow]) -> tuple[list[ReportRow], str]:
-    """The rows a figure can draw, and a note naming how many it leaves out (not finite)."""
-    keep = [row for row in rows_ if row["drawable"]]
-    left = len(rows_) - len(keep)
-    return keep, (f" [{left} not finite, not drawn]" if left else "")
-
-
-def _grid(count: int, width: float = 5.2, height: float = 3.2):
-    cols = min(3, count)
-    n_rows = math.ceil(count / cols)
-    fig, axes = fileio.figure(n_rows, cols, figsize=(width * cols, height * n_rows), squeeze=False)
-    for ax in axes.flat[count:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:count])
-
-
-def _gap_axis(ax, case_rows: list[ReportRow]) -> None:
-    """Symmetric-log x axis whose linear part spans the typical interval, with every bar in view."""
-    widths = sorted(row["ci_half_width"] for row in case_rows)
-    positive = [w for w in widths if w > 0] or [1e-3]
-    ax.set_xscale("symlog", linthresh=min(max(positive[len(positive) // 2], 1e-3), 1.0), linscale=1.5)
-    lo = min(min(row["gap"] - row["ci_half_width"] for row in case_rows), 0.0)
-    hi = max(max(row["gap"] + row["ci_half_width"] for row in case_rows), 0.0)
-    pad = 0.15 * max(hi - lo, 1e-3)
-    ax.set_xlim(lo - pad, hi + pad)
-
-
-def plot_estimates(result: ValidationResult, table: list[ReportRow]):
-    """One panel per case: each estimate's gap to the exact value with its test interval."""
-    most = max(len(_by_case(table, c.name)) for c in result.cases)
-    fig, axes = _grid(len(result.cases), height=0.24 * most + 1.0)
-    everything, _ = _drawable(table)  # one x scale for every panel, so that the cases can be compared
-    for ax, c in zip(axes, result.cases):
-        case_rows, note = _drawable(_by_case(table, c.name))
-        if not case_rows:
-            ax.set_title(f"{c.name}{note}", fontsize=9)
-            ax.text(0.5, 0.5, "no finite estimate to draw", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            continue
-        for i, row in enumerate(case_rows):
-            failed = row["failed"]
-            ax.errorbar(row["gap"], i, xerr=row["ci_half_width"], fmt="X" if failed else "o",
-                        color="black" if failed else COLOURS[row["kind"]], ms=7 if failed else 4, capsize=2)
-        ax.axvline(0.0, color="black", lw=1)
-        ax.set_yticks(range(len(case_rows)), [row["label"] for row in case_rows], fontsize=7)
-        ax.invert_yaxis()
-        _gap_axis(ax, everything)
-        ax.set_title(f"{c.name}  (I(X;Z) = {c.exact.I_XZ:.3f}){note}", fontsize=9)
-        ax.set_xlabel("estimate - exact  [nats, symmetric log scale]", fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(axis="x", alpha=0.3)
-    kinds = {"upper": "upper bound", "lower": "lower bound", "estimate": "reported only"}
-    if any(row["kind"] == "point" for row in table):  # a user's point estimator, tested two-sided
-        kinds["point"] = "point estimate"
-    handles = [Line2D([], [], color=COLOURS[k], marker="o", ls="", label=text) for k, text in kinds.items()]
-    handles.append(Line2D([], [], color="black", marker="X", ls="", label="test failed"))
-    fig.suptitle(f"Estimates against the exact value, one scale for all cases (bars: two-sided interval at the "
-                 f"per-test level {result.test_alpha:.1e})", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=4, frameon=False)
-    return fig
-
-
-def iw_rows(table: list[ReportRow]) -> list[ReportRow]:
-    return [row for row in table if row["estimator"] == registry.TEACHER_IW.name]
-
-
-def plot_iw(result: ValidationResult, table: list[ReportRow]):
-    """teacher_iw gap against K, one line per case; a gap reaching 0 means the bound closed."""
-    fig, ax = fileio.figure(figsize=(8.0, 4.4))
-    for c in result.cases:
-        case_rows, note = _drawable(iw_rows(_by_case(table, c.name)))
-        if case_rows:
-            ax.errorbar([row["params"]["K"] for row in case_rows], [row["gap"] for row in case_rows],
-                        yerr=[row["ci_half_width"] for row in case_rows], marker="o", ms=3, capsize=2,
-                        label=c.name + note)
-    ax.axhline(0.0, color="black", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=0.01)
-    ax.set_xlabel("K (importance samples)")
-    ax.set_ylabel(f"{registry.TEACHER_IW.name} - I(X;Z)  [nats]")
-    ax.set_title("Importance-weighted teacher bound: gap against K")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-BATCH_STYLE = {registry.LOO.name: "v-", registry.NCE.name: "^-", registry.EMPIRICAL.name: "s"}
-
-
-def batch_rows(table: list[ReportRow]) -> list[ReportRow]:
-    return [row for row in table if row["estimator"] in BATCH_STYLE and row["target"] == "I_XZ"]
-
-
-def plot_batch(result: ValidationResult, table: list[ReportRow]):
-    """loo (upper) and nce (lower) against batch size N per case, with I(X;Z) and ln N."""
-    fig, axes = _grid(len(result.cases), width=4.4, height=3.2)
-    for ax, c in zip(axes, result.cases):
-        case_rows, note = _drawable(batch_rows(_by_case(table, c.name)))
-        for name, style in BATCH_STYLE.items():
-            mine = [row for row in case_rows if row["estimator"] == name]
-            if mine:
-                ax.errorbar([row["params"]["N"] for row in mine], [row["value"] for row in mine],
-                            yerr=[row["ci_half_width"] for row in mine], fmt=style, ms=4, capsize=2,
-                            color=COLOURS[mine[0]["kind"]], label=name)
-        Ns = sorted({row["params"]["N"] for row in case_rows})
-        if Ns:
-            ax.plot(Ns, [math.log(N) for N in Ns], ":", color="gray", label="ln N")
-        ax.axhline(c.exact.I_XZ, color="black", lw=1, label="I(X;Z)")
-        ax.set_xscale("log", base=2)
-        ax.set_title(c.name + note, fontsize=9)
-        ax.set_xlabel("N", fontsize=8)
-        ax.set_ylabel("nats", fontsize=8)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
-    fig.suptitle("Batch bounds against N: loo from above, nce from below (capped at ln N)", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
-    shown = figures(table)
+    shown = figures.figures(table)
     lines = [
         "# ibcheck validate: bound-tightness report", "",
         f"**{_status_line(result, table)}** (a family-wise false-failure budget, split evenly over the run's "
@@ -288,11 +156,12 @@ def markdown(result: ValidationResult, table: list[ReportRow]) -> str:
         lines += [f"## {c.name}", "", f"I(X;Z) = {ex.I_XZ:.4f}{xz_se}{yz}", "", *q_line,
                   "| estimator | q | kind | value ± se | expected | best q | gap | valid | match | s |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for row in _by_case(table, c.name):
+        for row in figures.by_case(table, c.name):
             lines.append(f"| {row['label']} | {row['q']} | {row['kind']} | {row['value']:.4f} ± {row['stderr']:.4f} | "
                          f"{_fmt(row['expected'])} | {_fmt(row['best'])} | {row['gap']:+.4f} | {_mark(row['valid'])} | "
                          f"{_mark(row['matches_expected'])} | {row['seconds']:.2f} |")
-        errors = [f"- **{row['label']} failed**: {row['error']}." for row in _by_case(table, c.name) if row["error"]]
+        errors = [f"- **{row['label']} failed**: {row['error']}." for row in figures.by_case(table, c.name)
+                  if row["error"]]
         lines += ([""] + errors if errors else []) + [""]
     return "\n".join(lines)
 
@@ -308,7 +177,7 @@ def _bracket_table(result: ValidationResult, table: list[ReportRow]) -> list[str
              "| case | I(X;Z) | lower bound | upper bound | width | annealed pair: T, width ± se, holds I |",
              "| --- | --- | --- | --- | --- | --- |"]
     for c in result.cases:
-        found = bracket.case_bracket(_by_case(table, c.name))
+        found = bracket.case_bracket(figures.by_case(table, c.name))
         if found is None:
             lines.append(f"| {c.name} | {c.exact.I_XZ:.4f} | – | – | – | – |")
             continue
@@ -351,36 +220,9 @@ def write_report(result: ValidationResult, out: str | Path, table: list[ReportRo
     return [out / name for name in written]
 
 
-class Figure(NamedTuple):
-    """One figure of the report: its file stem (PNG and CSV), title, plot, and the CSV of its numbers."""
-
-    stem: str
-    title: str
-    plot: Callable
-    fields: list[str]
-    rows: Sequence[Mapping[str, Any]]
-
-
-def figures(table: Sequence[ReportRow]) -> list[Figure]:
-    """The figures that have something to draw: the estimates always, the teacher_iw, batch and bracket
-    figures only where their estimators ran (not in a user-only run)."""
-    table = list(table)
-    out = [Figure("estimates", "estimates", plot_estimates, CSV_FIELDS, table)]
-    if iw := [dict(row, K=row["params"]["K"]) for row in iw_rows(table)]:
-        out.append(Figure("iw_vs_K", "teacher_iw against K", plot_iw, ["case", "K", "value", "stderr", "exact", "gap"],
-                          iw))
-    if batch := [dict(row, N=row["params"]["N"], ln_N=math.log(row["params"]["N"])) for row in batch_rows(table)]:
-        out.append(Figure("batch_vs_N", "loo and nce against N", plot_batch,
-                          ["case", "estimator", "N", "value", "stderr", "exact", "ln_N"], batch))
-    if widths := bracket.widths(table):
-        out.append(Figure("bracket_vs_K", "width of the bracket against K, T and N",
-                          lambda result, table: bracket.plot_widths(table), bracket.WIDTH_FIELDS, widths))
-    return out
-
-
 def _write_files(result: ValidationResult, out: Path, table: list[ReportRow]) -> None:
     fileio.write_json(out / "results.json", to_json(result, table))
-    for figure in figures(table):
+    for figure in figures.figures(table):
         _csv(out / f"{figure.stem}.csv", figure.fields, figure.rows)
         fileio.save_figure(figure.plot(result, table), out / f"{figure.stem}.png")
     coverage.write(out, table)

@@ -19,11 +19,12 @@ import torch
 from ibcheck import seeds, stats
 from ibcheck.analytic import exact, models
 from ibcheck.analytic.case import LinearGaussianCase
-from ibcheck.estimators import limits, registry
+from ibcheck.estimators import registry
 from ibcheck.estimators.q_fit import train_both
 from ibcheck.harness import coverage
 from ibcheck.harness import plugin as plugin_mod
-from ibcheck.interface import Context, Cost, Coverage, Dims, Estimate, Exact, InputError, Reference
+from ibcheck.harness.sizes import applicable, check_alpha, check_plugins, check_sizes
+from ibcheck.interface import Context, Coverage, Estimate, Exact, Reference
 
 REFERENCE: Reference = "population"
 
@@ -69,14 +70,6 @@ def prepare(case: LinearGaussianCase, *, seed: int, device, dtype: torch.dtype) 
     context = Context(teacher=sampler.teacher, q=q, q_fit=q_fit, q_forward=q_forward, q_forward_fit=forward_fit,
                       label_decoder=label_decoder, h_y=None if label_decoder is None else exact.label_entropy(case))
     return CaseSetup(case, ex, encoder, sampler, context, seed)
-
-
-def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
-    """The registered estimators that apply to a case: those needing labels only where it has them,
-    ``teacher_iw_data`` only where its data prior is not the model prior, none its settings skip."""
-    has_labels, skip = case.labels.kind != "none", set(case.settings.skip)
-    return [s for s in registry.SPECS.values() if (has_labels or "label_decoder" not in s.needs)
-            and not (s.distinct_prior and case.data_prior_is_model) and s.name not in skip]
 
 
 # ---------------------------------------------------------------- analytic expectations
@@ -313,66 +306,6 @@ def judge(per_case: list[tuple[str, Exact, list[Outcome], dict[str, dict]]], *, 
     return level, tests, results
 
 
-def max_tests(cases: list[LinearGaussianCase]) -> int:
-    """An upper bound on the tests a validation of ``cases`` makes by the built-in estimators: two per estimate."""
-    total = 0
-    for case in cases:
-        for spec in applicable(case):
-            params = case.settings.params(spec.name)
-            values = len(getattr(params, spec.sweep)) if spec.sweep else 1
-            total += 2 * values * len(spec.targets)
-    return total
-
-
-def check_alpha(alpha: float, cases: list[LinearGaussianCase], plugins: int = 0) -> None:
-    """Refuse a budget whose per-test quantile float64 cannot hold, before any work is done."""
-    bound = max_tests(cases) + 2 * plugins * len(cases)  # a user's estimate and its coverage
-    if not stats.representable(stats.bonferroni(alpha, bound) / 2):
-        raise InputError(f"--alpha {alpha:g}: split over up to {bound} tests, each test's quantile is not "
-                         f"representable in float64 (use --alpha >= 1e-290)")
-
-
-def check_plugins(cases: Sequence[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin]) -> None:
-    """Refuse a user's estimator that applies to none of ``cases``: it would never be called, and
-    the run would pass without having judged it; and two estimators of one name (or a built-in
-    estimator's), whose rows no one could tell apart."""
-    taken = set(registry.names())
-    for plugin in plugins:
-        if plugin.name in taken:
-            raise InputError(f"estimator {plugin.name} is given twice, or is the name of a built-in estimator; "
-                             f"give each estimator once, under its own name")
-        taken.add(plugin.name)
-    for plugin in plugins:
-        if any(plugin.applies(case) for case in cases):
-            continue
-        if not cases:
-            why = "there are no cases"
-        else:
-            why = f"no case has labels, which target {plugin.target} needs (cases: {len(cases)})"
-        raise InputError(f"estimator {plugin.name} would never be called: {why}")
-
-
-def dims_of(case: LinearGaussianCase) -> Dims:
-    classes = len(case.labels.probs) if case.labels.kind == "classes" else 0
-    return Dims(d=case.d, k=case.k, m=case.m, classes=classes, encoder_flops=2.0 * case.d * case.m,
-                teacher_flops=2.0 * case.k * case.d)
-
-
-def check_sizes(cases: list[LinearGaussianCase], device) -> None:
-    """Refuse settings whose work or memory cannot fit (``ibcheck.estimators.limits``), before any work."""
-    for case in cases:
-        dims, prefix = dims_of(case), f"case '{case.name}': field 'settings"
-        s = case.settings
-        # a Monte Carlo draw of a class-label truth: sampling, a softmax over classes, about 100 more
-        exact_cost = Cost(s.n_exact * (dims.classes + 1) * (8.0 * dims.m * (dims.m + dims.k) + 100), 0.0, "n_exact")
-        costs = [(f"{prefix}.n_exact'", s.n_exact, exact_cost)]
-        costs += [(path + "'", value, cost) for path, value, cost in limits.q_costs(s.q, dims, f"{prefix}.q")]
-        costs += [(path + "'", value, cost) for path, value, cost in
-                  limits.estimator_costs(s.estimators, [spec.name for spec in applicable(case)], dims,
-                                         f"{prefix}.estimators")]
-        limits.refuse_if_too_large(costs, device)
-
-
 def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int = 0, device="cpu",
              dtype: torch.dtype = torch.float64, progress: Callable[[str], None] = lambda label: None,
              names: Iterable[str] | None = None, plugins: Sequence[plugin_mod.Plugin] = ()) -> ValidationResult:
@@ -381,7 +314,7 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
     applies to no case is refused (``check_plugins``)."""
     check_plugins(cases, plugins)
     check_alpha(alpha, cases, len(plugins))
-    check_sizes(cases, device)
+    check_sizes(cases, device, plugins)
     started = time.perf_counter()
     per_case = []
     try:
@@ -396,8 +329,3 @@ def validate(cases: list[LinearGaussianCase], *, alpha: float = 1e-3, seed: int 
     return ValidationResult(alpha=alpha, test_alpha=level, tests=tests, cases=results, seed=seed,
                             device=str(device), dtype=str(dtype).replace("torch.", ""),
                             seconds=time.perf_counter() - started)
-
-
-def total_runs(cases: list[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin] = (), builtin: bool = True) -> int:
-    """Progress-bar length: estimator runs the validation will make (the built-in ones unless not ``builtin``)."""
-    return sum(builtin * len(applicable(c)) + sum(p.applies(c) for p in plugins) for c in cases)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,29 +160,123 @@ def _read_checkpoint(path: Path) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("records"), list) else None
 
 
+def with_finite_numbers(record: dict) -> dict:
+    """The record with each non-finite number (an estimator that overflowed, or ``Infinity`` in a
+    file read back) replaced by null, and the key paths of those numbers listed under
+    ``not_finite`` (after any listed before): JSON has no NaN, and a null must not pass for a
+    measurement."""
+    bad: list[str] = []
+
+    def clean(value, path: str):
+        if isinstance(value, dict):
+            return {k: clean(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(path)
+            return None
+        return value
+
+    cleaned = clean(record, "")
+    if bad:
+        before = cleaned.get("not_finite")
+        cleaned["not_finite"] = [*(before if isinstance(before, list) else []), *bad]
+    return cleaned
+
+
+def number_or_null(value: Any) -> bool:
+    """A JSON number (not a boolean) or null."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _measured(value: Any) -> bool:
+    """A measured value as records hold it: {"value": x, "stderr": s, ...}, x and s numbers or null."""
+    return isinstance(value, dict) and number_or_null(value.get("value")) and number_or_null(value.get("stderr"))
+
+
+def _estimates(value: Any) -> bool:
+    return isinstance(value, dict) and all(_measured(v) for v in value.values())
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, dict) and all(number_or_null(v) for v in value.values())
+
+
+def _population(value: Any) -> bool:
+    return isinstance(value, dict) and ("width" not in value or (
+        all(_measured(value.get(end)) for end in ("lower", "upper", "width")) and number_or_null(value.get("T"))))
+
+
+# what each key of a metrics record must hold where it is present (``interface.MetricsRecord``); the
+# reports index these without looking, so a record read back is checked first
+RECORD_KEYS: dict[str, tuple[Any, str]] = {
+    "epoch": (lambda v: v is not None and number_or_null(v), "a number"),
+    "step": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "partial": (lambda v: isinstance(v, bool), "true or false"),
+    "I_XZ": (_estimates, 'an object of {"value", "stderr"} objects'),
+    "I_YZ": (_estimates, 'an object of {"value", "stderr"} objects'),
+    "population": (_population, 'an object with "lower", "upper" and "width" estimates and "T"'),
+    "q_fit": (lambda v: isinstance(v, dict), "an object"),
+    "accuracy": (_numbers, "an object of numbers"),
+    "logdet_cov": (number_or_null, "a number or null"),
+    "grad_norm": (number_or_null, "a number or null"),
+    "loss": (lambda v: number_or_null(v) or _numbers(v), "a number, null or an object of numbers"),
+    "seconds": (lambda v: number_or_null(v) or _numbers(v), "a number or an object of numbers"),  # a teacher's: one
+    "ln_N": (number_or_null, "a number or null"),
+    "not_finite": (lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v), "a list of key paths"),
+}
+REQUIRED_KEYS = ("epoch",)  # a teacher run's records have no step
+
+
+def check_record(record: Any, where: str) -> dict:
+    """``record`` if it is a metrics record of the right shape (``RECORD_KEYS``; other keys are
+    left alone), else an InputError naming ``where`` and the key."""
+    if not isinstance(record, dict):
+        raise InputError(f"{where} is not a JSON object (a metrics record)")
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        raise InputError(f"{where} has no \"{missing[0]}\"")
+    for key, (ok, what) in RECORD_KEYS.items():
+        if key in record and not ok(record[key]):
+            raise InputError(f"{where}: \"{key}\" must be {what}, got {schema.show(record[key])[:80]}")
+    return record
+
+
+def _read_text(path: Path) -> str:
+    """A file of a run folder read back, bounded (``schema.read_regular``: a regular file of at
+    most ``schema.MAX_JSON_BYTES``); OSError where it is missing or unreadable."""
+    try:
+        return schema.read_regular(path, str(path)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+
+
 def read_metrics(folder: Path) -> list[dict] | None:
     """A run folder's metrics records, None where it has no readable metrics.jsonl; InputError
-    naming the line that is not JSON."""
+    naming the line that is not a metrics record (``check_record``). Non-finite numbers (``Infinity``, ``NaN``) read
+    back as null, listed under ``not_finite`` (``with_finite_numbers``)."""
     path = folder / METRICS
     try:
-        lines = path.read_text().splitlines()
+        lines = _read_text(path).splitlines()
     except OSError:
         return None
     records = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
-            except ValueError:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
                 raise InputError(f"{path}: line {number} is not JSON") from None
+            records.append(check_record(with_finite_numbers(record) if isinstance(record, dict) else record,
+                                        f"{path}: line {number}"))
     return records
 
 
 def read_status(folder: Path) -> dict:
-    """A run's status.json ({} while it runs or where there is none)."""
+    """A run's status.json ({} while it runs or where there is none, or none readable)."""
     try:
-        value = json.loads((folder / STATUS).read_text())
-    except (OSError, ValueError):
+        value = json.loads(_read_text(folder / STATUS))
+    except (OSError, ValueError, RecursionError, InputError):
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -190,8 +285,8 @@ def read_config(folder: Path, label: str) -> dict:
     """A run folder's config.json as {"kind": ..., "config": ...}; InputError if it is unreadable."""
     path = folder / CONFIG
     try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        value = json.loads(_read_text(path))
+    except (OSError, ValueError, RecursionError) as err:
         raise InputError(f"{label}: not a run folder (no readable {CONFIG}: {err.__class__.__name__})") from None
     if not isinstance(value, dict):
         raise InputError(f"{label}: {CONFIG} does not hold an object")

@@ -14,9 +14,8 @@ import torch
 
 from ibcheck import schema, seeds
 from ibcheck.config import TrainConfig
-from ibcheck.estimators import limits, registry, teacher_ais
-from ibcheck.interface import Cost, Dims, Diverged, MetricsRecord
-from ibcheck.pipeline import data, runs, teacher_run, tracking
+from ibcheck.interface import Diverged, MetricsRecord
+from ibcheck.pipeline import data, runs, sizes, teacher_run, tracking
 from ibcheck.pipeline import student as student_mod
 from ibcheck.pipeline.networks import MLPCholeskyInferenceNet, MLPInferenceNet
 from ibcheck.pipeline.vae import VAE
@@ -172,54 +171,7 @@ def _record(measured: dict, epoch: float, step: int, losses, train_seconds, part
                           **({} if population_seconds is None else {"population": population_seconds})}}
     if partial:
         record["partial"] = True
-    return cast(MetricsRecord, with_finite_numbers(record))
-
-
-def with_finite_numbers(record: dict) -> dict:
-    """The record with each non-finite number (an estimator that overflowed) replaced by null,
-    and the key paths of those numbers listed under ``not_finite``: JSON has no NaN, and a
-    null must not pass for a measurement."""
-    bad: list[str] = []
-
-    def clean(value, path: str):
-        if isinstance(value, dict):
-            return {k: clean(v, f"{path}.{k}" if path else k) for k, v in value.items()}
-        if isinstance(value, float) and not math.isfinite(value):
-            bad.append(path)
-            return None
-        return value
-
-    cleaned = clean(record, "")
-    if bad:
-        cleaned["not_finite"] = bad
-    return cleaned
-
-
-def _network_cost(flops: float, passes: int) -> Cost:
-    """A network of ``flops`` per pass (2 per weight), trained one epoch of ``passes`` points (the limit is
-    per epoch, as it is per estimator run): about three passes each, forward and backward; memory for
-    its float32 weights, their gradients and Adam's two moments."""
-    return Cost(flops=3.0 * flops * passes, bytes=4 * 4 * flops / 2, blame="hidden")
-
-
-def check_sizes(config: TrainConfig, points: int, device: torch.device | str) -> None:
-    """Refuse tracking settings whose work or memory per record cannot fit (``ibcheck.estimators.limits``)."""
-    s, t = config.student, config.teacher
-    dims = Dims(d=784, k=t.latent, m=s.latent, classes=10, points=points,
-                encoder_flops=2.0 * (784 * s.hidden + s.hidden * s.hidden + s.hidden * 2 * s.latent),
-                teacher_flops=2.0 * (t.latent * t.hidden + t.hidden * 784))
-    # the networks first: an estimator's cost grows with them, and its own setting is then not to blame
-    costs = [("student.hidden", s.hidden, _network_cost(dims.encoder_flops, points)),
-             ("teacher.hidden", t.hidden, _network_cost(dims.teacher_flops, points))]
-    costs += limits.q_costs(config.track.q, dims, "track.q")
-    costs += limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "track.estimators")
-    pop = config.track.population
-    if pop.K > 0:
-        costs += limits.q_costs(pop.q, dims, "track.population.q")
-        cost = teacher_ais.ais_cost(pop.bracket(), dims)
-        blame = "T_max" if cost.blame == "T_max" else ("n" if cost.blame == "n" else "T")
-        costs.append((f"track.population.{blame}", getattr(pop, blame), cost))
-    limits.refuse_if_too_large(costs, device)
+    return cast(MetricsRecord, runs.with_finite_numbers(record))
 
 
 def _student_data(vae: VAE, train_set: data.ImageSet, test_set: data.ImageSet,
@@ -234,11 +186,12 @@ def _student_data(vae: VAE, train_set: data.ImageSet, test_set: data.ImageSet,
 
 
 def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bool,
-          progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, record: None
-          ) -> list[MetricsRecord]:
+          progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, record: None,
+          notice: Callable[[str], None] = lambda line: None) -> list[MetricsRecord]:
     """Run (or resume) the whole experiment into ``out``; returns the metrics records.
 
-    Everything is checked and the data are loaded before the run folder is written. The teacher
+    Everything is checked and the data are loaded before the run folder is written; a run expected
+    to take more than an hour on the CPU says so through ``notice`` first. The teacher
     comes from ``config.teacher_run`` or is trained into OUT/teacher. A divergence is recorded in
     status.json and raised as ``Diverged``; the records up to the last epoch are kept."""
     out = Path(out)
@@ -246,7 +199,9 @@ def train(config: TrainConfig, out: str | Path, device: torch.device, resume: bo
     teacher_dir = None if config.teacher_run else teacher_run.teacher_folder(
         config.teacher_run_config, out / "teacher", resume or (out / "teacher").exists())
     train_set, test_set = data.load_images(config.data, config.teacher.seed)
-    check_sizes(config, len(train_set.labels), device)
+    sizes.check_train(config, len(train_set.labels), device)
+    if (line := sizes.train_announcement(config, device, len(train_set.labels))) is not None:
+        notice(line)
     vae = teacher_run.finished_teacher(config.teacher_run, config.teacher_run_config) if config.teacher_run else None
     with run.create():
         try:

@@ -28,6 +28,7 @@ from ibcheck.study.results import (
     left_out,
     left_out_text,
     load_study,
+    seconds,
     usable,
 )
 
@@ -101,8 +102,8 @@ def claims_markdown(result: dict, smoke: bool = False) -> str:
 def _cost(study: dict, runs: list[RunResult]) -> dict:
     """Wall time of the executions, seconds training and estimating, cells per hour."""
     wall = sum(e.get("wall_seconds") or 0.0 for e in study.get("executions", []))
-    train = sum(r["seconds"]["train"] or 0.0 for run in runs for r in run.records)
-    estimate = sum(r["seconds"]["estimate"] or 0.0 for run in runs for r in run.records)
+    train = sum(seconds(r, "train") for run in runs for r in run.records)
+    estimate = sum(seconds(r, "estimate") for run in runs for r in run.records)
     finished = sum(run.status == "finished" for run in runs)
     return {"wall_seconds": wall, "train_seconds": train, "estimate_seconds": estimate,
             "estimate_over_train": estimate / train if train else None, "cells": len(runs),
@@ -189,8 +190,8 @@ def findings(runs: list[RunResult], result: dict) -> str:
 def _grid_text(study: dict, runs: list[RunResult]) -> list[str]:
     spec = study["spec"]
     seeds = sorted({r.seed for r in runs})
-    lines = [f"- preset `{spec['preset']}`; base `{json.dumps(spec['base'])}`"]
-    lines += [f"- grid: `{json.dumps(g)}`" for g in spec["grid"]]
+    lines = [f"- preset `{spec.get('preset')}`; base `{json.dumps(spec.get('base', {}))}`"]
+    lines += [f"- grid: `{json.dumps(g)}`" for g in spec.get("grid", [])]
     lines.append(f"- {len(runs)} cells, seeds {seeds}; finished: {sum(r.status == 'finished' for r in runs)}, "
                  f"diverged or failed: {sum(r.status in ('diverged', 'failed') for r in runs)}, "
                  f"unfinished: {sum(r.status not in ('finished', 'diverged', 'failed') for r in runs)}")

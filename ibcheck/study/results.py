@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ibcheck.config import WIDE_STD_SHIFT, StudentConfig
+from ibcheck import schema
+from ibcheck.config import WIDE_STD_SHIFT, StudentConfig, TrainConfig
 from ibcheck.estimators import registry
 from ibcheck.interface import InputError
 from ibcheck.pipeline import runs, tracking
@@ -124,17 +125,68 @@ def dense(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_study_file(folder: Path) -> dict:
-    """The study.json of a study folder; InputError naming what is wrong."""
+    """The study.json of a study folder, checked (``check_study_file``); InputError naming the file
+    and the key that is wrong."""
     path = folder / STUDY_FILE
     try:
-        study = json.loads(path.read_text(encoding="utf-8"))
+        text = schema.read_regular(path, str(path)).decode("utf-8")  # bounded, and never a FIFO
     except OSError:
         raise InputError(f"{folder}: not a study folder (no readable {STUDY_FILE})") from None
-    except ValueError:
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    try:
+        study = json.loads(text)
+    except (ValueError, RecursionError):
         raise InputError(f"{path}: not valid JSON") from None
+    return check_study_file(study, path)
+
+
+def _plain_name(name: Any) -> bool:
+    """A cell's folder name: one path component, so that a study.json cannot point outside its folder."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+def _check_cell(cell: Any, where: str) -> dict:
+    """A recorded cell with its config read through the config validator, as a resolved config."""
+    if not isinstance(cell, dict):
+        raise InputError(f"{where} must be an object")
+    if not _plain_name(cell.get("name")):
+        raise InputError(f"{where}.name must be a folder name inside the study, got {schema.show(cell.get('name'))}")
+    if not isinstance(cell.get("values"), dict):
+        raise InputError(f"{where}.values must be an object of grid values")
+
+    def fail(key: str, why: str):
+        raise InputError(f"{where}.config{'.' + key if key else ''} {why}")
+
+    config = schema.from_json(TrainConfig, schema.current_names(TrainConfig, cell.get("config")), "", fail)
+    return {**cell, "config": schema.to_json(config)}
+
+
+def check_study_file(study: Any, path: Path) -> dict:
+    """``study`` (study.json's value) if what the reports and ``ibcheck study`` read of it has the
+    shape ``ibcheck study`` writes, its cells' configs resolved; else an InputError of one line."""
     if not isinstance(study, dict) or not isinstance(study.get("cells"), list):
         raise InputError(f"{path}: not a study file (no cells)")
-    return study
+    cells = [_check_cell(cell, f"{path}: cells[{i}]") for i, cell in enumerate(study["cells"])]
+    spec_doc = study.get("spec")
+    if not isinstance(spec_doc, dict) or not isinstance(spec_doc.get("grid", []), list):
+        raise InputError(f"{path}: spec must be the study's checked spec (an object; its grid a list)")
+    outcomes = study.get("results", {})
+    if not isinstance(outcomes, dict) or not all(isinstance(v, dict) for v in outcomes.values()):
+        raise InputError(f"{path}: results must be an object of one object per cell")
+    executions = study.get("executions", [])
+    if not isinstance(executions, list) or not all(
+            isinstance(e, dict) and runs.number_or_null(e.get("wall_seconds")) for e in executions):
+        raise InputError(f"{path}: executions must be a list of objects with a wall_seconds number")
+    if not isinstance(study.get("description", ""), str):
+        raise InputError(f"{path}: description must be a string")
+    return {**study, "cells": cells}
+
+
+def seconds(record: dict, part: str) -> float:
+    """A record's seconds spent on ``part`` ("train", "estimate"): 0 where it has none."""
+    spent = record.get("seconds")
+    return (spent.get(part) or 0.0) if isinstance(spent, dict) else 0.0
 
 
 def read_run_status(folder: Path) -> str | None:

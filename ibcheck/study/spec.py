@@ -23,12 +23,14 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ibcheck import schema
 from ibcheck.config import PRESETS, TeacherRunConfig, TrainConfig
+from ibcheck.estimators import limits
 from ibcheck.interface import InputError
 from ibcheck.pipeline import configure
 
@@ -96,6 +98,12 @@ def _grids(spec: dict, label: str) -> list[dict[str, list]]:
                 raise InputError(f"{label}: {where}.{schema.key_text(key)}: the study sets {top} itself")
             if not isinstance(values, list) or not values:
                 raise InputError(f"{label}: {where}.{schema.key_text(key)} must be a non-empty list of values")
+    # counted before any value is looked at: a grid of a million seeds is refused at once
+    limits.refuse_count(f"{label}: grid", sum(math.prod(len(v) for v in g.values()) for g in grids),
+                        limits.MAX_CELLS, "cells")
+    for number, g in enumerate(grids):
+        where = "grid" if len(grids) == 1 else f"grid[{number}]"
+        for key, values in g.items():
             seen = [json.dumps(v, sort_keys=True) for v in values]
             if len(set(seen)) != len(seen):
                 raise InputError(f"{label}: {where}.{schema.key_text(key)} lists a value twice")

@@ -22,11 +22,11 @@ def _numbers(records: list[dict]) -> list:
     epochs, exact = results.series(tracked, "I_XZ", results.EXACT)
     peak = int(np.nanargmax(exact)) if not np.isnan(exact).all() else None
     last = tracked[-1]
-    train = sum(r["seconds"]["train"] or 0.0 for r in records)
-    estimate = sum(r["seconds"]["estimate"] or 0.0 for r in records)
+    train = sum(results.seconds(r, "train") for r in records)
+    estimate = sum(results.seconds(r, "estimate") for r in records)
     return [exact[0], None if peak is None else exact[peak], None if peak is None else epochs[peak], exact[-1],
             results.value(last, "I_XZ", results.PAPER_MIN), results.value(last, "I_YZ", "barber_agakov"),
-            last["accuracy"]["test"], train, estimate, estimate / train if train > 0 else None]
+            (last.get("accuracy") or {}).get("test"), train, estimate, estimate / train if train > 0 else None]
 
 
 def _clean(value):
