@@ -1,8 +1,8 @@
 """nox sessions of ibcheck: ``nox`` runs the tests; ``nox -s lint`` (ruff), ``nox -s types``
 (mypy) and ``nox -s docs`` (the Sphinx site, warnings as errors, its examples doctested) are the
 checks CI runs beside them; ``nox -s stats``, ``nox -s calibration``, ``nox -s bench``,
-``nox -s mutants``, ``nox -s validate``, ``nox -s study``, ``nox -s peers`` and ``nox -s torch_mist``
-are opt-in.
+``nox -s mutants``, ``nox -s mutation``, ``nox -s validate``, ``nox -s study``, ``nox -s peers`` and
+``nox -s torch_mist`` are opt-in.
 Arguments after ``--`` go to pytest / the command.
 
 Virtualenvs see the packages of the interpreter that runs nox, so the torch that the
@@ -149,6 +149,17 @@ def mutants(session: nox.Session) -> None:
     should catch each, and print which survived (``-- NAME ...`` for some). Not part of CI."""
     session.install("-e", ".[test]")
     session.run("python", "tools/mutants.py", *session.posargs, env=TOOLS_ENV)
+
+
+@_session
+def mutation(session: nox.Session) -> None:
+    """A real mutation score of the numeric core: mutmut 3.3.1 ([tool.mutmut] in pyproject.toml) with
+    one thread per process, then its counts, score and every survivor's disposition in
+    reports/mutation (``tools/mutation.py``; ``-- --report-only`` rereads the last run). Takes about
+    an hour on two cores; not part of CI."""
+    session.install("-e", ".[test]")
+    session.install("mutmut==3.3.1")
+    session.run("python", "tools/mutation.py", *session.posargs, env=TOOLS_ENV)
 
 
 # benchmark-mi 0.1.3 pins JAX below 0.5; its equinox 0.10 breaks on JAX 0.4.34 and later, and JAX 0.4.23

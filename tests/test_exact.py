@@ -150,6 +150,53 @@ def test_barber_agakov_expectation_at_the_posterior_is_the_information(name):
         exact.exact_values(case).I_YZ, rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.parametrize("name", ["hand-1d", "deterministic-teacher"])
+def test_barber_agakov_expectation_pays_for_a_biased_mean_by_its_mahalanobis_length(name):
+    """Shifting q(y|z)'s mean by delta adds delta delta^T to E[r r^T], so the bound drops by exactly
+    delta^T Sigma^-1 delta / 2 (the mean residual term of the docstring)."""
+    case = suite_case(name)
+    Jy, my, Jz, mz = joint_factor(case)
+    Syz, Sz, Sy = Jy @ Jz.T, Jz @ Jz.T, Jy @ Jy.T
+    F = Syz @ np.linalg.inv(Sz)
+    Sigma = Sy - F @ Syz.T + 0.5 * np.eye(len(my))  # a wider q: its Sigma enters the drop
+    g = my - F @ mz
+    delta = np.linspace(0.3, 0.7, len(my))
+    drop = exact.barber_agakov_expectation(case, F, g, Sigma) - exact.barber_agakov_expectation(case, F, g + delta,
+                                                                                                  Sigma)
+    assert drop == pytest.approx(0.5 * delta @ np.linalg.solve(Sigma, delta), rel=1e-9)
+
+
+def _zv_z_moments(case):
+    """Means and covariances of (z_v, z) in the linear-Gaussian chain, written out here."""
+    mv, Sv = case.prior_mean, case.prior_cov
+    Sx = case.W @ Sv @ case.W.T + case.noise_std**2 * np.eye(case.d)
+    Sz = case.A @ Sx @ case.A.T + np.diag(case.std**2)
+    Cvz = Sv @ case.W.T @ case.A.T
+    mz = case.A @ (case.W @ mv + case.c) + case.b
+    return mv, Sv, mz, Sz, Cvz
+
+
+@pytest.mark.parametrize("name", ["hand-1d", "noisy-teacher", "shifted-data-prior"])
+def test_riw_at_k_zero_is_i_zv_z_at_the_posterior_and_pays_for_a_biased_mean(name):
+    """teacher_riw at K = 0 is Barber-Agakov on I(Z_v;Z): an equality at q(z_v|z) = p(z_v|z), and
+    a q whose mean is off by delta loses exactly delta^T Sq^-1 delta / 2."""
+    case = suite_case(name)
+    mv, Sv, mz, Sz, Cvz = _zv_z_moments(case)
+    C = Cvz @ np.linalg.inv(Sz)
+    e, Sq = mv - C @ mz, Sv - C @ Cvz.T
+    joint = np.block([[Sv, Cvz], [Cvz.T, Sz]])
+    info = 0.5 * (np.linalg.slogdet(Sv)[1] + np.linalg.slogdet(Sz)[1] - np.linalg.slogdet(joint)[1])
+    assert exact.riw_zero_expectation(case, C, e, Sq) == pytest.approx(info, rel=1e-9, abs=1e-9)
+    delta = np.linspace(0.2, 0.5, case.k)
+    wide = Sq + 0.25 * np.eye(case.k)
+    drop = exact.riw_zero_expectation(case, C, e, wide) - exact.riw_zero_expectation(case, C, e + delta, wide)
+    assert drop == pytest.approx(0.5 * delta @ np.linalg.solve(wide, delta), rel=1e-9)
+
+
+def test_riw_at_k_zero_has_no_closed_form_for_class_labels():
+    assert exact.riw_zero_expectation(suite_case("ten-classes"), None, None, None) is None
+
+
 @pytest.mark.statistical
 @pytest.mark.parametrize("param", match_checks.GROUPS["sampler-moments"].params, ids="-".join)
 def test_sampler_moments_match_the_model(param, stat, seed):

@@ -116,10 +116,12 @@ def final_yz(run: RunResult, measure: str) -> float:
 
 
 def _settle_epoch(epochs: np.ndarray, values: np.ndarray) -> float:
-    """The first epoch from which a curve stays within 10% of its total change of its final value."""
+    """The first epoch from which a curve stays within 10% of its total change of its final value
+    (the last record is never outside: it is the final value, so the epoch after the last outlier
+    exists)."""
     tolerance = 0.1 * abs(values[0] - values[-1])
     outside = np.flatnonzero(np.abs(values - values[-1]) > tolerance)
-    return float(epochs[0]) if len(outside) == 0 else float(epochs[min(outside[-1] + 1, len(epochs) - 1)])
+    return float(epochs[0]) if len(outside) == 0 else float(epochs[outside[-1] + 1])
 
 
 def faster(run: RunResult, measure: str) -> float:
