@@ -98,7 +98,6 @@ def check_sizes(cases: list[LinearGaussianCase], device, plugins: Sequence[plugi
         limits.refuse_if_too_large(costs, device)
 
 
-
 def total_runs(cases: list[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin] = (), builtin: bool = True) -> int:
     """Progress-bar length: estimator runs the validation will make (the built-in ones unless not ``builtin``)."""
     return sum(builtin * len(applicable(c)) + sum(p.applies(c) for p in plugins) for c in cases)
