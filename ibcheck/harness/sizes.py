@@ -8,6 +8,7 @@ case count) and the limit it passes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ibcheck import stats
 from ibcheck.analytic.case import LinearGaussianCase
@@ -88,14 +89,18 @@ def check_sizes(cases: list[LinearGaussianCase], device, plugins: Sequence[plugi
         check_sample_size([c for c in cases if plugin.applies(c)], plugin.n, f"{plugin.name}: n (--estimator-n)",
                           device)
     for case in cases:
-        dims, prefix = dims_of(case), f"case '{case.name}': field 'settings"
-        s = case.settings
-        costs = [(f"{prefix}.n_exact'", s.n_exact, _exact_cost(case))]
-        costs += [(path + "'", value, cost) for path, value, cost in limits.q_costs(s.q, dims, f"{prefix}.q")]
-        costs += [(path + "'", value, cost) for path, value, cost in
-                  limits.estimator_costs(s.estimators, [spec.name for spec in applicable(case)], dims,
-                                         f"{prefix}.estimators")]
-        limits.refuse_if_too_large(costs, device)
+        prefix = f"case '{case.name}': field 'settings"
+        limits.refuse_if_too_large([(f"{prefix}.{path}'", value, cost) for path, value, cost in _case_costs(case)],
+                                   device)
+
+
+def _case_costs(case: LinearGaussianCase) -> list[tuple[str, Any, Cost]]:
+    """(setting's key path under ``settings``, its value, Cost) of one case's work: the truth's
+    Monte Carlo draw, one q fit, and each applicable estimator."""
+    dims, s = dims_of(case), case.settings
+    costs: list[tuple[str, Any, Cost]] = [("n_exact", s.n_exact, _exact_cost(case))]
+    costs += limits.q_costs(s.q, dims, "q")
+    return costs + limits.estimator_costs(s.estimators, [spec.name for spec in applicable(case)], dims, "estimators")
 
 
 def total_runs(cases: list[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin] = (), builtin: bool = True) -> int:
@@ -123,11 +128,8 @@ def check_case_count(cases: Sequence[LinearGaussianCase]) -> None:
 
 
 def _case_flops(case: LinearGaussianCase) -> float:
-    dims, s = dims_of(case), case.settings
-    flops = 2 * limits.q_costs(s.q, dims, "q")[0][2].flops  # the two q's, forward and Eq. 5
-    flops += _exact_cost(case).flops
-    names = [spec.name for spec in applicable(case)]
-    return flops + sum(cost.flops for _, _, cost in limits.estimator_costs(s.estimators, names, dims, ""))
+    second_q = limits.q_costs(case.settings.q, dims_of(case), "q")[0][2].flops  # two q's are fit: forward, Eq. 5
+    return second_q + sum(cost.flops for _, _, cost in _case_costs(case))
 
 
 def estimated_seconds(cases: Sequence[LinearGaussianCase], plugins: Sequence[plugin_mod.Plugin] = (),

@@ -242,7 +242,7 @@ def check_record(record: Any, where: str) -> dict:
     return record
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """A file of a run folder read back, bounded (``schema.read_regular``: a regular file of at
     most ``schema.MAX_JSON_BYTES``); OSError where it is missing or unreadable."""
     try:
@@ -257,7 +257,7 @@ def read_metrics(folder: Path) -> list[dict] | None:
     back as null, listed under ``not_finite`` (``with_finite_numbers``)."""
     path = folder / METRICS
     try:
-        lines = _read_text(path).splitlines()
+        lines = read_text(path).splitlines()
     except OSError:
         return None
     records = []
@@ -275,7 +275,7 @@ def read_metrics(folder: Path) -> list[dict] | None:
 def read_status(folder: Path) -> dict:
     """A run's status.json ({} while it runs or where there is none, or none readable)."""
     try:
-        value = json.loads(_read_text(folder / STATUS))
+        value = json.loads(read_text(folder / STATUS))
     except (OSError, ValueError, RecursionError, InputError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -285,7 +285,7 @@ def read_config(folder: Path, label: str) -> dict:
     """A run folder's config.json as {"kind": ..., "config": ...}; InputError if it is unreadable."""
     path = folder / CONFIG
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_text(path))
     except (OSError, ValueError, RecursionError) as err:
         raise InputError(f"{label}: not a run folder (no readable {CONFIG}: {err.__class__.__name__})") from None
     if not isinstance(value, dict):

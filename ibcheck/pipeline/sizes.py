@@ -7,6 +7,8 @@ line naming the setting and the limit.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ibcheck.config import TeacherConfig, TrainConfig
@@ -27,12 +29,12 @@ def _widest(**widths: int) -> str:
     return max(widths, key=lambda name: widths[name])
 
 
-def teacher_costs(t: TeacherConfig, points: int, section: str = "teacher") -> list[tuple[str, int, Cost]]:
+def teacher_costs(t: TeacherConfig, points: int) -> list[tuple[str, int, Cost]]:
     """The VAE 784-hidden-2·latent, latent-hidden-784 trained one epoch of ``points`` images."""
     cost = limits.network_cost((PIXELS, t.hidden, 2 * t.latent), points, "")
     cost = Cost(cost.flops + limits.network_cost((t.latent, t.hidden, PIXELS), points, "").flops,
                 2 * cost.bytes, _widest(hidden=t.hidden, latent=t.latent))
-    return [(f"{section}.{cost.blame}", getattr(t, cost.blame), cost)]
+    return [(f"teacher.{cost.blame}", getattr(t, cost.blame), cost)]
 
 
 def check_teacher(t: TeacherConfig, points: int, device: torch.device | str) -> None:
@@ -97,16 +99,29 @@ def check_train(config: TrainConfig, points: int, device: torch.device | str) ->
     check_epochs(config)
     check_early_points(config, points)
     # the networks first: an estimator's cost grows with them, and its own setting is then not to blame
-    costs = _network_costs(config, points)
-    costs += limits.q_costs(config.track.q, dims, "track.q")
-    costs += limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "track.estimators")
-    pop = config.track.population
-    if pop.K > 0:
-        costs += limits.q_costs(pop.q, dims, "track.population.q")
-        cost = teacher_ais.ais_cost(pop.bracket(), dims)
-        blame = "T_max" if cost.blame == "T_max" else ("n" if cost.blame == "n" else "T")
-        costs.append((f"track.population.{blame}", getattr(pop, blame), cost))
+    costs = _network_costs(config, points) + _record_costs(config, dims) + _bracket_costs(config, dims)
     limits.refuse_if_too_large(costs, device)
+
+
+def _record_costs(config: TrainConfig, dims: Dims) -> list[tuple[str, Any, Cost]]:
+    """One tracked record's work: q's warm-started fit and every estimator."""
+    return (limits.q_costs(config.track.q, dims, "track.q")
+            + limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "track.estimators"))
+
+
+def _bracket_costs(config: TrainConfig, dims: Dims) -> list[tuple[str, Any, Cost]]:
+    """One bracketed record's work: the forward q's fit and the annealed pair (none where K = 0)."""
+    pop = config.track.population
+    if pop.K == 0:
+        return []
+    cost = teacher_ais.ais_cost(pop.bracket(), dims)
+    blame = "T_max" if cost.blame == "T_max" else ("n" if cost.blame == "n" else "T")
+    return limits.q_costs(pop.q, dims, "track.population.q") + [(f"track.population.{blame}", getattr(pop, blame),
+                                                                 cost)]
+
+
+def _flops(costs: list[tuple[str, Any, Cost]], prefix: str = "") -> float:
+    return sum(cost.flops for path, _, cost in costs if path.startswith(prefix))
 
 
 def expected_points(config: TrainConfig) -> int:
@@ -131,17 +146,12 @@ def estimated_seconds(config: TrainConfig, points: int, teacher: bool = True) ->
     """Seconds a training run of ``config`` takes on the reference CPU (``limits``' rates per part):
     the student's epochs, the teacher's (where ``teacher``), each tracked record's estimators and q,
     each bracketed record's annealed pair and forward q."""
-    dims, costs = _dims(config, points), _network_costs(config, points)
-    train = (costs[0][2].flops + costs[1][2].flops) * config.epochs / limits.TRAIN_FLOPS_PER_SECOND
-    teach = costs[2][2].flops * config.teacher.epochs / limits.TEACHER_FLOPS_PER_SECOND if teacher else 0.0
-    estimators = limits.estimator_costs(config.track.estimators, registry.without_prior(), dims, "")
-    per_record = sum(cost.flops for _, _, cost in estimators) + limits.q_costs(config.track.q, dims, "")[0][2].flops
-    pop = config.track.population
-    per_bracket = (teacher_ais.ais_cost(pop.bracket(), dims).flops + limits.q_costs(pop.q, dims, "")[0][2].flops
-                   if pop.K > 0 else 0.0)
+    dims, networks = _dims(config, points), _network_costs(config, points)
+    train = _flops(networks, "student.") * config.epochs / limits.TRAIN_FLOPS_PER_SECOND
+    teach = _flops(networks, "teacher.") * config.teacher.epochs / limits.TEACHER_FLOPS_PER_SECOND if teacher else 0.0
     tracked, bracketed = records(config)
-    return (train + teach + tracked * per_record / limits.TRACK_FLOPS_PER_SECOND
-            + bracketed * per_bracket / limits.BRACKET_FLOPS_PER_SECOND)
+    return (train + teach + tracked * _flops(_record_costs(config, dims)) / limits.TRACK_FLOPS_PER_SECOND
+            + bracketed * _flops(_bracket_costs(config, dims)) / limits.BRACKET_FLOPS_PER_SECOND)
 
 
 def train_announcement(config: TrainConfig, device: torch.device | str, points: int) -> str | None:
@@ -164,7 +174,7 @@ def study_announcement(configs: list[TrainConfig], teachers: list[TeacherConfig]
     share the cores."""
     cells = sum(estimated_seconds(c, expected_points(c), teacher=False) for c in configs)
     points = expected_points(configs[0]) if configs else 0
-    teach = sum(teacher_costs(t, points)[0][2].flops * t.epochs for t in teachers) / limits.TEACHER_FLOPS_PER_SECOND
+    teach = sum(_flops(teacher_costs(t, points)) * t.epochs for t in teachers) / limits.TEACHER_FLOPS_PER_SECOND
     seconds = (cells + teach) * limits.REFERENCE_CORES / max(cores, 1)
     if seconds <= limits.ANNOUNCE_SECONDS:
         return None
