@@ -414,3 +414,124 @@ def test_the_best_start_takes_laplace_only_on_a_clear_lead():
     plain = estimators.run_together(PAIR, encoder, sampler, dataclasses.replace(params, target=0.0), seed=2,
                                     context=context)["teacher_ais"][0]
     assert plain.params["start"] == "q" and "ladder" not in plain.params
+
+
+def _scripted_widths(monkeypatch, widths: dict[tuple[str, int], float]) -> tuple[list[tuple[str, int]], torch.Generator]:
+    """Replace the selection's width measurement by a table {(start, T): mean width}; returns the list of
+    (start, T) asked for, in order. Each call must carry the caller's generator (the same z stream)."""
+    asked: list[tuple[str, int]] = []
+    token = torch.Generator()
+
+    def measured(encoder, data, q, params, T, generator, log_prior, log_lik):
+        assert generator is token, "the selection ran on a generator other than the caller's"
+        asked.append((params.start, T))
+        return widths[(params.start, T)], 0.01 * T
+
+    monkeypatch.setattr(teacher_ais, "_select_width", measured)
+    return asked, token
+
+
+@pytest.mark.parametrize("laplace_width, q_width, chosen", [
+    (0.24, 1.0, "laplace"),          # below the margin: Laplace
+    (0.25, 1.0, "q"),                # at the margin exactly: not a clear lead
+    (5.0, 1.0, "q"),                 # finite and worse
+    (1.0, 8.0, "laplace"),           # 1 < 0.25 * 8: a margin that scales with q's width, not its inverse
+    (1.0, math.inf, "laplace"),      # q's width not finite: any finite Laplace width wins
+    (math.inf, 1.0, "q"),
+])
+def test_the_best_start_rule_on_scripted_widths(monkeypatch, laplace_width, q_width, chosen):
+    assert teacher_ais.LAPLACE_MARGIN == 0.25
+    later = {(start, T): 0.0 for start in ("q", "laplace") for T in (4, 8)}
+    asked, token = _scripted_widths(monkeypatch, {("q", 2): q_width, ("laplace", 2): laplace_width, **later})
+    params = TeacherAISParams(start="best", target=0.1, T_max=8)
+    T, start, rule = teacher_ais.choose_T(None, None, None, params, 2, token, None, None)
+    assert (T, start, rule["stopped"]) == (4, chosen, "target")
+    # both starts at the first rung, then only the chosen one: its start reaches the next rung's chains
+    assert asked == [("q", 2), ("laplace", 2), (chosen, 4)]
+    assert rule["ladder"] == [[2, q_width, 0.02, "q"], [2, laplace_width, 0.02, "laplace"], [4, 0.0, 0.04, chosen]]
+
+
+@pytest.mark.parametrize("widths, expected", [
+    ({2: 0.3, 4: 0.1, 8: 0.0}, (4, "target")),     # a width equal to the target stops the rule
+    ({2: 0.3, 4: 0.2, 8: 0.15}, (8, "cap")),
+    ({2: 0.1}, (2, "target")),
+    ({2: math.nan, 4: math.inf, 8: 0.05}, (8, "target")),  # a non-finite width counts as too wide
+])
+def test_the_doubling_rule_on_scripted_widths(monkeypatch, widths, expected):
+    asked, token = _scripted_widths(monkeypatch, {("q", T): w for T, w in widths.items()})
+    T, start, rule = teacher_ais.choose_T(None, None, None, TeacherAISParams(start="q", target=0.1, T_max=8), 2,
+                                          token, None, None)
+    assert (T, rule["stopped"]) == expected and start == "q"
+    assert [T for _, T in asked] == [rung[0] for rung in rule["ladder"]] == [2 * 2**i for i in range(len(asked))]
+    assert len(asked) == [2, 4, 8].index(T) + 1
+
+
+def test_the_selection_width_is_the_paired_mean_with_its_standard_error(monkeypatch):
+    upper, lower = torch.tensor([3.0, 5.0, 4.0, 8.0]), torch.tensor([2.0, 2.0, 3.0, 2.0])
+    token = torch.Generator()
+
+    def terms(encoder, data, q, params, T, n, generator, log_prior, log_lik, lower_too):
+        assert generator is token and lower_too and n == params.select_n and T == 7
+        return teacher_ais.Bracket(upper, lower, 0.5)
+
+    monkeypatch.setattr(teacher_ais, "bracket_terms", terms)
+    mean, se = teacher_ais._select_width(None, None, None, TeacherAISParams(select_n=4), 7, token, None, None)
+    width = np.array([1.0, 3.0, 1.0, 6.0])
+    assert mean == pytest.approx(width.mean(), abs=1e-12)
+    assert se == pytest.approx(width.std(ddof=1) / 2.0, abs=1e-12)
+
+
+def _two_modes(v: torch.Tensor) -> torch.Tensor:
+    """log of 0.3 N(v; -8, 2^2) + 0.7 N(v; 8, 2^2), v: (n, C, 1) -> (n, C): modes at -8 and 8 (the higher),
+    each with the curvature 1/4 of its component (the other's density is below e^-30 there)."""
+    parts = torch.stack([math.log(0.3) - (v[..., 0] + 8) ** 2 / 8, math.log(0.7) - (v[..., 0] - 8) ** 2 / 8])
+    return torch.logsumexp(parts, dim=0) - math.log(2 * math.sqrt(2 * math.pi))
+
+
+def test_laplace_from_q_alone_finds_the_nearest_mode_with_its_curvature():
+    """By default the Newton steps start from q's mean only; the covariance is the inverse curvature
+    there (1/4 here, below 1: the eigenvalue floor does not bind)."""
+    n = 20
+    mean, scale = torch.full((n, 1), -6.5, dtype=torch.float64), torch.full((n, 1), 10.0, dtype=torch.float64)
+    mode, chol = ais.laplace(_two_modes, mean, scale, generator_for(0, "cpu"))
+    torch.testing.assert_close(mode, torch.full((n, 1), -8.0, dtype=torch.float64), rtol=0, atol=1e-6)
+    torch.testing.assert_close(chol, torch.full((n, 1, 1), 2.0, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+def test_laplace_keeps_the_best_mode_of_its_starts_and_draws_them_from_its_generator():
+    n = 20
+    mean, scale = torch.full((n, 1), -6.5, dtype=torch.float64), torch.full((n, 1), 10.0, dtype=torch.float64)
+    state = torch.get_rng_state()
+    first = ais.laplace(_two_modes, mean, scale, generator_for(3, "cpu"), starts=64)
+    assert torch.equal(torch.get_rng_state(), state), "the starts were drawn from torch's global stream"
+    # 63 draws of N(-6.5, 10^2): each row has one past the saddle near 0 but for odds of 0.74^63 = 6e-9
+    torch.testing.assert_close(first[0], torch.full((n, 1), 8.0, dtype=torch.float64), rtol=0, atol=1e-6)
+    torch.testing.assert_close(first[1], torch.full((n, 1, 1), 2.0, dtype=torch.float64), rtol=0, atol=1e-6)
+    again = ais.laplace(_two_modes, mean, scale, generator_for(3, "cpu"), starts=64)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+def test_laplace_never_moves_to_a_worse_point():
+    """Damped Newton on a target that is far from quadratic (log gamma = -sqrt(1 + |v|^2), whose
+    curvature vanishes away from 0): each kept step raises log gamma, so the result is above the start's."""
+    def target(v):
+        return -torch.sqrt(1 + (v * v).sum(-1))
+
+    mean = torch.tensor([[10.0, -4.0], [0.5, 0.2], [-30.0, 30.0]], dtype=torch.float64)
+    mode, chol = ais.laplace(target, mean, torch.ones_like(mean), generator_for(0, "cpu"))
+    start_value, end_value = target(mean.unsqueeze(1))[:, 0], target(mode.unsqueeze(1))[:, 0]
+    assert bool((end_value >= start_value).all()) and bool((end_value > start_value).any())
+    assert torch.isfinite(chol).all() and bool((torch.diagonal(chol, dim1=-2, dim2=-1) > 0).all())
+
+
+def test_laplace_never_keeps_a_start_where_log_gamma_is_nan():
+    """Starts drawn where log gamma is NaN stay there (no finite trial improves on them) and must lose
+    to any finite mode, never win as if NaN were a high value."""
+    def target(v):
+        return torch.where(v[..., 0] < -20, torch.full_like(v[..., 0], math.nan), _two_modes(v))
+
+    n = 20
+    mean, scale = torch.full((n, 1), -6.5, dtype=torch.float64), torch.full((n, 1), 10.0, dtype=torch.float64)
+    # of 63 draws of N(-6.5, 10^2) per row, about 9% fall below -20
+    mode, _ = ais.laplace(target, mean, scale, generator_for(3, "cpu"), starts=64)
+    torch.testing.assert_close(mode, torch.full((n, 1), 8.0, dtype=torch.float64), rtol=0, atol=1e-6)

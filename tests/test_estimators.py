@@ -73,3 +73,75 @@ def test_empirical_over_data_sets_has_the_expectation_of_nce(name, stat, seed):
 
 def test_vib_runs_in_float32_and_matches(stat, seed):
     stat.observe(match_checks.vib_float32(None, seed))
+
+
+@pytest.mark.parametrize("steps, batch, n, blame", [(10, 64, 1000, "n"), (10, 64, 640, "n"), (10, 64, 639, "steps"),
+                                                     (0, 256, 20_000, "n"), (5, 20_000, 10, "steps")])
+def test_barber_agakov_costs_its_training_and_its_evaluation(steps, batch, n, blame):
+    """``barber_agakov_cost``: steps minibatches forward and backward (3 passes a row) and n rows
+    forward, each through the teacher and the encoder; memory of the larger of a minibatch and an
+    evaluation chunk of at most EVAL_ROWS rows, (d + k + 3 m) float64 numbers each, twice."""
+    from ibcheck.estimators.barber_agakov import BarberAgakovParams, barber_agakov_cost
+    from ibcheck.estimators.common import EVAL_ROWS
+    from ibcheck.interface import Dims
+
+    dims = Dims(d=12, k=3, m=5, encoder_flops=700.0, teacher_flops=300.0)
+    cost = barber_agakov_cost(BarberAgakovParams(steps=steps, batch=batch, n=n), dims)
+    assert cost.flops == (3.0 * steps * batch + n) * 1000.0
+    assert cost.bytes == 16.0 * max(min(n, EVAL_ROWS), batch) * (12 + 3 + 15)
+    assert cost.blame == blame
+
+
+def test_barber_agakov_names_what_it_lacks():
+    from ibcheck.estimators.barber_agakov import BarberAgakovParams, barber_agakov_terms
+    from ibcheck.estimators.samplers import FiniteSampler
+    from ibcheck.interface import Context
+
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    decoder = torch.nn.Linear(1, 1)
+    params, generator = BarberAgakovParams(steps=1, batch=4, n=4), torch.Generator().manual_seed(0)
+    for context in (Context(label_decoder=decoder), Context(h_y=1.0), Context()):
+        with pytest.raises(ValueError, match="^barber_agakov needs context.label_decoder and context.h_y$"):
+            barber_agakov_terms(encoder, sampler, params, generator, context)
+    unlabelled = FiniteSampler(torch.zeros(8, 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="^barber_agakov needs labelled data$"):
+        barber_agakov_terms(encoder, unlabelled, params, generator, Context(label_decoder=decoder, h_y=1.0))
+
+
+def test_fit_takes_every_step_and_returns_each_loss():
+    """``common.fit``: Adam with a cosine-annealed rate; the loss of each step, before that step."""
+    from ibcheck.estimators.common import fit
+
+    p = torch.nn.Parameter(torch.zeros(()))
+    history = fit([p], lambda: (p - 3.0) ** 2, 1, 0.5)
+    assert history == [9.0] and p.item() == pytest.approx(0.5)  # Adam's first step is lr in size
+    p = torch.nn.Parameter(torch.zeros(()))
+    history = fit([p], lambda: (p - 3.0) ** 2, 200, 0.5)
+    assert len(history) == 200 and history[0] == 9.0 and history[-1] < 1e-3 and p.item() == pytest.approx(3.0, abs=0.05)
+    frozen = torch.zeros((), requires_grad=False)
+    assert fit([frozen], lambda: frozen + 1.0, 5, 0.1) == [] and fit([], lambda: torch.zeros(()), 5, 0.1) == []
+    assert fit([torch.nn.Parameter(torch.zeros(()))], lambda: torch.zeros(()), 0, 0.1) == []
+
+
+def test_class_ranges_cover_every_class_up_to_the_largest_label():
+    from ibcheck.estimators.empirical import _class_ranges
+
+    assert _class_ranges(torch.tensor([0, 0, 1, 3, 3, 3])) == [(0, 2), (2, 3), (3, 3), (3, 6)]
+    assert _class_ranges(torch.tensor([2])) == [(0, 0), (0, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("history, final", [([3.0, 2.0, 1.5], 1.5), ([], None)])
+def test_barber_agakov_records_the_label_entropy_and_its_last_training_loss(monkeypatch, history, final):
+    from ibcheck.estimators import barber_agakov
+    from ibcheck.estimators.barber_agakov import BarberAgakovParams
+
+    from helpers import trained_context
+
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, seed=0, steps=5)
+    monkeypatch.setattr(barber_agakov, "fit", lambda parameters, loss, steps, lr: list(history))
+    est = estimators.run_one("barber_agakov", encoder, sampler, BarberAgakovParams(steps=3, n=16), seed=0,
+                             context=context)
+    assert est.params["H_Y"] == context.h_y and est.params["final_train_loss"] == final

@@ -6,6 +6,10 @@ package under ``mutants/``, and runs the tests that reach the changed function. 
 it with one thread per process (forking after OpenMP threads have started can hang), reads every
 mutant's outcome from mutmut's own records (``mutants/**/*.py.meta``) and writes, under OUT:
 
+- ``ledger.json``: every result so far, by module, with the SHA-256 of the module's source. mutmut
+  3.3 makes all mutants again and forgets every result at each run; the ledger keeps a result while
+  its module is unchanged, and the next run tests only the mutants it has no result for, so an
+  interrupted run resumes;
 - ``results.json``: the counts (killed, survived, timed out, "no tests" and not checked apart), the
   score, the wall time, and every survivor with its diff and disposition (timeouts by name);
 - ``survivors.md``: the same as a table.
@@ -16,11 +20,18 @@ no longer matches (the code moved) counts as missing. The score is killed over t
 could have been killed: all of them but the equivalent ones and the timeouts (counted apart: a
 timeout is a test run that did not end in its CPU limit, neither a kill nor a survival).
 
-    python tools/mutation.py [--children N] [--report-only] [OUT]   (OUT: reports/mutation)
+``--retest`` tests the survivors and the untested mutants again, as after new tests. ``--only``
+scores (and tests) only the mutants whose names match; ``--skip`` leaves some out of both (mutmut
+tests them anyway on the first run, before its mutants exist to be named).
+
+    python tools/mutation.py [--children N] [--only PATTERN ...] [--skip PATTERN ...] [--retest] [--report-only] [OUT]
+                                                                   (OUT: reports/mutation)
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import hashlib
 import json
 import os
 import subprocess
@@ -36,21 +47,66 @@ DISPOSITIONS = ("equivalent", "left")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HYPOTHESIS_PROFILE": "ci"}
 
 
-def run_mutmut(children: int) -> float:
-    """Run mutmut over the configured scope; its wall time in seconds."""
+def run_mutmut(children: int, names: list[str]) -> float:
+    """Run mutmut on the mutants named (names or fnmatch patterns; none: the whole configured scope);
+    its wall time in seconds. mutmut 3.3 makes every mutant again and forgets every result at each
+    run, which is why the ledger (below) keeps them."""
     started = time.perf_counter()
-    subprocess.run(["mutmut", "run", "--max-children", str(children)], check=True, env={**os.environ, **ONE_THREAD},
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(["mutmut", "run", "--max-children", str(children), *names], check=True,
+                   env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
+def matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
 def outcomes(root: Path = Path("mutants")) -> dict[str, str]:
-    """Every mutant's status, by name, from mutmut's records."""
+    """Every mutant's status in mutmut's records of its last run, by name."""
     found: dict[str, str] = {}
     for meta in sorted(root.rglob("*.py.meta")):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             found[name] = STATUS.get(code, f"exit {code}")
     return found
+
+
+def module_of(name: str) -> str:
+    """``ibcheck.stats`` for ``ibcheck.stats.x_holm__mutmut_3`` (mutmut 3 prefixes each function with x)."""
+    return name.split(".x")[0]
+
+
+def source_hash(module: str) -> str:
+    """The SHA-256 of a module's source: a recorded result holds while it is unchanged."""
+    return hashlib.sha256(Path(module.replace(".", "/") + ".py").read_bytes()).hexdigest()
+
+
+def merge(ledger: dict, found: dict[str, str]) -> dict:
+    """The ledger {module: {"sha256", "mutants": {name: status}}} with the checked results of ``found``;
+    a module whose source changed since its results were recorded starts again."""
+    for name, status in found.items():
+        module = module_of(name)
+        entry = ledger.get(module)
+        if entry is None or entry["sha256"] != source_hash(module):
+            entry = ledger[module] = {"sha256": source_hash(module), "mutants": {}}
+        if status != "not checked":
+            entry["mutants"][name] = status
+    return ledger
+
+
+def current(ledger: dict, names: list[str]) -> dict[str, str]:
+    """Each mutant's status from the ledger, "not checked" where it has none for the current source."""
+    known = {name: status for module, entry in ledger.items() if entry["sha256"] == source_hash(module)
+             for name, status in entry["mutants"].items()}
+    return {name: known.get(name, "not checked") for name in names}
+
+
+def by_module(found: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Each module's counts of each status."""
+    table: dict[str, dict[str, int]] = {}
+    for name, status in found.items():
+        row = table.setdefault(module_of(name), {})
+        row[status] = row.get(status, 0) + 1
+    return dict(sorted(table.items()))
 
 
 def diff_of(name: str) -> str:
@@ -59,7 +115,8 @@ def diff_of(name: str) -> str:
     return "\n".join(line for line in shown.splitlines() if line[:1] in ("+", "-") and line[:3] not in ("+++", "---"))
 
 
-def summarise(found: dict[str, str], dispositions: dict[str, dict], seconds: float | None) -> dict:
+def summarise(found: dict[str, str], dispositions: dict[str, dict], seconds: float | None,
+              only: list[str]) -> dict:
     """Counts, score and the not-killed mutants with their diffs and dispositions."""
     counts: dict[str, int] = {}
     for status in found.values():
@@ -70,21 +127,27 @@ def summarise(found: dict[str, str], dispositions: dict[str, dict], seconds: flo
             continue
         diff = diff_of(name) if status not in ("timeout",) else ""  # a timeout is counted apart, not judged
         judged = dispositions.get(name)
-        current = judged is not None and judged.get("diff") == diff and judged.get("disposition") in DISPOSITIONS
+        holds = judged is not None and judged.get("diff") == diff and judged.get("disposition") in DISPOSITIONS
         rows.append({"mutant": name, "status": status, "diff": diff,
-                     "disposition": judged["disposition"] if current else None,
-                     "why": judged["why"] if current else None})
+                     "disposition": judged["disposition"] if judged and holds else None,
+                     "why": judged["why"] if judged and holds else None})
     equivalent = sum(r["disposition"] == "equivalent" for r in rows)
     could = sum(counts.values()) - equivalent - counts.get("timeout", 0) - counts.get("not checked", 0)
     killed = counts.get("killed", 0)
-    return {"tool": "mutmut 3.3.1", "counts": counts, "equivalent": equivalent,
+    return {"tool": "mutmut 3.3.1", "only": only, "counts": counts, "by_module": by_module(found),
+            "equivalent": equivalent,
             "score": killed / could if could else None, "score_of": could, "wall_seconds": seconds,
             "not_killed": rows, "undisposed": [r["mutant"] for r in rows
                                                if r["status"] != "timeout" and r["disposition"] is None]}
 
 
 def markdown(summary: dict) -> str:
-    lines = ["| mutant | status | change | disposition | why |", "| --- | --- | --- | --- | --- |"]
+    """The counts by module, then every mutant that was not killed, as markdown tables."""
+    statuses = sorted({status for row in summary["by_module"].values() for status in row})
+    lines = ["| module | " + " | ".join(statuses) + " |", "| --- " * (len(statuses) + 1) + "|"]
+    lines += [f"| `{module}` | " + " | ".join(str(row.get(status, 0)) for status in statuses) + " |"
+              for module, row in summary["by_module"].items()]
+    lines += ["", "| mutant | status | change | disposition | why |", "| --- | --- | --- | --- | --- |"]
     for r in summary["not_killed"]:
         change = "<br>".join(f"`{line.strip()}`" for line in r["diff"].splitlines()).replace("|", "\\|")
         lines.append(f"| `{r['mutant']}` | {r['status']} | {change} | {r['disposition'] or '**none**'} | "
@@ -96,21 +159,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", default="reports/mutation")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
-    parser.add_argument("--report-only", action="store_true", help="read the last run's records, run nothing")
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="score only the mutants whose names match (fnmatch; repeatable)")
+    parser.add_argument("--skip", action="append", default=[], metavar="PATTERN",
+                        help="leave out the mutants whose names match (fnmatch; repeatable)")
+    parser.add_argument("--retest", action="store_true",
+                        help="test again the survivors and the mutants no test reached (after new tests)")
+    parser.add_argument("--report-only", action="store_true", help="record mutmut's last run, run nothing")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    seconds = None if args.report_only else run_mutmut(args.children)
+    ledger_path = out / "ledger.json"
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
+    seconds = None
+    if not args.report_only:
+        # the mutants still to test: all in scope the first time, then those the ledger has no result for
+        names = [name for name, status in current(ledger, sorted(outcomes())).items()
+                 if (status == "not checked" or args.retest and status in ("survived", "no tests"))
+                 and (not args.only or matches(name, args.only))
+                 and not matches(name, args.skip)] if Path("mutants").exists() else args.only
+        seconds = run_mutmut(args.children, names) if names or not Path("mutants").exists() else 0.0
+    found = outcomes()
+    ledger = merge(ledger, found)
+    out.mkdir(parents=True, exist_ok=True)
+    fileio_write(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+    scoped = [name for name in found if (not args.only or matches(name, args.only)) and not matches(name, args.skip)]
     dispositions_path = out / "dispositions.json"
     dispositions = json.loads(dispositions_path.read_text()) if dispositions_path.exists() else {}
-    summary = summarise(outcomes(), dispositions, seconds)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "survivors.md").write_text(markdown(summary))
+    summary = summarise(current(ledger, scoped), dispositions, seconds, args.only)
+    summary["skipped"] = {"patterns": args.skip, "mutants": sum(matches(name, args.skip) for name in found)}
+    fileio_write(out / "results.json", json.dumps(summary, indent=1) + "\n")
+    fileio_write(out / "survivors.md", markdown(summary))
     score = summary["score"]
     print(f"mutation: {summary['counts']}, equivalent {summary['equivalent']}, score "
           f"{'-' if score is None else f'{score:.3f}'} of {summary['score_of']}; "
           f"{len(summary['undisposed'])} survivors without a disposition")
     return 0
+
+
+def fileio_write(path: Path, text: str) -> None:
+    """Write atomically: an interrupted run leaves the previous file whole."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 if __name__ == "__main__":

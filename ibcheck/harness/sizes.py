@@ -29,7 +29,6 @@ def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
             and not (s.distinct_prior and case.data_prior_is_model) and s.name not in skip]
 
 
-
 def max_tests(cases: list[LinearGaussianCase]) -> int:
     """An upper bound on the tests a validation of ``cases`` makes by the built-in estimators: two per estimate."""
     total = 0

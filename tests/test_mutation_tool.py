@@ -1,0 +1,51 @@
+"""``tools/mutation.py``, the record of ``nox -s mutation``: results survive mutmut's runs (which forget
+them) while a module's source is unchanged, the score counts timeouts and equivalent mutants apart,
+and a disposition holds only for the diff it was judged on."""
+from __future__ import annotations
+
+import mutation
+import pytest
+
+
+@pytest.fixture
+def sources(monkeypatch):
+    """Module sources by name, changeable by the test."""
+    table = {"ibcheck.a": "one", "ibcheck.b": "one"}
+    monkeypatch.setattr(mutation, "source_hash", lambda module: table[module])
+    monkeypatch.setattr(mutation, "diff_of", lambda name: f"-old {name}\n+new {name}")
+    return table
+
+
+def test_results_are_kept_across_runs_until_the_module_changes(sources):
+    first = {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "survived",
+             "ibcheck.b.x_g__mutmut_1": "timeout"}
+    ledger = mutation.merge({}, first)
+    # the next run names other mutants; mutmut reports the earlier ones as not checked again
+    ledger = mutation.merge(ledger, {**dict.fromkeys(first, "not checked"), "ibcheck.b.x_g__mutmut_2": "killed"})
+    names = [*first, "ibcheck.b.x_g__mutmut_2", "ibcheck.b.x_g__mutmut_3"]
+    assert mutation.current(ledger, names) == {**first, "ibcheck.b.x_g__mutmut_2": "killed",
+                                               "ibcheck.b.x_g__mutmut_3": "not checked"}
+    sources["ibcheck.a"] = "two"
+    assert mutation.current(ledger, names)["ibcheck.a.x_f__mutmut_1"] == "not checked"
+    assert mutation.current(ledger, names)["ibcheck.b.x_g__mutmut_1"] == "timeout"
+    ledger = mutation.merge(ledger, {"ibcheck.a.x_f__mutmut_2": "killed"})
+    assert ledger["ibcheck.a"] == {"sha256": "two", "mutants": {"ibcheck.a.x_f__mutmut_2": "killed"}}
+
+
+def test_the_score_leaves_out_timeouts_unchecked_and_equivalent_mutants(sources):
+    found = {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "killed",
+             "ibcheck.a.x_f__mutmut_3": "survived", "ibcheck.a.x_f__mutmut_4": "survived",
+             "ibcheck.a.x_f__mutmut_5": "no tests", "ibcheck.b.x_g__mutmut_1": "timeout",
+             "ibcheck.b.x_g__mutmut_2": "not checked"}
+    judged = {"ibcheck.a.x_f__mutmut_3": {"disposition": "equivalent", "why": "w",
+                                          "diff": "-old ibcheck.a.x_f__mutmut_3\n+new ibcheck.a.x_f__mutmut_3"},
+              # judged on another diff: the code moved, so the disposition no longer holds
+              "ibcheck.a.x_f__mutmut_4": {"disposition": "equivalent", "why": "w", "diff": "-other\n+diff"}}
+    summary = mutation.summarise(found, judged, 12.0, ["ibcheck.*"])
+    assert summary["equivalent"] == 1 and summary["score_of"] == 4 and summary["score"] == 0.5
+    assert summary["undisposed"] == ["ibcheck.a.x_f__mutmut_4", "ibcheck.a.x_f__mutmut_5"]
+    assert summary["by_module"] == {"ibcheck.a": {"killed": 2, "survived": 2, "no tests": 1},
+                                    "ibcheck.b": {"timeout": 1, "not checked": 1}}
+    table = mutation.markdown(summary)
+    assert "| `ibcheck.a` | 2 | 1 | 0 | 2 | 0 |" in table and "**none**" in table
+    assert mutation.module_of("ibcheck.estimators.ais.xǁStartǁk__mutmut_3") == "ibcheck.estimators.ais"
