@@ -3,6 +3,8 @@ them) while a module's source is unchanged, the score counts timeouts and equiva
 and a disposition holds only for the diff it was judged on."""
 from __future__ import annotations
 
+import hashlib
+
 import mutation
 import pytest
 
@@ -49,3 +51,14 @@ def test_the_score_leaves_out_timeouts_unchecked_and_equivalent_mutants(sources)
     table = mutation.markdown(summary)
     assert "| `ibcheck.a` | 2 | 1 | 0 | 2 | 0 |" in table and "**none**" in table
     assert mutation.module_of("ibcheck.estimators.ais.xǁStartǁk__mutmut_3") == "ibcheck.estimators.ais"
+
+
+def test_a_package_is_hashed_by_its_init(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "mod.py").write_text("y = 2\n")
+    monkeypatch.chdir(tmp_path)
+    assert mutation.source_hash("pkg") == hashlib.sha256(b"x = 1\n").hexdigest()
+    before = mutation.source_hash("pkg.mod")
+    (tmp_path / "pkg" / "mod.py").write_text("y = 3\n")
+    assert mutation.source_hash("pkg.mod") != before

@@ -9,7 +9,8 @@ mutant's outcome from mutmut's own records (``mutants/**/*.py.meta``) and writes
 - ``ledger.json``: every result so far, by module, with the SHA-256 of the module's source. mutmut
   3.3 makes all mutants again and forgets every result at each run; the ledger keeps a result while
   its module is unchanged, and the next run tests only the mutants it has no result for, so an
-  interrupted run resumes;
+  interrupted run resumes. A kill is kept when tests change (new tests can only add kills; after
+  removing one, start the ledger again);
 - ``results.json``: the counts (killed, survived, timed out, "no tests" and not checked apart), the
   score, the wall time, and every survivor with its diff and disposition (timeouts by name);
 - ``survivors.md``: the same as a table.
@@ -76,8 +77,10 @@ def module_of(name: str) -> str:
 
 
 def source_hash(module: str) -> str:
-    """The SHA-256 of a module's source: a recorded result holds while it is unchanged."""
-    return hashlib.sha256(Path(module.replace(".", "/") + ".py").read_bytes()).hexdigest()
+    """The SHA-256 of a module's source (a package's ``__init__.py``): a recorded result holds while it
+    is unchanged."""
+    path = Path(module.replace(".", "/") + ".py")
+    return hashlib.sha256((path if path.exists() else path.with_suffix("") / "__init__.py").read_bytes()).hexdigest()
 
 
 def merge(ledger: dict, found: dict[str, str]) -> dict:
