@@ -62,3 +62,19 @@ def test_a_package_is_hashed_by_its_init(tmp_path, monkeypatch):
     before = mutation.source_hash("pkg.mod")
     (tmp_path / "pkg" / "mod.py").write_text("y = 3\n")
     assert mutation.source_hash("pkg.mod") != before
+
+
+def test_a_run_tests_what_the_ledger_lacks_and_with_retest_its_survivors(sources, monkeypatch, tmp_path):
+    ledger = mutation.merge({}, {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "survived",
+                                 "ibcheck.a.x_f_cost__mutmut_1": "timeout"})
+    monkeypatch.chdir(tmp_path)
+    assert mutation.pending(ledger, ["ibcheck.a.*"], [], False) == ["ibcheck.a.*"]  # mutmut has made none yet
+    (tmp_path / "mutants").mkdir()
+    names = ["ibcheck.a.x_f__mutmut_1", "ibcheck.a.x_f__mutmut_2", "ibcheck.a.x_f__mutmut_3",
+             "ibcheck.a.x_f_cost__mutmut_2", "ibcheck.b.x_g__mutmut_1"]
+    monkeypatch.setattr(mutation, "outcomes", lambda: dict.fromkeys(names, "not checked"))
+    skip = ["*_cost__mutmut_*"]
+    assert mutation.pending(ledger, ["ibcheck.a.*"], skip, False) == ["ibcheck.a.x_f__mutmut_3"]
+    assert mutation.pending(ledger, ["ibcheck.a.*"], skip, True) == ["ibcheck.a.x_f__mutmut_2",
+                                                                     "ibcheck.a.x_f__mutmut_3"]
+    assert mutation.pending(ledger, [], skip, False) == ["ibcheck.a.x_f__mutmut_3", "ibcheck.b.x_g__mutmut_1"]

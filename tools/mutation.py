@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from ibcheck.fileio import write_text
+
 # mutmut 3.3's exit codes, by its own table (mutmut.__main__.status_by_exit_code)
 STATUS = {1: "killed", 3: "killed", -24: "timeout", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           35: "suspicious", 36: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault",
@@ -60,6 +62,11 @@ def run_mutmut(children: int, names: list[str]) -> float:
 
 def matches(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def in_scope(name: str, only: list[str], skip: list[str]) -> bool:
+    """Whether a mutant is scored: it matches ``only`` (or ``only`` is empty) and not ``skip``."""
+    return (not only or matches(name, only)) and not matches(name, skip)
 
 
 def outcomes(root: Path = Path("mutants")) -> dict[str, str]:
@@ -86,11 +93,12 @@ def source_hash(module: str) -> str:
 def merge(ledger: dict, found: dict[str, str]) -> dict:
     """The ledger {module: {"sha256", "mutants": {name: status}}} with the checked results of ``found``;
     a module whose source changed since its results were recorded starts again."""
+    hashes = {module: source_hash(module) for module in {module_of(name) for name in found}}
     for name, status in found.items():
         module = module_of(name)
         entry = ledger.get(module)
-        if entry is None or entry["sha256"] != source_hash(module):
-            entry = ledger[module] = {"sha256": source_hash(module), "mutants": {}}
+        if entry is None or entry["sha256"] != hashes[module]:
+            entry = ledger[module] = {"sha256": hashes[module], "mutants": {}}
         if status != "not checked":
             entry["mutants"][name] = status
     return ledger
@@ -158,6 +166,17 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pending(ledger: dict, only: list[str], skip: list[str], retest: bool) -> list[str]:
+    """The mutants to test: before mutmut has made any, the ``only`` patterns (all of the scope if
+    none); then those in scope that the ledger has no result for, and with ``retest`` its survivors
+    and untested mutants too."""
+    if not Path("mutants").exists():
+        return only
+    again = ("not checked", "survived", "no tests") if retest else ("not checked",)
+    return [name for name, status in current(ledger, sorted(outcomes())).items()
+            if status in again and in_scope(name, only, skip)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", default="reports/mutation")
@@ -175,35 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
     seconds = None
     if not args.report_only:
-        # the mutants still to test: all in scope the first time, then those the ledger has no result for
-        names = [name for name, status in current(ledger, sorted(outcomes())).items()
-                 if (status == "not checked" or args.retest and status in ("survived", "no tests"))
-                 and (not args.only or matches(name, args.only))
-                 and not matches(name, args.skip)] if Path("mutants").exists() else args.only
+        names = pending(ledger, args.only, args.skip, args.retest)
         seconds = run_mutmut(args.children, names) if names or not Path("mutants").exists() else 0.0
     found = outcomes()
     ledger = merge(ledger, found)
     out.mkdir(parents=True, exist_ok=True)
-    fileio_write(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
-    scoped = [name for name in found if (not args.only or matches(name, args.only)) and not matches(name, args.skip)]
+    write_text(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+    scoped = [name for name in found if in_scope(name, args.only, args.skip)]
     dispositions_path = out / "dispositions.json"
     dispositions = json.loads(dispositions_path.read_text()) if dispositions_path.exists() else {}
     summary = summarise(current(ledger, scoped), dispositions, seconds, args.only)
     summary["skipped"] = {"patterns": args.skip, "mutants": sum(matches(name, args.skip) for name in found)}
-    fileio_write(out / "results.json", json.dumps(summary, indent=1) + "\n")
-    fileio_write(out / "survivors.md", markdown(summary))
+    write_text(out / "results.json", json.dumps(summary, indent=1) + "\n")
+    write_text(out / "survivors.md", markdown(summary))
     score = summary["score"]
     print(f"mutation: {summary['counts']}, equivalent {summary['equivalent']}, score "
           f"{'-' if score is None else f'{score:.3f}'} of {summary['score_of']}; "
           f"{len(summary['undisposed'])} survivors without a disposition")
     return 0
-
-
-def fileio_write(path: Path, text: str) -> None:
-    """Write atomically: an interrupted run leaves the previous file whole."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 if __name__ == "__main__":
