@@ -155,7 +155,7 @@ def mutants(session: nox.Session) -> None:
 def mutation(session: nox.Session) -> None:
     """A real mutation score of the numeric core: mutmut 3.3.1 ([tool.mutmut] in pyproject.toml) with
     one thread per process, then its counts, score and every survivor's disposition (``tools/mutation.py``).
-    Results are kept in OUT/ledger.json while a module's source is unchanged, so a stopped run resumes
+    Results are kept in OUT/ledger.json while the mutated function is unchanged, so a stopped run resumes
     where it was; ``-- --only PATTERN`` scores part of the scope, ``-- --report-only`` rereads the last
     run. Hours on two cores (reports/mutation/README.md); not part of CI."""
     session.install("-e", ".[test]")

@@ -1,9 +1,7 @@
 """``tools/mutation.py``, the record of ``nox -s mutation``: results survive mutmut's runs (which forget
-them) while a module's source is unchanged, the score counts timeouts and equivalent mutants apart,
+them) while the mutated function and its module's code outside functions are unchanged, the score counts timeouts and equivalent mutants apart,
 and a disposition holds only for the diff it was judged on."""
 from __future__ import annotations
-
-import hashlib
 
 import mutation
 import pytest
@@ -11,14 +9,14 @@ import pytest
 
 @pytest.fixture
 def sources(monkeypatch):
-    """Module sources by name, changeable by the test."""
-    table = {"ibcheck.a": "one", "ibcheck.b": "one"}
-    monkeypatch.setattr(mutation, "source_hash", lambda module: table[module])
+    """Each module's function hashes, changeable by the test."""
+    table = {"ibcheck.a": {"f": "one", "f_cost": "one"}, "ibcheck.b": {"g": "one"}}
+    monkeypatch.setattr(mutation, "function_hashes", lambda module: dict(table[module]))
     monkeypatch.setattr(mutation, "diff_of", lambda name: f"-old {name}\n+new {name}")
     return table
 
 
-def test_results_are_kept_across_runs_until_the_module_changes(sources):
+def test_results_are_kept_across_runs_until_their_function_changes(sources):
     first = {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "survived",
              "ibcheck.b.x_g__mutmut_1": "timeout"}
     ledger = mutation.merge({}, first)
@@ -27,11 +25,26 @@ def test_results_are_kept_across_runs_until_the_module_changes(sources):
     names = [*first, "ibcheck.b.x_g__mutmut_2", "ibcheck.b.x_g__mutmut_3"]
     assert mutation.current(ledger, names) == {**first, "ibcheck.b.x_g__mutmut_2": "killed",
                                                "ibcheck.b.x_g__mutmut_3": "not checked"}
-    sources["ibcheck.a"] = "two"
+    sources["ibcheck.a"]["f"] = "two"
     assert mutation.current(ledger, names)["ibcheck.a.x_f__mutmut_1"] == "not checked"
     assert mutation.current(ledger, names)["ibcheck.b.x_g__mutmut_1"] == "timeout"
-    ledger = mutation.merge(ledger, {"ibcheck.a.x_f__mutmut_2": "killed"})
-    assert ledger["ibcheck.a"] == {"sha256": "two", "mutants": {"ibcheck.a.x_f__mutmut_2": "killed"}}
+    ledger = mutation.merge(ledger, {"ibcheck.a.x_f__mutmut_2": "killed", "ibcheck.a.x_f_cost__mutmut_1": "killed"})
+    assert ledger["ibcheck.a"] == {"functions": {"f": "two", "f_cost": "one"},
+                                   "mutants": {"ibcheck.a.x_f__mutmut_2": "killed",
+                                               "ibcheck.a.x_f_cost__mutmut_1": "killed"}}
+    # another function of the same module keeps its results
+    sources["ibcheck.a"]["f_cost"] = "three"
+    assert mutation.current(ledger, names + ["ibcheck.a.x_f_cost__mutmut_1"]) == {
+        **dict.fromkeys(names, "not checked"), "ibcheck.a.x_f__mutmut_1": "not checked",
+        "ibcheck.a.x_f__mutmut_2": "killed", "ibcheck.b.x_g__mutmut_1": "timeout",
+        "ibcheck.b.x_g__mutmut_2": "killed", "ibcheck.a.x_f_cost__mutmut_1": "not checked"}
+
+
+def test_a_mutant_names_its_function():
+    assert mutation.function_of("ibcheck.stats.x_holm__mutmut_3") == "holm"
+    assert mutation.function_of("ibcheck.estimators.ais.xǁStartǁto_v__mutmut_12") == "Start.to_v"
+    assert mutation.function_of("ibcheck.a.x__private__mutmut_1") == "_private"
+    assert mutation.function_of("ibcheck.a.x_f_cost__mutmut_1") == "f_cost"
 
 
 def test_the_score_leaves_out_timeouts_unchecked_and_equivalent_mutants(sources):
@@ -53,15 +66,26 @@ def test_the_score_leaves_out_timeouts_unchecked_and_equivalent_mutants(sources)
     assert mutation.module_of("ibcheck.estimators.ais.xǁStartǁk__mutmut_3") == "ibcheck.estimators.ais"
 
 
-def test_a_package_is_hashed_by_its_init(tmp_path, monkeypatch):
+def test_a_function_is_hashed_with_its_module_context_but_not_its_neighbours(tmp_path, monkeypatch):
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "__init__.py").write_text("x = 1\n")
-    (tmp_path / "pkg" / "mod.py").write_text("y = 2\n")
+    (tmp_path / "pkg" / "__init__.py").write_text("def top():\n    return 1\n")
+    module = "X = 1\n\ndef f():\n    return X\n\ndef g():\n    return 2\n\nclass C:\n    a: int = 1\n\n    def m(self):\n        return 3\n"
+    (tmp_path / "pkg" / "mod.py").write_text(module)
     monkeypatch.chdir(tmp_path)
-    assert mutation.source_hash("pkg") == hashlib.sha256(b"x = 1\n").hexdigest()
-    before = mutation.source_hash("pkg.mod")
-    (tmp_path / "pkg" / "mod.py").write_text("y = 3\n")
-    assert mutation.source_hash("pkg.mod") != before
+    assert set(mutation.function_hashes("pkg")) == {"top"}  # a package is read from its __init__.py
+    before = mutation.function_hashes("pkg.mod")
+    assert set(before) == {"f", "g", "C.m"}
+
+    def changed(new: str) -> set[str]:
+        (tmp_path / "pkg" / "mod.py").write_text(new)
+        now = mutation.function_hashes("pkg.mod")
+        return {key for key in before if now.get(key) != before[key]}
+
+    assert changed(module.replace("return 2", "return 2  # a comment")) == set()
+    assert changed(module.replace("return 2", "return 5")) == {"g"}
+    assert changed(module.replace("return 3", "return 4")) == {"C.m"}
+    assert changed(module.replace("X = 1", "X = 2")) == {"f", "g", "C.m"}  # a constant: all of them
+    assert changed(module.replace("a: int = 1", "a: int = 2")) == {"f", "g", "C.m"}  # a class's field too
 
 
 def test_a_run_tests_what_the_ledger_lacks_and_with_retest_its_survivors(sources, monkeypatch, tmp_path):

@@ -6,11 +6,13 @@ package under ``mutants/``, and runs the tests that reach the changed function. 
 it with one thread per process (forking after OpenMP threads have started can hang), reads every
 mutant's outcome from mutmut's own records (``mutants/**/*.py.meta``) and writes, under OUT:
 
-- ``ledger.json``: every result so far, by module, with the SHA-256 of the module's source. mutmut
-  3.3 makes all mutants again and forgets every result at each run; the ledger keeps a result while
-  its module is unchanged, and the next run tests only the mutants it has no result for, so an
-  interrupted run resumes. A kill is kept when tests change (new tests can only add kills; after
-  removing one, start the ledger again);
+- ``ledger.json``: every result so far, by module and function, with a SHA-256 of the function's
+  code and of its module's code outside every function (imports, constants, classes' fields).
+  mutmut 3.3 makes all mutants again and forgets every result at each run; the ledger keeps a
+  result while its function and that context are unchanged (the rule of mutmut's own later
+  versions, which key results by function), and the next run tests only the mutants it has no
+  result for, so an interrupted run resumes. A kill is kept when tests change (new tests can only
+  add kills; after removing one, start the ledger again);
 - ``results.json``: the counts (killed, survived, timed out, "no tests" and not checked apart), the
   score, the wall time, and every survivor with its diff and disposition (timeouts by name);
 - ``survivors.md``: the same as a table.
@@ -31,6 +33,7 @@ tests them anyway on the first run, before its mutants exist to be named).
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import hashlib
 import json
@@ -83,31 +86,63 @@ def module_of(name: str) -> str:
     return name.split(".x")[0]
 
 
-def source_hash(module: str) -> str:
-    """The SHA-256 of a module's source (a package's ``__init__.py``): a recorded result holds while it
-    is unchanged."""
+def function_of(name: str) -> str:
+    """The mutated function's key in its module: ``holm`` for ``ibcheck.stats.x_holm__mutmut_3``,
+    ``Start.to_v`` for ``...ais.xǁStartǁto_v__mutmut_1`` (mutmut 3 writes a method as xǁClassǁname)."""
+    mangled = name[len(module_of(name)) + 2:].rsplit("__mutmut_", 1)[0]
+    return mangled[1:] if mangled.startswith("_") else ".".join(mangled.strip("ǁ").split("ǁ"))
+
+
+def _module_path(module: str) -> Path:
     path = Path(module.replace(".", "/") + ".py")
-    return hashlib.sha256((path if path.exists() else path.with_suffix("") / "__init__.py").read_bytes()).hexdigest()
+    return path if path.exists() else path.with_suffix("") / "__init__.py"  # a package: its __init__.py
+
+
+def function_hashes(module: str) -> dict[str, str]:
+    """{function key: SHA-256 of its code (as parsed, so comments and layout do not count) and of the
+    module's code outside every function}: a recorded result holds while its function's hash is
+    unchanged. Keys: ``name`` for a module's functions, ``Class.name`` for a class's."""
+    tree = ast.parse(_module_path(module).read_bytes())
+    functions: dict[str, ast.AST] = {}
+    context = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions[node.name] = node
+            continue
+        if isinstance(node, ast.ClassDef):
+            methods = [item for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            functions.update({f"{node.name}.{item.name}": item for item in methods})
+            node = ast.ClassDef(node.name, node.bases, node.keywords,
+                                [item for item in node.body if item not in methods], node.decorator_list)
+        context.append(ast.dump(node, annotate_fields=False))
+    around = "\n".join(context)
+    return {key: hashlib.sha256((around + "\n" + ast.dump(node, annotate_fields=False)).encode()).hexdigest()
+            for key, node in functions.items()}
 
 
 def merge(ledger: dict, found: dict[str, str]) -> dict:
-    """The ledger {module: {"sha256", "mutants": {name: status}}} with the checked results of ``found``;
-    a module whose source changed since its results were recorded starts again."""
-    hashes = {module: source_hash(module) for module in {module_of(name) for name in found}}
+    """The ledger {module: {"functions": {key: hash}, "mutants": {name: status}}} with the checked
+    results of ``found``; a function whose hash changed since its results were recorded starts again."""
+    hashes = {module: function_hashes(module) for module in {module_of(name) for name in found}}
     for name, status in found.items():
-        module = module_of(name)
-        entry = ledger.get(module)
-        if entry is None or entry["sha256"] != hashes[module]:
-            entry = ledger[module] = {"sha256": hashes[module], "mutants": {}}
+        module, key = module_of(name), function_of(name)
+        entry = ledger.setdefault(module, {"functions": {}, "mutants": {}})
+        now = hashes[module].get(key)
+        if entry["functions"].get(key) != now:
+            entry["mutants"] = {other: s for other, s in entry["mutants"].items() if function_of(other) != key}
+            entry["functions"][key] = now
         if status != "not checked":
             entry["mutants"][name] = status
     return ledger
 
 
 def current(ledger: dict, names: list[str]) -> dict[str, str]:
-    """Each mutant's status from the ledger, "not checked" where it has none for the current source."""
-    known = {name: status for module, entry in ledger.items() if entry["sha256"] == source_hash(module)
-             for name, status in entry["mutants"].items()}
+    """Each mutant's status from the ledger, "not checked" where it has none for the current code."""
+    known: dict[str, str] = {}
+    for module, entry in ledger.items():
+        hashes = function_hashes(module)
+        known.update({name: status for name, status in entry["mutants"].items()
+                      if hashes.get(function_of(name)) == entry["functions"].get(function_of(name))})
     return {name: known.get(name, "not checked") for name in names}
 
 
