@@ -244,10 +244,10 @@ def test_a_kernel_tuned_on_the_generating_zv_is_caught(monkeypatch):
     honest = ais.tune
 
     def planted(start, log_target, kind, temperatures, chains, leapfrog, generator, rounds=2):
-        at_generating = start.to_u(current["data"].last.z_v.unsqueeze(1))
-        moved = dataclasses.replace(start)
-        object.__setattr__(moved, "sample_u", lambda count, g: at_generating.expand(-1, count, -1).clone())
-        return honest(moved, log_target, kind, temperatures, chains, leapfrog, generator, rounds)
+        at_generating = ais.to_u(start, current["data"].last.z_v.unsqueeze(1))
+        with monkeypatch.context() as patch:  # the pilot chains' draws only, not the scored chains'
+            patch.setattr(ais, "sample_u", lambda s, count, g: at_generating.expand(-1, count, -1).clone())
+            return honest(start, log_target, kind, temperatures, chains, leapfrog, generator, rounds)
 
     monkeypatch.setattr(ais, "tune", planted)
     ends = []
@@ -310,7 +310,7 @@ def test_a_reverse_chain_started_from_a_q_sample_is_caught(stat, seed, monkeypat
     encoder, sampler = linear(case)
     context = _poor_context(case, encoder, sampler)
     draws = torch.Generator().manual_seed(seed)
-    monkeypatch.setattr(ais.Start, "to_u", lambda self, v: self.sample_u(1, draws))
+    monkeypatch.setattr(ais, "to_u", lambda start, v: ais.sample_u(start, 1, draws))
     _, lower = _pair(case, encoder, sampler, context, 3, 800, seed)
     stat.caught("lower", lower, exact.exact_values(case).I_XZ, "rais from a q sample")
 
@@ -535,3 +535,56 @@ def test_laplace_never_keeps_a_start_where_log_gamma_is_nan():
     # of 63 draws of N(-6.5, 10^2) per row, about 9% fall below -20
     mode, _ = ais.laplace(target, mean, scale, generator_for(3, "cpu"), starts=64)
     torch.testing.assert_close(mode, torch.full((n, 1), 8.0, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+# poisoned second derivatives: (row, column, value) of the Hessian that autograd will report
+POISON = ((0, 1, math.inf), (0, 2, -math.inf), (1, 2, math.nan))
+
+
+class _PoisonedCurvature(torch.autograd.Function):
+    """The gradient -v of log gamma = -|v|^2 / 2, whose own derivative (the Hessian -I) comes back with
+    the entries of POISON in place of 0, as a network's overflowing second derivatives would."""
+
+    @staticmethod
+    def forward(ctx, v, upstream):
+        ctx.save_for_backward(upstream)
+        return -v * upstream.unsqueeze(-1)
+
+    @staticmethod
+    def backward(ctx, column_seed):
+        (upstream,) = ctx.saved_tensors
+        column = -upstream.unsqueeze(-1) * column_seed  # column d of the Hessian: column_seed is e_d
+        d = int(column_seed.reshape(-1, column_seed.shape[-1])[0].argmax())
+        for row, col, value in POISON:
+            if col == d:
+                column = column.clone()
+                column[..., row] = value
+        return column, None
+
+
+class _Quadratic(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v):
+        ctx.save_for_backward(v)
+        return -0.5 * (v * v).sum(-1)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (v,) = ctx.saved_tensors
+        return _PoisonedCurvature.apply(v, upstream)
+
+
+def test_non_finite_second_derivatives_count_as_zero_curvature():
+    """_newton_parts sets a NaN or infinite Hessian entry to 0 (keeping the finite ones) before making
+    the precision positive definite: here the finite part is -I, so the precision is exactly I, while
+    keeping an infinity as the largest float, or a non-finite entry as 1, would couple the dimensions."""
+    v = torch.randn((4, 3, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    value, precision, grad = ais._newton_parts(_Quadratic.apply, v, floor=1e-2)
+    torch.testing.assert_close(value, -0.5 * (v * v).sum(-1), rtol=0, atol=0)
+    torch.testing.assert_close(grad, -v, rtol=0, atol=0)
+    eye = torch.eye(3, dtype=torch.float64).expand(4, 3, 3, 3)
+    torch.testing.assert_close(precision, eye, rtol=0, atol=1e-12)
+    # and Laplace's whole search: one Newton step from anywhere reaches the mode 0 with covariance I
+    mode, chol = ais.laplace(_Quadratic.apply, v[:, 0], torch.ones(4, 3, dtype=torch.float64), generator_for(0, "cpu"))
+    torch.testing.assert_close(mode, torch.zeros(4, 3, dtype=torch.float64), rtol=0, atol=1e-9)
+    torch.testing.assert_close(chol, torch.eye(3, dtype=torch.float64).expand(4, 3, 3), rtol=0, atol=1e-9)

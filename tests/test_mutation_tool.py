@@ -6,6 +6,8 @@ from __future__ import annotations
 import mutation
 import pytest
 
+import mutants
+
 
 @pytest.fixture
 def sources(monkeypatch):
@@ -88,12 +90,9 @@ def test_a_function_is_hashed_with_its_module_context_but_not_its_neighbours(tmp
     assert changed(module.replace("a: int = 1", "a: int = 2")) == {"f", "g", "C.m"}  # a class's field too
 
 
-def test_a_run_tests_what_the_ledger_lacks_and_with_retest_its_survivors(sources, monkeypatch, tmp_path):
+def test_a_run_tests_what_the_ledger_lacks_and_with_retest_its_survivors(sources, monkeypatch):
     ledger = mutation.merge({}, {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "survived",
                                  "ibcheck.a.x_f_cost__mutmut_1": "timeout"})
-    monkeypatch.chdir(tmp_path)
-    assert mutation.pending(ledger, ["ibcheck.a.*"], [], False) == ["ibcheck.a.*"]  # mutmut has made none yet
-    (tmp_path / "mutants").mkdir()
     names = ["ibcheck.a.x_f__mutmut_1", "ibcheck.a.x_f__mutmut_2", "ibcheck.a.x_f__mutmut_3",
              "ibcheck.a.x_f_cost__mutmut_2", "ibcheck.b.x_g__mutmut_1"]
     monkeypatch.setattr(mutation, "outcomes", lambda: dict.fromkeys(names, "not checked"))
@@ -102,3 +101,34 @@ def test_a_run_tests_what_the_ledger_lacks_and_with_retest_its_survivors(sources
     assert mutation.pending(ledger, ["ibcheck.a.*"], skip, True) == ["ibcheck.a.x_f__mutmut_2",
                                                                      "ibcheck.a.x_f__mutmut_3"]
     assert mutation.pending(ledger, [], skip, False) == ["ibcheck.a.x_f__mutmut_3", "ibcheck.b.x_g__mutmut_1"]
+
+
+def test_the_record_of_which_tests_reach_which_function_is_made_again_after_a_code_change(tmp_path, monkeypatch):
+    """mutmut 3.3 reloads mutants/mutmut-stats.json and never maps a new function to its tests: a
+    function added or renamed since would read "no tests"."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ("ibcheck", "tests", "mutants"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "ibcheck" / "m.py").write_text("def f():\n    return 1\n")
+    stats = tmp_path / "mutants" / "mutmut-stats.json"
+    stats.write_text("{}")
+    mutation.refresh_stats()
+    assert not stats.exists()  # no key: made before the tool recorded one
+    stats.write_text("{}")
+    (tmp_path / "mutants" / "code-key").write_text(mutation.code_key())
+    mutation.refresh_stats()
+    assert stats.exists()
+    (tmp_path / "tests" / "test_m.py").write_text("def test_f():\n    pass\n")
+    mutation.refresh_stats()
+    assert not stats.exists()
+
+
+@pytest.mark.parametrize("planted", mutants.MUTANTS, ids=lambda m: m.name)
+def test_every_planted_bug_still_finds_its_line(planted):
+    """``nox -s mutants`` plants each bug by replacing one line fragment; a refactor that moves the
+    fragment would make the session stop, so each must occur exactly once, and the tests it names exist."""
+    assert (mutants.ROOT / planted.file).read_text().count(planted.old) == 1, planted.old
+    for test in planted.tests:
+        file, _, name = test.partition("::")
+        assert (mutants.ROOT / file).is_file(), test
+        assert not name or f"def {name}(" in (mutants.ROOT / file).read_text(), test

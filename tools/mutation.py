@@ -24,8 +24,9 @@ could have been killed: all of them but the equivalent ones and the timeouts (co
 timeout is a test run that did not end in its CPU limit, neither a kill nor a survival).
 
 ``--retest`` tests the survivors and the untested mutants again, as after new tests. ``--only``
-scores (and tests) only the mutants whose names match; ``--skip`` leaves some out of both (mutmut
-tests them anyway on the first run, before its mutants exist to be named).
+scores (and tests) only the mutants whose names match; ``--skip`` leaves some out of both. Each
+run first makes the mutants of the current code (mutmut's own first step, alone), so that it can
+name the ones to test.
 
     python tools/mutation.py [--children N] [--only PATTERN ...] [--skip PATTERN ...] [--retest] [--report-only] [OUT]
                                                                    (OUT: reports/mutation)
@@ -61,6 +62,43 @@ def run_mutmut(children: int, names: list[str]) -> float:
     subprocess.run(["mutmut", "run", "--max-children", str(children), *names], check=True,
                    env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+# mutmut 3.3's own first step, alone: copy the package into mutants/ and write every mutant and its
+# record, so that the mutants of the current code can be named before any is tested
+GENERATE = """
+import os
+import mutmut.__main__ as m
+os.environ["MUTANT_UNDER_TEST"] = "mutant_generation"
+m.ensure_config_loaded()
+os.makedirs("mutants", exist_ok=True)
+m.copy_src_dir()
+m.create_mutants({children})
+m.copy_also_copy_files()
+"""
+
+
+def generate(children: int) -> None:
+    """Make the current code's mutants (under mutants/) without testing any."""
+    subprocess.run([sys.executable, "-c", GENERATE.format(children=children)], check=True,
+                   env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
+
+
+def code_key() -> str:
+    """A SHA-256 of the package's and the tests' Python files."""
+    digest = hashlib.sha256()
+    for path in sorted([*Path("ibcheck").rglob("*.py"), *Path("tests").rglob("*.py")]):
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def refresh_stats(root: Path = Path("mutants")) -> None:
+    """Forget mutmut's record of which tests reach which function when the code changed since it was
+    made: mutmut 3.3 loads it again and re-runs it only for new tests, so a new or renamed function
+    would have no tests and its mutants would read "no tests"."""
+    key_path = root / "code-key"
+    if not key_path.exists() or key_path.read_text() != code_key():
+        (root / "mutmut-stats.json").unlink(missing_ok=True)
 
 
 def matches(name: str, patterns: list[str]) -> bool:
@@ -202,11 +240,8 @@ def markdown(summary: dict) -> str:
 
 
 def pending(ledger: dict, only: list[str], skip: list[str], retest: bool) -> list[str]:
-    """The mutants to test: before mutmut has made any, the ``only`` patterns (all of the scope if
-    none); then those in scope that the ledger has no result for, and with ``retest`` its survivors
-    and untested mutants too."""
-    if not Path("mutants").exists():
-        return only
+    """The mutants to test (after ``generate``): those in scope that the ledger has no result for,
+    and with ``retest`` its survivors and untested mutants too."""
     again = ("not checked", "survived", "no tests") if retest else ("not checked",)
     return [name for name, status in current(ledger, sorted(outcomes())).items()
             if status in again and in_scope(name, only, skip)]
@@ -229,8 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
     seconds = None
     if not args.report_only:
+        generate(args.children)
         names = pending(ledger, args.only, args.skip, args.retest)
-        seconds = run_mutmut(args.children, names) if names or not Path("mutants").exists() else 0.0
+        seconds = 0.0
+        if names:
+            refresh_stats()
+            key = code_key()  # of the code the run's mutants and its record of tests were made from
+            seconds = run_mutmut(args.children, names)
+            write_text(Path("mutants") / "code-key", key)
     found = outcomes()
     ledger = merge(ledger, found)
     out.mkdir(parents=True, exist_ok=True)

@@ -122,22 +122,22 @@ class LinearGaussianQ(nn.Module):
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return (z - self.mu) @ (self.C @ self.P).T + self.e, self.chol().expand(z.shape[0], -1, -1)
 
-    @torch.no_grad()
     def fit_input(self, z: Tensor) -> None:
         """Whiten the input with the mean and covariance of z: (n, m), keeping q's function:
         C' P' = C P and e' = e + C P (mu' - mu)."""
-        mu = z.mean(0)
-        centred = z - mu
-        cov = centred.T @ centred / max(len(z) - 1, 1)
-        factor, info = torch.linalg.cholesky_ex(cov)
-        if int(info) != 0:  # a degenerate z: keep the current normalisation
-            return
-        P = torch.linalg.inv(factor)
-        CP = self.C @ self.P
-        self.e.add_(CP @ (mu - self.mu))
-        self.C.copy_(CP @ torch.linalg.inv(P))
-        self.mu.copy_(mu)
-        self.P.copy_(P)
+        with torch.no_grad():
+            mu = z.mean(0)
+            centred = z - mu
+            cov = centred.T @ centred / max(len(z) - 1, 1)
+            factor, info = torch.linalg.cholesky_ex(cov)
+            if int(info) != 0:  # a degenerate z: keep the current normalisation
+                return
+            P = torch.linalg.inv(factor)
+            CP = self.C @ self.P
+            self.e.add_(CP @ (mu - self.mu))
+            self.C.copy_(CP @ torch.linalg.inv(P))
+            self.mu.copy_(mu)
+            self.P.copy_(P)
 
     def numpy_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(C P, e - C P mu, L L^T) in float64 for ``exact.teacher_bound``."""

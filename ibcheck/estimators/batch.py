@@ -27,27 +27,27 @@ class BatchParams:
     batches: int = dataclasses.field(default=64, metadata={"min": 2})
 
 
-@torch.no_grad()
 def sandwich_terms(encoder: Encoder, data: DataSampler, params: BatchParams, generator: torch.Generator,
                    context: Context, leave_one_out: Mapping[str, bool]) -> dict[str, list[Measured]]:
     """The bounds named in ``leave_one_out`` from the same batches: one encoding pass and one N x N
     log-density matrix per batch serve them all. A name mapped to True drops the own component
     (loo, Poole et al. 2019 Eq. 13); False keeps it (InfoNCE, van den Oord et al. 2018). One
     Measured per N for each name, each the per-batch terms (n = batches)."""
-    out: dict[str, list[Measured]] = {name: [] for name in leave_one_out}
-    for N in params.N:
-        terms: dict[str, list[Tensor]] = {name: [] for name in leave_one_out}
-        for _ in range(params.batches):
-            mean, std = encoder(data.sample(N, generator).x)
-            z = rsample(mean, std, generator)
-            own_logp = diag_log_prob(z, mean, std)
-            own = torch.arange(N, device=z.device)
-            for name, exclude_own in leave_one_out.items():
-                mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=exclude_own)
-                terms[name].append((own_logp - mixture).mean())
-        for name in leave_one_out:
-            out[name].append(Measured("I_XZ", torch.stack(terms[name]), {"N": N}))
-    return out
+    with torch.no_grad():
+        out: dict[str, list[Measured]] = {name: [] for name in leave_one_out}
+        for N in params.N:
+            terms: dict[str, list[Tensor]] = {name: [] for name in leave_one_out}
+            for _ in range(params.batches):
+                mean, std = encoder(data.sample(N, generator).x)
+                z = rsample(mean, std, generator)
+                own_logp = diag_log_prob(z, mean, std)
+                own = torch.arange(N, device=z.device)
+                for name, exclude_own in leave_one_out.items():
+                    mixture = pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=exclude_own)
+                    terms[name].append((own_logp - mixture).mean())
+            for name in leave_one_out:
+                out[name].append(Measured("I_XZ", torch.stack(terms[name]), {"N": N}))
+        return out
 
 
 # an N x N entry: its share of the GEMM is 2 (2m + 1); the exp and sum of logsumexp cost about as much as

@@ -92,7 +92,6 @@ def _class_labels(y: Tensor | None) -> Tensor | None:
     return y if y is not None and y.dim() == 1 else None
 
 
-@torch.no_grad()
 def empirical_terms(encoder: Encoder, data: DataSampler, params: EmpiricalParams, generator: torch.Generator,
                        context: Context) -> list[Measured]:
     """I_emp(X;Z), and I_emp(Y;Z) with class labels.
@@ -103,27 +102,28 @@ def empirical_terms(encoder: Encoder, data: DataSampler, params: EmpiricalParams
     per set, whose expectation equals InfoNCE's at batch N, a lower bound on the
     population I(X;Z) that tends to it as N grows.
     """
-    if params.N is None:
-        if not isinstance(data, FiniteData):
-            raise ValueError("empirical with N = None needs a finite data set")
-        points = data.points
-        n_points = points.x.shape[0]
-        query = None
-        if params.points is not None and params.points < n_points:
-            query = torch.randperm(n_points, generator=generator, device=generator.device)[:params.points]
-            query = query.to(points.x.device)
-        t_x, t_y = point_terms(encoder, points.x, _class_labels(points.y), params.draws, generator, query)
-        extra = {"N": n_points, "points": n_points if query is None else len(query)}
-        return [Measured("I_XZ", t_x, extra)] + ([] if t_y is None else [Measured("I_YZ", t_y, extra)])
-    x_terms, y_terms = [], []
-    for _ in range(params.sets or 0):
-        batch = data.sample(params.N, generator)
-        t_x, t_y = point_terms(encoder, batch.x, _class_labels(batch.y), params.draws, generator)
-        x_terms.append(t_x.mean())
-        if t_y is not None:
-            y_terms.append(t_y.mean())
-    out = [Measured("I_XZ", torch.stack(x_terms))]
-    return out + ([Measured("I_YZ", torch.stack(y_terms))] if y_terms else [])
+    with torch.no_grad():
+        if params.N is None:
+            if not isinstance(data, FiniteData):
+                raise ValueError("empirical with N = None needs a finite data set")
+            points = data.points
+            n_points = points.x.shape[0]
+            query = None
+            if params.points is not None and params.points < n_points:
+                query = torch.randperm(n_points, generator=generator, device=generator.device)[:params.points]
+                query = query.to(points.x.device)
+            t_x, t_y = point_terms(encoder, points.x, _class_labels(points.y), params.draws, generator, query)
+            extra = {"N": n_points, "points": n_points if query is None else len(query)}
+            return [Measured("I_XZ", t_x, extra)] + ([] if t_y is None else [Measured("I_YZ", t_y, extra)])
+        x_terms, y_terms = [], []
+        for _ in range(params.sets or 0):
+            batch = data.sample(params.N, generator)
+            t_x, t_y = point_terms(encoder, batch.x, _class_labels(batch.y), params.draws, generator)
+            x_terms.append(t_x.mean())
+            if t_y is not None:
+                y_terms.append(t_y.mean())
+        out = [Measured("I_XZ", torch.stack(x_terms))]
+        return out + ([Measured("I_YZ", torch.stack(y_terms))] if y_terms else [])
 
 
 def empirical_cost(params: EmpiricalParams, dims: Dims) -> Cost:

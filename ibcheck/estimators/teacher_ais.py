@@ -119,13 +119,13 @@ def chunk_bracket(q: InferenceNet, params: TeacherAISParams, betas: Tensor, batc
     start = ais.Start(q_mean, q_scale, tails=params.tails)
 
     def log_target(u: Tensor) -> Tensor:
-        return log_gamma(start.to_v(u))
+        return log_gamma(ais.to_v(start, u))
 
     generating = None
     if lower:
         if batch.z_v is None:
             raise ValueError("teacher_rais needs the z_v that generated each x; this data gives none")
-        generating = start.to_u(batch.z_v.unsqueeze(1)).squeeze(1)
+        generating = ais.to_u(start, batch.z_v.unsqueeze(1)).squeeze(1)
     T = len(betas) - 1
     steps = None if T == 1 else ais.tune(start, log_target, params.schedule, params.pilot_steps, params.pilot,
                                          params.leapfrog, generator)
@@ -195,36 +195,37 @@ def choose_T(encoder: Encoder, data: DataSampler, q: InferenceNet, params: Teach
         ladder.append([T, width, se, chosen])
 
 
-@torch.no_grad()
 def ais_terms(encoder: Encoder, data: DataSampler, params: TeacherAISParams, generator: torch.Generator,
               context: Context, sides: Mapping[str, str]) -> dict[str, list[Measured]]:
     """The annealed bounds named in ``sides`` (name -> "upper" or "lower") from the same z and
     forward chains: one Measured per T for each, with the T used, the acceptance rate and, under
     the doubling rule, where it stopped. Refuses data without a prior density and teachers without
     a closed-form p(z|z_v)."""
-    teacher, q, fit = _needs_q(context, params.q)
-    log_prior = data_log_prior(data, "teacher_ais")
-    log_lik = latent_likelihood(encoder, teacher)
-    lower = LOWER in sides.values()
-    out: dict[str, list[Measured]] = {name: [] for name in sides}
-    if params.start == "best" and params.target <= 0:  # "best" chooses on the doubling rule's z: none here
-        params = dataclasses.replace(params, start="q")
-    for first in params.T:
-        T, start, rule = first, params.start, dict[str, Any]()
-        if params.target > 0:
-            T, start, rule = choose_T(encoder, data, q, params, first, generator, log_prior, log_lik)
-            rule = {"T_start": first, **rule}
-        found = bracket_terms(encoder, data, q, dataclasses.replace(params, start=start), T, params.n, generator,
-                              log_prior, log_lik, lower)
-        extra = {"T": T, "start": start, "acceptance": found.acceptance, "q_fit": fit, **rule}
-        if found.lower is not None:  # the bracket's width, paired over the same z
-            width = (found.upper - found.lower).double()
-            extra.update(paired_width=float(width.mean()), paired_width_se=float(width.std()) / math.sqrt(len(width)))
-        for name, side in sides.items():
-            terms = found.upper if side == UPPER else found.lower
-            assert terms is not None
-            out[name].append(Measured("I_XZ", terms, extra))
-    return out
+    with torch.no_grad():
+        teacher, q, fit = _needs_q(context, params.q)
+        log_prior = data_log_prior(data, "teacher_ais")
+        log_lik = latent_likelihood(encoder, teacher)
+        lower = LOWER in sides.values()
+        out: dict[str, list[Measured]] = {name: [] for name in sides}
+        if params.start == "best" and params.target <= 0:  # "best" chooses on the doubling rule's z: none here
+            params = dataclasses.replace(params, start="q")
+        for first in params.T:
+            T, start, rule = first, params.start, dict[str, Any]()
+            if params.target > 0:
+                T, start, rule = choose_T(encoder, data, q, params, first, generator, log_prior, log_lik)
+                rule = {"T_start": first, **rule}
+            found = bracket_terms(encoder, data, q, dataclasses.replace(params, start=start), T, params.n, generator,
+                                  log_prior, log_lik, lower)
+            extra = {"T": T, "start": start, "acceptance": found.acceptance, "q_fit": fit, **rule}
+            if found.lower is not None:  # the bracket's width, paired over the same z
+                width = (found.upper - found.lower).double()
+                extra.update(paired_width=float(width.mean()),
+                             paired_width_se=float(width.std()) / math.sqrt(len(width)))
+            for name, side in sides.items():
+                terms = found.upper if side == UPPER else found.lower
+                assert terms is not None
+                out[name].append(Measured("I_XZ", terms, extra))
+        return out
 
 
 def ais_cost(params: TeacherAISParams, dims: Dims) -> Cost:

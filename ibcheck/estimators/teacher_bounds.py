@@ -92,15 +92,15 @@ def fit_summary(fit: dict | None) -> dict:
     return {key: value for key, value in (fit or {}).items() if key != "curve"}
 
 
-@torch.no_grad()
 def elbo_evaluate(encoder: Encoder, teacher: Teacher, data: DataSampler, q: InferenceNet, n: int,
                   generator: torch.Generator) -> Tensor:
     """Eq. 5 terms on n fresh samples, in batches of EVAL_ROWS: (n,)."""
-    terms = []
-    for size in chunks(n, EVAL_ROWS):
-        z, entropy = encode_fresh(encoder, data, size, generator)
-        terms.append(elbo_terms(encoder, teacher, q, z, entropy, generator))
-    return torch.cat(terms)
+    with torch.no_grad():
+        terms = []
+        for size in chunks(n, EVAL_ROWS):
+            z, entropy = encode_fresh(encoder, data, size, generator)
+            terms.append(elbo_terms(encoder, teacher, q, z, entropy, generator))
+        return torch.cat(terms)
 
 
 def teacher_elbo_terms(encoder: Encoder, data: DataSampler, params: TeacherElboParams, generator: torch.Generator,
@@ -179,41 +179,41 @@ def _iw_measured(encoder: Encoder, data: DataSampler, params: TeacherIWParams | 
     return out
 
 
-@torch.no_grad()
 def teacher_iw_terms(encoder: Encoder, data: DataSampler, params: TeacherIWParams, generator: torch.Generator,
                      context: Context) -> list[Measured]:
     """The importance-weighted teacher bound, one estimate per K, each over n fresh z; non-increasing
     in K in expectation, tending to the cross-entropy limit CE(p(z), p'(z)) - H(Z|X) (model
     prior), or to I(X;Z) (data prior)."""
-    log_prior = standard_log_prior if params.prior == "model" else data_log_prior(data, "teacher_iw (prior data)")
-    return _iw_measured(encoder, data, params, generator, context, log_prior)
+    with torch.no_grad():
+        log_prior = standard_log_prior if params.prior == "model" else data_log_prior(data, "teacher_iw (prior data)")
+        return _iw_measured(encoder, data, params, generator, context, log_prior)
 
 
-@torch.no_grad()
 def teacher_iw_data_terms(encoder: Encoder, data: DataSampler, params: TeacherIWDataParams,
                           generator: torch.Generator, context: Context) -> list[Measured]:
     """``teacher_iw`` with p_d in place of N(0, I) in w_k (bounds.md section 3b): an upper bound on
     I(X;Z) that tends to it as K grows, one estimate per K."""
-    return _iw_measured(encoder, data, params, generator, context, data_log_prior(data, "teacher_iw_data"))
+    with torch.no_grad():
+        return _iw_measured(encoder, data, params, generator, context, data_log_prior(data, "teacher_iw_data"))
 
 
-@torch.no_grad()
 def teacher_riw_terms(encoder: Encoder, data: DataSampler, params: TeacherRIWParams, generator: torch.Generator,
                       context: Context) -> list[Measured]:
     """The reverse importance-weighted teacher bound, a lower bound on I(X;Z) with no ln N
     ceiling: one estimate per K, each over n z whose generating (z_v, x) the data give."""
-    teacher, q, fit = _needs_q(context, params.q)
-    log_prior = data_log_prior(data, "teacher_riw")
-    out = []
-    for K in params.K:
-        terms = []
-        for size in chunks(params.n, max(1, EVAL_ROWS // max(K, 1))):
-            batch = data.sample(size, generator)
-            if batch.z_v is None:
-                raise ValueError("teacher_riw needs the z_v that generated each x; this data gives none")
-            terms.append(riw_terms(encoder, teacher, q, batch, K, generator, log_prior))
-        out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q_fit": fit}))
-    return out
+    with torch.no_grad():
+        teacher, q, fit = _needs_q(context, params.q)
+        log_prior = data_log_prior(data, "teacher_riw")
+        out = []
+        for K in params.K:
+            terms = []
+            for size in chunks(params.n, max(1, EVAL_ROWS // max(K, 1))):
+                batch = data.sample(size, generator)
+                if batch.z_v is None:
+                    raise ValueError("teacher_riw needs the z_v that generated each x; this data gives none")
+                terms.append(riw_terms(encoder, teacher, q, batch, K, generator, log_prior))
+            out.append(Measured("I_XZ", torch.cat(terms), {"K": K, "q_fit": fit}))
+        return out
 
 
 def _chain_flops(dims: Dims) -> float:

@@ -17,17 +17,17 @@ class VibParams:
     n: int = dataclasses.field(default=20_000, metadata={"min": 2})
 
 
-@torch.no_grad()
 def vib_terms(encoder: Encoder, data: DataSampler, params: VibParams, generator: torch.Generator,
               context: Context) -> list[Measured]:
     """KL(p(z|x) || r(z)) with r = N(0, I_m) for n fresh x: (n,) terms, in nats.
 
     Their mean is E_x KL(p(z|x) || r), whose gap to I(X;Z) is KL(p(z) || r(z))."""
-    terms = []
-    for size in chunks(params.n, EVAL_ROWS):
-        mean, std = encoder(data.sample(size, generator).x)
-        terms.append(kl_diag_to_standard(mean, std))
-    return [Measured("I_XZ", torch.cat(terms))]
+    with torch.no_grad():
+        terms = []
+        for size in chunks(params.n, EVAL_ROWS):
+            mean, std = encoder(data.sample(size, generator).x)
+            terms.append(kl_diag_to_standard(mean, std))
+        return [Measured("I_XZ", torch.cat(terms))]
 
 
 def vib_cost(params: VibParams, dims: Dims) -> Cost:
