@@ -145,3 +145,16 @@ def test_barber_agakov_records_the_label_entropy_and_its_last_training_loss(monk
     est = estimators.run_one("barber_agakov", encoder, sampler, BarberAgakovParams(steps=3, n=16), seed=0,
                              context=context)
     assert est.params["H_Y"] == context.h_y and est.params["final_train_loss"] == final
+
+
+@pytest.mark.parametrize(("N", "sets", "points", "refused"), [
+    (8, 2, None, None), (None, None, None, None), (None, None, 5, None),
+    (8, None, None, "N and sets are both numbers"), (None, 2, None, "N and sets are both numbers"),
+    (8, 2, 5, "points applies only to the finite set"),
+])
+def test_empirical_settings_are_either_data_sets_or_the_finite_set(N, sets, points, refused):
+    if refused is None:
+        assert EmpiricalParams(N=N, sets=sets, points=points).points == points
+    else:
+        with pytest.raises(ValueError, match=refused):
+            EmpiricalParams(N=N, sets=sets, points=points)

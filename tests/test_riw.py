@@ -13,6 +13,7 @@ import torch
 
 from ibcheck import estimators
 from ibcheck.analytic import exact
+from ibcheck.analytic.case import data_prior_is_model
 from ibcheck.analytic.casefile import load_cases
 from ibcheck.estimators.common import generator_for, summarize
 from ibcheck.estimators.samplers import FiniteSampler
@@ -85,8 +86,8 @@ def test_validate_runs_teacher_iw_data_where_the_data_prior_is_not_the_model_pri
     shifted = {c.name for c in suite() if "teacher_iw_data" in [s.name for s in validate.applicable(c)]}
     assert shifted == {"shifted-data-prior", "mnist-shaped", "ten-classes"}
     # a class mixture whose means are all 0 with covariance I is the model prior itself
-    assert suite_case("labels-independent").data_prior_is_model
-    assert not suite_case("ten-classes").data_prior_is_model
+    assert data_prior_is_model(suite_case("labels-independent"))
+    assert not data_prior_is_model(suite_case("ten-classes"))
 
 
 @pytest.mark.parametrize("skip", [("teacher_iw",), ("teacher_iw_data",), ("teacher_iw", "teacher_iw_data")])

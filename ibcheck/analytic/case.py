@@ -48,13 +48,6 @@ class LinearGaussianCase:
     settings: EstimatorSettings = EstimatorSettings()
 
     @property
-    def data_prior_is_model(self) -> bool:
-        """Whether z_v is drawn from the teacher's model prior N(0, I) itself (a class mixture only
-        where every class mean is 0); where not, the model-prior teacher bounds do not tend to I(X;Z)."""
-        means = self.labels.means if self.labels.kind == "classes" else self.prior_mean[None, :]
-        return bool(np.all(means == 0.0) and np.array_equal(self.prior_cov, np.eye(self.k)))
-
-    @property
     def d(self) -> int:
         return self.W.shape[0]
 
@@ -65,3 +58,10 @@ class LinearGaussianCase:
     @property
     def m(self) -> int:
         return self.A.shape[0]
+
+
+def data_prior_is_model(case: LinearGaussianCase) -> bool:
+    """Whether z_v is drawn from the teacher's model prior N(0, I) itself (a class mixture only where
+    every class mean is 0); where not, the model-prior teacher bounds do not tend to I(X;Z)."""
+    means = case.labels.means if case.labels.kind == "classes" else case.prior_mean[None, :]
+    return bool(np.all(means == 0.0) and np.array_equal(case.prior_cov, np.eye(case.k)))

@@ -82,10 +82,15 @@ class EmpiricalParams:
     points: int | None = dataclasses.field(default=None, metadata={"min": 1})
 
     def __post_init__(self):
-        if (self.N is None) != (self.sets is None):
-            raise ValueError("N and sets are both numbers (data sets) or both null (the finite set)")
-        if self.N is not None and self.points is not None:
-            raise ValueError("points applies only to the finite set (N and sets null)")
+        check_params(self)
+
+
+def check_params(params: EmpiricalParams) -> None:
+    """Refuse a mixed choice: N and sets together, and ``points`` only with the finite set."""
+    if (params.N is None) != (params.sets is None):
+        raise ValueError("N and sets are both numbers (data sets) or both null (the finite set)")
+    if params.N is not None and params.points is not None:
+        raise ValueError("points applies only to the finite set (N and sets null)")
 
 
 def _class_labels(y: Tensor | None) -> Tensor | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ibcheck import stats
-from ibcheck.analytic.case import LinearGaussianCase
+from ibcheck.analytic.case import LinearGaussianCase, data_prior_is_model
 from ibcheck.estimators import limits, registry
 from ibcheck.harness import plugin as plugin_mod
 from ibcheck.interface import Cost, Dims, InputError
@@ -26,7 +26,7 @@ def applicable(case: LinearGaussianCase) -> list[registry.Spec]:
     ``teacher_iw_data`` only where its data prior is not the model prior, none its settings skip."""
     has_labels, skip = case.labels.kind != "none", set(case.settings.skip)
     return [s for s in registry.SPECS.values() if (has_labels or "label_decoder" not in s.needs)
-            and not (s.distinct_prior and case.data_prior_is_model) and s.name not in skip]
+            and not (s.distinct_prior and data_prior_is_model(case)) and s.name not in skip]
 
 
 def max_tests(cases: list[LinearGaussianCase]) -> int:
