@@ -3,6 +3,9 @@ them) while the mutated function and its module's code outside functions are unc
 and a disposition holds only for the diff it was judged on."""
 from __future__ import annotations
 
+import datetime
+from types import SimpleNamespace
+
 import mutation
 import pytest
 
@@ -94,13 +97,15 @@ def test_a_run_tests_what_the_ledger_lacks_and_with_retest_its_survivors(sources
     ledger = mutation.merge({}, {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "survived",
                                  "ibcheck.a.x_f_cost__mutmut_1": "timeout"})
     names = ["ibcheck.a.x_f__mutmut_1", "ibcheck.a.x_f__mutmut_2", "ibcheck.a.x_f__mutmut_3",
-             "ibcheck.a.x_f_cost__mutmut_2", "ibcheck.b.x_g__mutmut_1"]
+             "ibcheck.a.x_f_cost__mutmut_1", "ibcheck.a.x_f_cost__mutmut_2", "ibcheck.b.x_g__mutmut_1"]
     monkeypatch.setattr(mutation, "outcomes", lambda: dict.fromkeys(names, "not checked"))
     skip = ["*_cost__mutmut_*"]
     assert mutation.pending(ledger, ["ibcheck.a.*"], skip, False) == ["ibcheck.a.x_f__mutmut_3"]
     assert mutation.pending(ledger, ["ibcheck.a.*"], skip, True) == ["ibcheck.a.x_f__mutmut_2",
                                                                      "ibcheck.a.x_f__mutmut_3"]
     assert mutation.pending(ledger, [], skip, False) == ["ibcheck.a.x_f__mutmut_3", "ibcheck.b.x_g__mutmut_1"]
+    assert mutation.pending(ledger, ["ibcheck.a.*"], [], False, True) == [
+        "ibcheck.a.x_f__mutmut_3", "ibcheck.a.x_f_cost__mutmut_1", "ibcheck.a.x_f_cost__mutmut_2"]
 
 
 def test_the_record_of_which_tests_reach_which_function_is_made_again_after_a_code_change(tmp_path, monkeypatch):
@@ -132,3 +137,21 @@ def test_every_planted_bug_still_finds_its_line(planted):
         file, _, name = test.partition("::")
         assert (mutants.ROOT / file).is_file(), test
         assert not name or f"def {name}(" in (mutants.ROOT / file).read_text(), test
+
+
+def test_a_tests_duration_adds_its_three_phases():
+    """mutmut 3.3.1 keeps only the last phase's time (the teardown's), so each test read about 0.1 ms."""
+    durations = mutation.PhaseDurations()
+    for nodeid, seconds in (("t::a", 0.5), ("t::a", 2.0), ("t::a", 0.25), ("t::b", 1.0)):
+        durations.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, duration=seconds))
+    assert durations.seconds == {"t::a": 2.75, "t::b": 1.0}
+
+
+def test_each_test_process_is_timed_against_its_own_mutants_tests():
+    now = datetime.datetime(2026, 12, 3, 12, 0, 0)
+    ago = [now - datetime.timedelta(seconds=s) for s in (20.0, 40.0, 100.0)]
+    record = SimpleNamespace(start_time_by_pid={1: ago[0], 2: ago[1], 3: ago[2]},
+                             estimated_time_of_tests_by_pid={1: 0.0, 2: 10.0, 3: 30.0})
+    # limits 3 x (estimate + 5 s): 15 s, 45 s and 105 s; the same record listed once per mutant
+    assert mutation.over_time([record, record], now) == [1]
+    assert mutation.time_limit(30.0) == 105.0

@@ -23,18 +23,21 @@ no longer matches (the code moved) counts as missing. The score is killed over t
 could have been killed: all of them but the equivalent ones and the timeouts (counted apart: a
 timeout is a test run that did not end in its CPU limit, neither a kill nor a survival).
 
-``--retest`` tests the survivors and the untested mutants again, as after new tests. ``--only``
+``--retest`` tests the survivors and the untested mutants again, as after new tests;
+``--retest-timeouts`` the timeouts, as after a change of the time limits. ``--only``
 scores (and tests) only the mutants whose names match; ``--skip`` leaves some out of both. Each
 run first makes the mutants of the current code (mutmut's own first step, alone), so that it can
 name the ones to test.
 
-    python tools/mutation.py [--children N] [--only PATTERN ...] [--skip PATTERN ...] [--retest] [--report-only] [OUT]
+    python tools/mutation.py [--children N] [--only PATTERN ...] [--skip PATTERN ...] [--retest]
+                             [--retest-timeouts] [--report-only] [OUT]
                                                                    (OUT: reports/mutation)
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import datetime
 import fnmatch
 import hashlib
 import json
@@ -54,12 +57,87 @@ DISPOSITIONS = ("equivalent", "left")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HYPOTHESIS_PROFILE": "ci"}
 
 
+class PhaseDurations:
+    """A pytest plugin that adds up each test's setup, call and teardown times, by node id.
+
+    mutmut 3.3.1 records a test's duration in ``pytest_runtest_makereport``, which runs once per
+    phase, so the teardown's overwrites the rest and every test reads about 0.1 ms. Its time limit
+    per mutant, 15 x (the tests' recorded durations + 1 s) of wall time, is then 15 s whatever the
+    tests, and every mutant whose tests need longer (a fixture that trains a network) times out.
+    ``RUN`` puts these totals in mutmut's record instead."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+
+# a mutant times out when its tests run longer than this many times their clean duration, plus a margin
+TIME_FACTOR, TIME_MARGIN = 3.0, 5.0
+
+
+def time_limit(estimated: float) -> float:
+    """Wall seconds a mutant's tests may take, from their clean duration (``estimated``, seconds)."""
+    return TIME_FACTOR * (estimated + TIME_MARGIN)
+
+
+def over_time(files, now: datetime.datetime) -> list[int]:
+    """The test processes past their own limit: ``files`` are mutmut's per-file records (each with
+    ``start_time_by_pid`` and ``estimated_time_of_tests_by_pid``). mutmut 3.3.1's own checker
+    judges every process of a file against every mutant's estimate of that file, so the cheapest
+    mutant's limit applies to all of them."""
+    late = []
+    for record in {id(f): f for f in files}.values():
+        for pid, started in dict(record.start_time_by_pid).items():
+            if (now - started).total_seconds() > time_limit(record.estimated_time_of_tests_by_pid.get(pid, 0.0)):
+                late.append(pid)
+    return late
+
+
+# ``mutmut run`` with each test's duration taken over its three phases (PhaseDurations) and each
+# mutant's time limit from its own tests (over_time)
+RUN = """
+import datetime, os, signal, sys, time
+sys.path.insert(0, "tools")
+import mutmut
+import mutmut.__main__ as main
+from mutation import PhaseDurations, over_time
+honest = main.PytestRunner.execute_pytest
+
+def execute_pytest(self, params, **kwargs):
+    durations = PhaseDurations()
+    kwargs["plugins"] = [*kwargs.get("plugins", []), durations]
+    code = honest(self, params, **kwargs)
+    mutmut.duration_by_test.update(durations.seconds)
+    return code
+
+def checker(mutants):
+    def watch():
+        while True:
+            time.sleep(1)
+            with main.START_TIMES_BY_PID_LOCK:
+                late = over_time([m for m, _, _ in mutants], datetime.datetime.now())
+            for pid in late:
+                try:
+                    os.kill(pid, signal.SIGXCPU)  # mutmut reads this signal's exit as a timeout
+                except ProcessLookupError:
+                    pass
+    return watch
+
+main.PytestRunner.execute_pytest = execute_pytest
+main.timeout_checker = checker
+sys.argv = ["mutmut", "run", *sys.argv[1:]]
+main.cli()
+"""
+
+
 def run_mutmut(children: int, names: list[str]) -> float:
     """Run mutmut on the mutants named (names or fnmatch patterns; none: the whole configured scope);
     its wall time in seconds. mutmut 3.3 makes every mutant again and forgets every result at each
     run, which is why the ledger (below) keeps them."""
     started = time.perf_counter()
-    subprocess.run(["mutmut", "run", "--max-children", str(children), *names], check=True,
+    subprocess.run([sys.executable, "-c", RUN, "--max-children", str(children), *names], check=True,
                    env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
@@ -84,9 +162,12 @@ def generate(children: int) -> None:
                    env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
 
 
+STATS_FORMAT = "durations over setup, call and teardown"  # a record made otherwise is made again
+
+
 def code_key() -> str:
-    """A SHA-256 of the package's and the tests' Python files."""
-    digest = hashlib.sha256()
+    """A SHA-256 of the package's and the tests' Python files (and of STATS_FORMAT)."""
+    digest = hashlib.sha256(STATS_FORMAT.encode())
     for path in sorted([*Path("ibcheck").rglob("*.py"), *Path("tests").rglob("*.py")]):
         digest.update(str(path).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -239,10 +320,10 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pending(ledger: dict, only: list[str], skip: list[str], retest: bool) -> list[str]:
+def pending(ledger: dict, only: list[str], skip: list[str], retest: bool, timeouts: bool = False) -> list[str]:
     """The mutants to test (after ``generate``): those in scope that the ledger has no result for,
-    and with ``retest`` its survivors and untested mutants too."""
-    again = ("not checked", "survived", "no tests") if retest else ("not checked",)
+    with ``retest`` its survivors and untested mutants too, and with ``timeouts`` its timeouts."""
+    again = ("not checked",) + (("survived", "no tests") if retest else ()) + (("timeout",) if timeouts else ())
     return [name for name, status in current(ledger, sorted(outcomes())).items()
             if status in again and in_scope(name, only, skip)]
 
@@ -257,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out the mutants whose names match (fnmatch; repeatable)")
     parser.add_argument("--retest", action="store_true",
                         help="test again the survivors and the mutants no test reached (after new tests)")
+    parser.add_argument("--retest-timeouts", action="store_true",
+                        help="test again the mutants that timed out (after a change of the time limits)")
     parser.add_argument("--report-only", action="store_true", help="record mutmut's last run, run nothing")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -265,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = None
     if not args.report_only:
         generate(args.children)
-        names = pending(ledger, args.only, args.skip, args.retest)
+        names = pending(ledger, args.only, args.skip, args.retest, args.retest_timeouts)
         seconds = 0.0
         if names:
             refresh_stats()
