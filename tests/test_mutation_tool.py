@@ -1,12 +1,15 @@
 """``tools/mutation.py``, the record of ``nox -s mutation``: results survive mutmut's runs (which forget
-them) while the mutated function and its module's code outside functions are unchanged, the score counts timeouts and equivalent mutants apart,
-and a disposition holds only for the diff it was judged on."""
+them) while the mutated function and its module's code outside functions are unchanged, the score
+counts timeouts and equivalent mutants apart, and a disposition holds only for the diff it was judged
+on; ``tools/mutmut_run.py`` times each mutant by its own tests; ``tools/mutants.py``'s planted bugs
+still find their lines."""
 from __future__ import annotations
 
 import datetime
 from types import SimpleNamespace
 
 import mutation
+import mutmut_run
 import pytest
 
 import mutants
@@ -141,7 +144,7 @@ def test_every_planted_bug_still_finds_its_line(planted):
 
 def test_a_tests_duration_adds_its_three_phases():
     """mutmut 3.3.1 keeps only the last phase's time (the teardown's), so each test read about 0.1 ms."""
-    durations = mutation.PhaseDurations()
+    durations = mutmut_run.PhaseDurations()
     for nodeid, seconds in (("t::a", 0.5), ("t::a", 2.0), ("t::a", 0.25), ("t::b", 1.0)):
         durations.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, duration=seconds))
     assert durations.seconds == {"t::a": 2.75, "t::b": 1.0}
@@ -153,5 +156,16 @@ def test_each_test_process_is_timed_against_its_own_mutants_tests():
     record = SimpleNamespace(start_time_by_pid={1: ago[0], 2: ago[1], 3: ago[2]},
                              estimated_time_of_tests_by_pid={1: 0.0, 2: 10.0, 3: 30.0})
     # limits 3 x (estimate + 5 s): 15 s, 45 s and 105 s; the same record listed once per mutant
-    assert mutation.over_time([record, record], now) == [1]
-    assert mutation.time_limit(30.0) == 105.0
+    assert mutmut_run.over_time([record, record], now) == [1]
+    assert mutmut_run.time_limit(30.0) == 105.0
+
+
+def test_the_launcher_imports_no_ibcheck():
+    """mutmut puts its mutated copy of ibcheck first on the path only when it starts: a launcher that
+    imported ibcheck before would test the unmutated package, and record no test reaching any function."""
+    import subprocess
+    import sys
+    probe = "import sys; sys.path.insert(0, 'tools'); import mutmut_run; print('ibcheck' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                           cwd=mutants.ROOT).stdout
+    assert shown.strip() == "False"

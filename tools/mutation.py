@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import datetime
 import fnmatch
 import hashlib
 import json
@@ -57,87 +56,13 @@ DISPOSITIONS = ("equivalent", "left")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HYPOTHESIS_PROFILE": "ci"}
 
 
-class PhaseDurations:
-    """A pytest plugin that adds up each test's setup, call and teardown times, by node id.
-
-    mutmut 3.3.1 records a test's duration in ``pytest_runtest_makereport``, which runs once per
-    phase, so the teardown's overwrites the rest and every test reads about 0.1 ms. Its time limit
-    per mutant, 15 x (the tests' recorded durations + 1 s) of wall time, is then 15 s whatever the
-    tests, and every mutant whose tests need longer (a fixture that trains a network) times out.
-    ``RUN`` puts these totals in mutmut's record instead."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def pytest_runtest_logreport(self, report) -> None:
-        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
-
-
-# a mutant times out when its tests run longer than this many times their clean duration, plus a margin
-TIME_FACTOR, TIME_MARGIN = 3.0, 5.0
-
-
-def time_limit(estimated: float) -> float:
-    """Wall seconds a mutant's tests may take, from their clean duration (``estimated``, seconds)."""
-    return TIME_FACTOR * (estimated + TIME_MARGIN)
-
-
-def over_time(files, now: datetime.datetime) -> list[int]:
-    """The test processes past their own limit: ``files`` are mutmut's per-file records (each with
-    ``start_time_by_pid`` and ``estimated_time_of_tests_by_pid``). mutmut 3.3.1's own checker
-    judges every process of a file against every mutant's estimate of that file, so the cheapest
-    mutant's limit applies to all of them."""
-    late = []
-    for record in {id(f): f for f in files}.values():
-        for pid, started in dict(record.start_time_by_pid).items():
-            if (now - started).total_seconds() > time_limit(record.estimated_time_of_tests_by_pid.get(pid, 0.0)):
-                late.append(pid)
-    return late
-
-
-# ``mutmut run`` with each test's duration taken over its three phases (PhaseDurations) and each
-# mutant's time limit from its own tests (over_time)
-RUN = """
-import datetime, os, signal, sys, time
-sys.path.insert(0, "tools")
-import mutmut
-import mutmut.__main__ as main
-from mutation import PhaseDurations, over_time
-honest = main.PytestRunner.execute_pytest
-
-def execute_pytest(self, params, **kwargs):
-    durations = PhaseDurations()
-    kwargs["plugins"] = [*kwargs.get("plugins", []), durations]
-    code = honest(self, params, **kwargs)
-    mutmut.duration_by_test.update(durations.seconds)
-    return code
-
-def checker(mutants):
-    def watch():
-        while True:
-            time.sleep(1)
-            with main.START_TIMES_BY_PID_LOCK:
-                late = over_time([m for m, _, _ in mutants], datetime.datetime.now())
-            for pid in late:
-                try:
-                    os.kill(pid, signal.SIGXCPU)  # mutmut reads this signal's exit as a timeout
-                except ProcessLookupError:
-                    pass
-    return watch
-
-main.PytestRunner.execute_pytest = execute_pytest
-main.timeout_checker = checker
-sys.argv = ["mutmut", "run", *sys.argv[1:]]
-main.cli()
-"""
-
-
 def run_mutmut(children: int, names: list[str]) -> float:
     """Run mutmut on the mutants named (names or fnmatch patterns; none: the whole configured scope);
     its wall time in seconds. mutmut 3.3 makes every mutant again and forgets every result at each
     run, which is why the ledger (below) keeps them."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", RUN, "--max-children", str(children), *names], check=True,
+    subprocess.run([sys.executable, str(Path(__file__).with_name("mutmut_run.py")), "--max-children", str(children),
+                    *names], check=True,
                    env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
