@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from ibcheck.harness.validate import run_case
 
 import budget
 import match_checks
-from helpers import SUITE_NAMES, fast, linear, suite_case
+from helpers import SUITE_NAMES, fast, linear, suite_case, trained_context
 
 pytestmark = pytest.mark.statistical
 
@@ -149,12 +150,39 @@ def test_barber_agakov_records_the_label_entropy_and_its_last_training_loss(monk
 
 @pytest.mark.parametrize(("N", "sets", "points", "refused"), [
     (8, 2, None, None), (None, None, None, None), (None, None, 5, None),
-    (8, None, None, "N and sets are both numbers"), (None, 2, None, "N and sets are both numbers"),
-    (8, 2, 5, "points applies only to the finite set"),
+    (8, None, None, "N and sets are both numbers (data sets) or both null (the finite set)"),
+    (None, 2, None, "N and sets are both numbers (data sets) or both null (the finite set)"),
+    (8, 2, 5, "points applies only to the finite set (N and sets null)"),
 ])
 def test_empirical_settings_are_either_data_sets_or_the_finite_set(N, sets, points, refused):
     if refused is None:
         assert EmpiricalParams(N=N, sets=sets, points=points).points == points
     else:
-        with pytest.raises(ValueError, match=refused):
+        with pytest.raises(ValueError, match=f"^{re.escape(refused)}$"):  # the whole message, as the user reads it
             EmpiricalParams(N=N, sets=sets, points=points)
+
+
+@pytest.mark.parametrize("n", [1, 1000, 5000])
+def test_teacher_elbo_costs_two_encoder_and_three_teacher_passes_per_z(n):
+    """``_chain_flops``: x -> z and x' -> the encoder again (2 encoder passes), q, the teacher's draw and
+    x' (3 teacher-sized passes) per z."""
+    from ibcheck.estimators.teacher_bounds import TeacherElboParams, teacher_elbo_cost
+    from ibcheck.interface import Dims
+
+    cost = teacher_elbo_cost(TeacherElboParams(n=n), Dims(d=12, k=3, m=5, encoder_flops=700.0, teacher_flops=300.0))
+    assert cost.flops == n * (2 * 700.0 + 3 * 300.0)
+
+
+@pytest.mark.parametrize("name", ["teacher_iw_data", "teacher_riw"])
+def test_the_data_prior_bounds_name_themselves_on_data_without_a_prior(name):
+    """A sampler with no prior density (a finite set) cannot give these bounds: the refusal names the
+    estimator, in one line."""
+    from ibcheck.estimators import registry
+    from ibcheck.estimators.samplers import FiniteSampler
+
+    case = suite_case("shifted-data-prior")
+    encoder, sampler = linear(case)
+    finite = FiniteSampler(sampler.sample(64, torch.Generator().manual_seed(0)).x)
+    context = trained_context(case, encoder, sampler, seed=0, steps=5)
+    with pytest.raises(ValueError, match=f"^{name} needs data drawn through the teacher from a prior of known density"):
+        estimators.run(name, encoder, finite, registry.SPECS[name].params, seed=0, context=context)

@@ -169,3 +169,17 @@ def test_the_launcher_imports_no_ibcheck():
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                            cwd=mutants.ROOT).stdout
     assert shown.strip() == "False"
+
+
+def test_a_mutants_diff_is_read_from_mutmuts_copy(tmp_path, monkeypatch):
+    """``diff_of`` gives the changed lines as ``mutmut show`` does, from the mutated module under mutants/."""
+    pytest.importorskip("mutmut")
+    (tmp_path / "mutants" / "pkg").mkdir(parents=True)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("def f(a):\n    return a + 1\n")
+    (tmp_path / "mutants" / "pkg" / "mod.py").write_text(
+        "def x_f__mutmut_orig(a):\n    return a + 1\n\ndef x_f__mutmut_1(a):\n    return a - 1\n")
+    monkeypatch.chdir(tmp_path)
+    mutation._mutated_module.cache_clear()
+    assert mutation.diff_of("pkg.mod.x_f__mutmut_1") == "-    return a + 1\n+    return a - 1"
+    mutation._mutated_module.cache_clear()

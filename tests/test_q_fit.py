@@ -176,3 +176,16 @@ def test_the_bracket_closes_on_cases_from_the_teachers_model(name, stat, seed):
 
 def test_the_suite_has_a_15_nat_case_from_the_teachers_model():
     assert any(exact.exact_values(suite_case(name)).I_XZ >= 15 for name in MODEL_CASES)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("make", [lambda dtype: models.LinearGaussianQ(3, 2, "cpu", dtype),
+                                  lambda dtype: models.LinearGaussianLabelQ(3, 2, "cpu", dtype),
+                                  lambda dtype: models.SoftmaxLabelQ(3, 4, "cpu", dtype)],
+                         ids=["q(z_v|z)", "gaussian q(y|z)", "softmax q(y|z)"])
+def test_every_linear_q_holds_its_parameters_and_buffers_at_the_dtype_asked(make, dtype):
+    """A parameter left at torch's default float32 would train and be read back at a coarser precision
+    than the float64 exact values it is compared with."""
+    q = make(dtype)
+    tensors = [*q.parameters(), *q.buffers()]
+    assert tensors and all(t.dtype == dtype for t in tensors), [t.dtype for t in tensors]

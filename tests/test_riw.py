@@ -8,6 +8,7 @@ import math
 import time
 from importlib import resources
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,3 +168,21 @@ def test_riw_normalised_by_K_instead_of_K_plus_1_is_caught(stat, seed):
     case, encoder, sampler, context = _setup("deterministic-teacher", seed)
     est = _planted_riw(encoder, sampler, context, 1, 20_000, seed + 1, keep_generating=True, divisor=lambda K: K)
     stat.caught("upper", est, exact.riw_zero_expectation(case, *context.q_forward.numpy_params()), "riw divided by K")
+
+
+def test_the_data_prior_is_the_model_prior_only_at_mean_0_and_covariance_I():
+    """``data_prior_is_model``: N(prior_mean, prior_cov) without classes, the class means with them
+    (whatever prior_mean then holds), and always the covariance."""
+    from ibcheck.analytic.case import Labels
+
+    base = suite_case("hand-1d")
+    k = base.k
+    plain = dataclasses.replace(base, prior_mean=np.zeros(k), prior_cov=np.eye(k), labels=Labels())
+    assert data_prior_is_model(plain)
+    assert not data_prior_is_model(dataclasses.replace(plain, prior_mean=np.full(k, 0.5)))
+    assert not data_prior_is_model(dataclasses.replace(plain, prior_cov=2.0 * np.eye(k)))
+    centred = Labels(kind="classes", means=np.zeros((2, k)), probs=np.array([0.5, 0.5]))
+    assert data_prior_is_model(dataclasses.replace(plain, labels=centred, prior_mean=np.full(k, 3.0)))
+    moved = Labels(kind="classes", means=np.array([np.zeros(k), np.ones(k)]), probs=np.array([0.5, 0.5]))
+    assert not data_prior_is_model(dataclasses.replace(plain, labels=moved))
+    assert not data_prior_is_model(dataclasses.replace(plain, labels=centred, prior_cov=2.0 * np.eye(k)))
