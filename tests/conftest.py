@@ -49,6 +49,12 @@ def _global_seeds():
     np.random.seed(0)  # noqa: NPY002 - the one place global seeds are set
 
 
+def pytest_sessionstart(session):
+    """Each session counts its own checks, also where one process runs several (mutmut's runs)."""
+    global CHECKER
+    CHECKER = budget.Checker()
+
+
 @pytest.fixture(scope="session")
 def stat() -> budget.Checker:
     return CHECKER

@@ -2,7 +2,6 @@
 equal to its analytic expectation where one exists, and related to the others as theory says."""
 from __future__ import annotations
 
-import functools
 import math
 import re
 
@@ -21,16 +20,25 @@ from helpers import SUITE_NAMES, fast, linear, suite_case, trained_context
 pytestmark = pytest.mark.statistical
 
 
-@functools.cache
-def _outcomes(name: str):
-    """One fast run of every runner on a suite case, shared by the tests below."""
-    case = fast(suite_case(name))
-    return case, run_case(case, seed=budget.seed_for("suite", name), device="cpu", dtype=torch.float64)
+@pytest.fixture(scope="session")
+def suite_outcomes():
+    """One fast run of every runner on a suite case, shared by the tests below, for one pytest session:
+    a module-level cache would outlive it, and mutmut's mutant runs (forked after its clean run) would
+    read the unmutated results."""
+    runs: dict[str, tuple] = {}
+
+    def outcomes(name: str):
+        if name not in runs:
+            case = fast(suite_case(name))
+            runs[name] = case, run_case(case, seed=budget.seed_for("suite", name), device="cpu", dtype=torch.float64)
+        return runs[name]
+
+    return outcomes
 
 
 @pytest.mark.parametrize("name", SUITE_NAMES)
-def test_every_estimate_is_a_valid_bound_and_matches_its_expectation(name, stat):
-    case, (ex, outcomes, _) = _outcomes(name)
+def test_every_estimate_is_a_valid_bound_and_matches_its_expectation(name, stat, suite_outcomes):
+    case, (ex, outcomes, _) = suite_outcomes(name)
     names = {o.estimate.estimator for o in outcomes}
     assert {"vib", "teacher_elbo", "teacher_iw", "loo", "nce", "empirical"} <= names
     assert ("barber_agakov" in names) == (case.labels.kind != "none")
@@ -45,16 +53,16 @@ def test_teacher_iw_with_one_sample_has_the_elbo_expectation(name, stat, seed):
 
 
 @pytest.mark.parametrize("name", ["noisy-teacher", "shifted-data-prior", "high-mi"])
-def test_teacher_iw_does_not_increase_with_K(name, stat):
-    _, (_, outcomes, _) = _outcomes(name)
+def test_teacher_iw_does_not_increase_with_K(name, stat, suite_outcomes):
+    _, (_, outcomes, _) = suite_outcomes(name)
     iw = sorted((o.estimate for o in outcomes if o.estimate.estimator == "teacher_iw"), key=lambda e: e.params["K"])
     for small, large in zip(iw, iw[1:]):
         stat.not_below(small, large, label=f"{name} iw K={small.params['K']} >= K={large.params['K']}")
 
 
 @pytest.mark.parametrize("name", SUITE_NAMES)
-def test_nce_never_exceeds_log_N_and_loo_sits_above_nce(name, stat):
-    _, (_, outcomes, _) = _outcomes(name)
+def test_nce_never_exceeds_log_N_and_loo_sits_above_nce(name, stat, suite_outcomes):
+    _, (_, outcomes, _) = suite_outcomes(name)
     by = {(o.estimate.estimator, o.estimate.params.get("N")): o.estimate for o in outcomes}
     for (est_name, N), est in by.items():
         if est_name == "nce":
