@@ -156,8 +156,9 @@ def mutation(session: nox.Session) -> None:
     """A real mutation score of the numeric core: mutmut 3.3.1 ([tool.mutmut] in pyproject.toml) with
     one thread per process, then its counts, score and every survivor's disposition (``tools/mutation.py``).
     Results are kept in OUT/ledger.json while the mutated function is unchanged, so a stopped run resumes
-    where it was; ``-- --only PATTERN`` scores part of the scope, ``-- --report-only`` rereads the last
-    run. Hours on two cores (reports/mutation/README.md); not part of CI."""
+    where it was; ``-- --only PATTERN`` scores part of the scope, ``-- --retest-timeouts`` tests the
+    timeouts again, ``-- --report-only`` rereads the last run. Hours on two cores
+    (reports/mutation/README.md); not part of CI."""
     session.install("-e", ".[test]")
     session.install("mutmut==3.3.1")
     session.run("python", "tools/mutation.py", *session.posargs, env=TOOLS_ENV)

@@ -2,6 +2,7 @@
 equal to its analytic expectation where one exists, and related to the others as theory says."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -194,3 +195,59 @@ def test_the_data_prior_bounds_name_themselves_on_data_without_a_prior(name):
     context = trained_context(case, encoder, sampler, seed=0, steps=5)
     with pytest.raises(ValueError, match=f"^{name} needs data drawn through the teacher from a prior of known density"):
         estimators.run(name, encoder, finite, registry.SPECS[name].params, seed=0, context=context)
+
+
+# ---------------------------------------------------------------- empirical on the data's own finite set
+
+
+def _finite_set(n: int = 40, classes: bool = False):
+    """(encoder, a FiniteSampler of n points of a suite case, with its class labels where asked)."""
+    from ibcheck.estimators.samplers import FiniteSampler
+
+    case = suite_case("ten-classes" if classes else "hand-1d")
+    encoder, sampler = linear(case)
+    batch = sampler.sample(n, torch.Generator().manual_seed(7))
+    return encoder, FiniteSampler(batch.x, batch.y if classes else None)
+
+
+def _finite_run(encoder, finite, seed: int = 3, **options):
+    return estimators.run("empirical", encoder, finite, EmpiricalParams(N=None, sets=None, **options), seed=seed)
+
+
+def test_the_finite_set_estimate_records_its_set_and_its_queried_points():
+    encoder, finite = _finite_set(classes=True)
+    both = _finite_run(encoder, finite, draws=2)
+    assert [e.target for e in both] == ["I_XZ", "I_YZ"]
+    for est in both:  # every (point, draw) pair is a term, and both records name the set and the points
+        assert est.n == 80 and est.params["N"] == 40 and est.params["points"] == 40
+    some = _finite_run(encoder, finite, draws=2, points=10)
+    assert all(e.n == 20 and e.params["N"] == 40 and e.params["points"] == 10 for e in some)
+
+
+def test_the_queried_points_are_a_subset_drawn_from_the_runs_own_generator():
+    encoder, finite = _finite_set()
+    torch.manual_seed(0)
+    first = _finite_run(encoder, finite, points=10)[0]
+    torch.manual_seed(1)  # torch's global stream plays no part
+    assert _finite_run(encoder, finite, points=10)[0].value == first.value
+    assert _finite_run(encoder, finite, points=10, seed=4)[0].value != first.value
+    # asking for every point is the whole set, drawn exactly as without a subset
+    assert _finite_run(encoder, finite, points=40)[0].value == _finite_run(encoder, finite)[0].value
+
+
+def test_the_finite_set_estimate_needs_a_finite_set():
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    with pytest.raises(ValueError, match=r"^empirical with N = None needs a finite data set$"):
+        _finite_run(encoder, sampler)
+
+
+def test_an_estimate_records_its_settings_and_nothing_else():
+    """The record of a run is its settings (the swept one at its value) and what the estimator adds
+    on purpose; nce, loo and the data-set empirical add nothing."""
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    for name, params in (("nce", BatchParams(N=(16, 32), batches=2)), ("loo", BatchParams(N=(16,), batches=2)),
+                         ("empirical", EmpiricalParams(N=16, sets=2))):
+        for est in estimators.run(name, encoder, sampler, params, seed=0):
+            assert set(est.params) == set(dataclasses.asdict(params)), (name, est.params)

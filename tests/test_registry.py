@@ -171,3 +171,11 @@ def test_an_estimate_is_a_function_of_its_seed_alone(case_name, name):
     first, again, other = estimate(1, 1), estimate(1, 7), estimate(2, 1)
     assert [(e.value, e.stderr, e.skew) for e in first] == [(e.value, e.stderr, e.skew) for e in again]
     assert [e.value for e in first] != [e.value for e in other]
+
+
+def test_run_one_refuses_a_sweep_of_several_estimates_by_name_and_count():
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    with pytest.raises(ValueError, match=r"^nce made 2 estimates, not one$"):
+        registry.run_one("nce", encoder, sampler, BatchParams(N=(16, 32), batches=2), seed=0)
+    assert registry.run_one("nce", encoder, sampler, BatchParams(N=(16,), batches=2), seed=0).params["N"] == 16
