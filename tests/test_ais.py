@@ -588,3 +588,17 @@ def test_non_finite_second_derivatives_count_as_zero_curvature():
     mode, chol = ais.laplace(_Quadratic.apply, v[:, 0], torch.ones(4, 3, dtype=torch.float64), generator_for(0, "cpu"))
     torch.testing.assert_close(mode, torch.zeros(4, 3, dtype=torch.float64), rtol=0, atol=1e-9)
     torch.testing.assert_close(chol, torch.eye(3, dtype=torch.float64).expand(4, 3, 3), rtol=0, atol=1e-9)
+
+
+def test_the_annealed_bounds_start_from_the_q_their_settings_name():
+    """q = "elbo" is the q trained on Eq. 5 (context.q), "forward" the forward-KL one (context.q_forward):
+    the same q under either name gives the same numbers, and a missing one is refused by its name."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    q = PosteriorQ(case, widen=3.0)
+    teacher = sampler.teacher
+    as_elbo = _pair(case, encoder, sampler, Context(teacher=teacher, q=q, q_fit={}), 1, 50, 0, q="elbo")
+    as_forward = _pair(case, encoder, sampler, Context(teacher=teacher, q_forward=q, q_forward_fit={}), 1, 50, 0)
+    assert as_elbo[0].value == as_forward[0].value and as_elbo[1].value == as_forward[1].value
+    with pytest.raises(ValueError, match="^teacher_ais needs context.q_forward$"):
+        _pair(case, encoder, sampler, Context(teacher=teacher, q=q, q_fit={}), 1, 50, 0)
