@@ -602,3 +602,14 @@ def test_the_annealed_bounds_start_from_the_q_their_settings_name():
     assert as_elbo[0].value == as_forward[0].value and as_elbo[1].value == as_forward[1].value
     with pytest.raises(ValueError, match="^teacher_ais needs context.q_forward$"):
         _pair(case, encoder, sampler, Context(teacher=teacher, q=q, q_fit={}), 1, 50, 0)
+
+
+def test_the_record_carries_the_chains_mean_acceptance_from_the_first_transition_on():
+    """T = 1 makes no transition (acceptance NaN); from T = 2 on the record is the mean acceptance
+    probability of the scored chains' HMC moves, a probability near the pilot's target."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    context = Context(teacher=sampler.teacher, q_forward=PosteriorQ(case, widen=3.0), q_forward_fit={})
+    assert all(math.isnan(e.params["acceptance"]) for e in _pair(case, encoder, sampler, context, 1, 50, 0))
+    for est in _pair(case, encoder, sampler, context, 2, 50, 0):
+        assert 0.3 < est.params["acceptance"] <= 1.0, est.params["acceptance"]

@@ -182,7 +182,7 @@ def test_teacher_elbo_costs_two_encoder_and_three_teacher_passes_per_z(n):
     assert cost.flops == n * (2 * 700.0 + 3 * 300.0)
 
 
-@pytest.mark.parametrize("name", ["teacher_iw_data", "teacher_riw"])
+@pytest.mark.parametrize("name", ["teacher_iw_data", "teacher_riw", "teacher_ais"])
 def test_the_data_prior_bounds_name_themselves_on_data_without_a_prior(name):
     """A sampler with no prior density (a finite set) cannot give these bounds: the refusal names the
     estimator, in one line."""
@@ -251,3 +251,14 @@ def test_an_estimate_records_its_settings_and_nothing_else():
                          ("empirical", EmpiricalParams(N=16, sets=2))):
         for est in estimators.run(name, encoder, sampler, params, seed=0):
             assert set(est.params) == set(dataclasses.asdict(params)), (name, est.params)
+
+
+def test_the_elbo_bound_records_its_qs_training():
+    from ibcheck.estimators.teacher_bounds import TeacherElboParams, fit_summary
+
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, seed=0, steps=5)
+    est = estimators.run_one("teacher_elbo", encoder, sampler, TeacherElboParams(n=64), seed=0, context=context)
+    assert context.q_fit and est.params["q_fit"] == fit_summary(context.q_fit)
+    assert set(est.params) == set(dataclasses.asdict(TeacherElboParams(n=64))) | {"q_fit"}
