@@ -183,3 +183,13 @@ def test_a_mutants_diff_is_read_from_mutmuts_copy(tmp_path, monkeypatch):
     mutation._mutated_module.cache_clear()
     assert mutation.diff_of("pkg.mod.x_f__mutmut_1") == "-    return a + 1\n+    return a - 1"
     mutation._mutated_module.cache_clear()
+
+
+def test_the_results_of_a_removed_module_no_longer_count(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("def f():\n    return 1\n")
+    monkeypatch.chdir(tmp_path)
+    ledger = mutation.merge({}, {"pkg.mod.x_f__mutmut_1": "killed"})
+    assert mutation.current(ledger, ["pkg.mod.x_f__mutmut_1"]) == {"pkg.mod.x_f__mutmut_1": "killed"}
+    (tmp_path / "pkg" / "mod.py").unlink()
+    assert mutation.current(ledger, ["pkg.mod.x_f__mutmut_1"]) == {"pkg.mod.x_f__mutmut_1": "not checked"}

@@ -21,7 +21,8 @@ A survivor's disposition comes from ``dispositions.json`` beside them: {mutant: 
 "equivalent" | "left", "why": ..., "diff": the diff it was judged on}}. A disposition whose diff
 no longer matches (the code moved) counts as missing. The score is killed over the mutants that
 could have been killed: all of them but the equivalent ones and the timeouts (counted apart: a
-timeout is a test run that did not end in its CPU limit, neither a kill nor a survival).
+timeout is a test run that did not end in its time limit, ``tools/mutmut_run.py``, neither a kill
+nor a survival).
 
 ``--retest`` tests the survivors and the untested mutants again, as after new tests;
 ``--retest-timeouts`` the timeouts, as after a change of the time limits. ``--only``
@@ -148,7 +149,10 @@ def function_hashes(module: str) -> dict[str, str]:
     """{function key: SHA-256 of its code (as parsed, so comments and layout do not count) and of the
     module's code outside every function}: a recorded result holds while its function's hash is
     unchanged. Keys: ``name`` for a module's functions, ``Class.name`` for a class's."""
-    tree = ast.parse(_module_path(module).read_bytes())
+    path = _module_path(module)
+    if not path.exists():  # a module since removed: none of its results hold
+        return {}
+    tree = ast.parse(path.read_bytes())
     functions: dict[str, ast.AST] = {}
     context = []
     for node in tree.body:
