@@ -171,7 +171,7 @@ def test_the_launcher_imports_no_ibcheck():
     assert shown.strip() == "False"
 
 
-def test_a_mutants_diff_is_read_from_mutmuts_copy(tmp_path, monkeypatch):
+def test_a_mutants_diff_is_read_from_mutmuts_copy(tmp_path):
     """``diff_of`` gives the changed lines as ``mutmut show`` does, from the mutated module under mutants/."""
     pytest.importorskip("mutmut")
     (tmp_path / "mutants" / "pkg").mkdir(parents=True)
@@ -179,10 +179,15 @@ def test_a_mutants_diff_is_read_from_mutmuts_copy(tmp_path, monkeypatch):
     (tmp_path / "pkg" / "mod.py").write_text("def f(a):\n    return a + 1\n")
     (tmp_path / "mutants" / "pkg" / "mod.py").write_text(
         "def x_f__mutmut_orig(a):\n    return a + 1\n\ndef x_f__mutmut_1(a):\n    return a - 1\n")
-    monkeypatch.chdir(tmp_path)
-    mutation._mutated_module.cache_clear()
-    assert mutation.diff_of("pkg.mod.x_f__mutmut_1") == "-    return a + 1\n+    return a - 1"
-    mutation._mutated_module.cache_clear()
+    # in a process of its own: importing mutmut's __main__ sets multiprocessing's start method, which
+    # may not be set twice in one process
+    import subprocess
+    import sys
+    probe = (f"import sys; sys.path.insert(0, {str(mutants.ROOT / 'tools')!r}); import mutation; "
+             "print(repr(mutation.diff_of('pkg.mod.x_f__mutmut_1')))")
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout
+    assert shown.strip() == repr("-    return a + 1\n+    return a - 1")
 
 
 def test_the_results_of_a_removed_module_no_longer_count(tmp_path, monkeypatch):
