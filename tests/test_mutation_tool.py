@@ -8,11 +8,11 @@ from __future__ import annotations
 import datetime
 from types import SimpleNamespace
 
-import mutation
-import mutmut_run
 import pytest
 
 import mutants
+import mutation
+import mutmut_run
 
 
 @pytest.fixture
