@@ -198,3 +198,13 @@ def test_the_results_of_a_removed_module_no_longer_count(tmp_path, monkeypatch):
     assert mutation.current(ledger, ["pkg.mod.x_f__mutmut_1"]) == {"pkg.mod.x_f__mutmut_1": "killed"}
     (tmp_path / "pkg" / "mod.py").unlink()
     assert mutation.current(ledger, ["pkg.mod.x_f__mutmut_1"]) == {"pkg.mod.x_f__mutmut_1": "not checked"}
+
+
+def test_a_renumbered_mutant_keeps_the_judgement_of_the_same_change_in_the_same_function(sources):
+    """After a refactor mutmut numbers a function's mutants anew; a disposition recorded under the old
+    name holds for the mutant with the same diff in the same function, and for no other."""
+    judged = {"ibcheck.a.x_f__mutmut_9": {"disposition": "equivalent", "why": "w",
+                                          "diff": "-old ibcheck.a.x_f__mutmut_2\n+new ibcheck.a.x_f__mutmut_2"}}
+    found = {"ibcheck.a.x_f__mutmut_2": "survived", "ibcheck.b.x_g__mutmut_2": "survived"}
+    rows = {r["mutant"]: r["disposition"] for r in mutation.summarise(found, judged, None, [])["not_killed"]}
+    assert rows == {"ibcheck.a.x_f__mutmut_2": "equivalent", "ibcheck.b.x_g__mutmut_2": None}

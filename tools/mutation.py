@@ -231,12 +231,16 @@ def summarise(found: dict[str, str], dispositions: dict[str, dict], seconds: flo
     counts: dict[str, int] = {}
     for status in found.values():
         counts[status] = counts.get(status, 0) + 1
+    by_change = {(module_of(name), function_of(name), d.get("diff")): d for name, d in dispositions.items()}
     rows = []
     for name, status in found.items():
         if status in ("killed", "not checked"):
             continue
         diff = diff_of(name) if status not in ("timeout",) else ""  # a timeout is counted apart, not judged
+        # a refactor renumbers a function's mutants: the same change in the same function keeps its judgement
         judged = dispositions.get(name)
+        if judged is None or judged.get("diff") != diff:
+            judged = by_change.get((module_of(name), function_of(name), diff))
         holds = judged is not None and judged.get("diff") == diff and judged.get("disposition") in DISPOSITIONS
         rows.append({"mutant": name, "status": status, "diff": diff,
                      "disposition": judged["disposition"] if judged and holds else None,
