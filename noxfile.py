@@ -157,7 +157,8 @@ def mutation(session: nox.Session) -> None:
     one thread per process, then its counts, score and every survivor's disposition (``tools/mutation.py``).
     Results are kept in OUT/ledger.json while the mutated function is unchanged, so a stopped run resumes
     where it was; ``-- --only PATTERN`` scores part of the scope, ``-- --retest-timeouts`` tests the
-    timeouts again, ``-- --report-only`` rereads the last run. Hours on two cores
+    timeouts again, ``-- --retest --tests tests/test_x.py`` re-tests against one file (only its kills
+    are kept), ``-- --report-only`` rereads the last run. Hours on two cores
     (reports/mutation/README.md); not part of CI."""
     session.install("-e", ".[test]")
     session.install("mutmut==3.3.1")

@@ -398,6 +398,42 @@ def test_annealing_from_the_laplace_start_is_exact_on_a_gaussian_posterior(name)
     torch.testing.assert_close(found.lower, truth, rtol=0, atol=1e-6)
 
 
+def test_the_annealed_terms_are_the_brackets_at_the_chosen_start_with_their_record():
+    """ais_terms is bracket_terms at the chosen start on the caller's generator: the same terms, and
+    one record for both ends whose paired width is the mean of upper - lower over those z (with its
+    se) and whose q_fit is the q's training without its curve. Under the doubling rule the selection
+    (choose_T) draws first from the same generator and its chosen start is the one scored; nothing
+    is drawn from torch's global stream."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    q = PosteriorQ(case, widen=6.0, shift=0.5)
+    context = Context(teacher=sampler.teacher, q_forward=q, q_forward_fit={"steps_used": 7, "curve": [[7, 1.5]]})
+    log_prior = teacher_ais.data_log_prior(sampler, "teacher_ais")
+    log_lik = teacher_ais.latent_likelihood(encoder, sampler.teacher)
+    sides = {"teacher_ais": "upper", "teacher_rais": "lower"}
+    plain = TeacherAISParams(T=(3,), K=3, n=20, pilot_steps=4, start="laplace")
+    # "best" under the doubling rule: the selection picks Laplace's start here (asserted below)
+    doubling = dataclasses.replace(plain, start="best", target=0.05, T_max=8, select_n=20)
+    for params in (plain, doubling):
+        state = torch.get_rng_state()
+        out = teacher_ais.ais_terms(encoder, sampler, params, generator_for(5, "cpu"), context, sides)
+        assert torch.equal(torch.get_rng_state(), state), "drawn from torch's global stream"
+        generator = generator_for(5, "cpu")
+        T, start = 3, params.start
+        if params.target > 0:
+            T, start, _ = teacher_ais.choose_T(encoder, sampler, q, params, 3, generator, log_prior, log_lik)
+        direct = teacher_ais.bracket_terms(encoder, sampler, q, dataclasses.replace(params, start=start), T,
+                                           params.n, generator, log_prior, log_lik, True)
+        (upper,), (lower,) = out["teacher_ais"], out["teacher_rais"]
+        assert torch.equal(upper.terms, direct.upper) and torch.equal(lower.terms, direct.lower)
+        width = (direct.upper - direct.lower).double()
+        assert upper.params is lower.params
+        assert (upper.params["T"], upper.params["start"], upper.params["q_fit"]) == (T, start, {"steps_used": 7})
+        assert start == "laplace"
+        assert upper.params["paired_width"] == pytest.approx(float(width.mean()), rel=1e-12, abs=0)
+        assert upper.params["paired_width_se"] == pytest.approx(float(width.std()) / math.sqrt(20), rel=1e-12, abs=0)
+
+
 def test_the_best_start_takes_laplace_only_on_a_clear_lead():
     """start "best": both starts at the first T on the selection's z; Laplace only if its width is
     below LAPLACE_MARGIN times q's. On a Gaussian posterior from a poor q, Laplace is exact and wins."""
@@ -522,6 +558,22 @@ def test_laplace_never_moves_to_a_worse_point():
     start_value, end_value = target(mean.unsqueeze(1))[:, 0], target(mode.unsqueeze(1))[:, 0]
     assert bool((end_value >= start_value).all()) and bool((end_value > start_value).any())
     assert torch.isfinite(chol).all() and bool((torch.diagonal(chol, dim1=-2, dim2=-1) > 0).all())
+
+
+def test_laplace_damps_more_after_a_step_that_overshoots():
+    """log gamma = -1000 log cosh(v), from v = 3: the curvature there (1000 sech^2 3 = 9.9) is a
+    hundredth of the mode's, so the first damped step (to about -88) overshoots and is refused. Only
+    a damping that grows after each refusal gets back to a step that is kept; then the steps reach the
+    mode 0, whose curvature 1000 gives the covariance 1/1000. Were the damping to shrink after a
+    refusal instead, every later step would overshoot further and v would stay at 3."""
+    def target(v):
+        return -1000.0 * torch.log(torch.cosh(v[..., 0]))
+
+    mean = torch.full((3, 1), 3.0, dtype=torch.float64)
+    mode, chol = ais.laplace(target, mean, torch.ones_like(mean), generator_for(0, "cpu"))
+    # 1e-3 is 3% of the mode's standard deviation 1/sqrt(1000): converged, without pinning the path
+    torch.testing.assert_close(mode, torch.zeros(3, 1, dtype=torch.float64), rtol=0, atol=1e-3)
+    torch.testing.assert_close(chol, torch.full((3, 1, 1), 1000 ** -0.5, dtype=torch.float64), rtol=1e-4, atol=0)
 
 
 def test_laplace_never_keeps_a_start_where_log_gamma_is_nan():

@@ -160,6 +160,27 @@ def test_each_test_process_is_timed_against_its_own_mutants_tests():
     assert mutmut_run.time_limit(30.0) == 105.0
 
 
+def test_a_run_with_part_of_the_tests_keeps_only_its_kills(sources):
+    """``--tests``: a mutant the chosen tests miss may fall to another, so its survival, its timeout or
+    "no tests" must neither be recorded nor replace an earlier result."""
+    ledger = mutation.merge({}, {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "timeout"})
+    narrow = {"ibcheck.a.x_f__mutmut_1": "survived", "ibcheck.a.x_f__mutmut_2": "no tests",
+              "ibcheck.a.x_f__mutmut_3": "killed", "ibcheck.a.x_f__mutmut_4": "survived"}
+    ledger = mutation.merge(ledger, mutation.kills_only(narrow))
+    assert mutation.current(ledger, sorted(narrow)) == {
+        "ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "timeout",
+        "ibcheck.a.x_f__mutmut_3": "killed", "ibcheck.a.x_f__mutmut_4": "not checked"}
+
+
+def test_the_launcher_takes_its_tests_apart_from_mutmuts_arguments():
+    assert mutmut_run.split_tests(["--tests", "tests/test_a.py", "--max-children", "2", "--tests", "tests/b",
+                                   "m.x_f__mutmut_1"]) == (["tests/test_a.py", "tests/b"],
+                                                           ["--max-children", "2", "m.x_f__mutmut_1"])
+    assert mutmut_run.split_tests(["--max-children", "2"]) == ([], ["--max-children", "2"])
+    with pytest.raises(SystemExit, match="--tests needs a path"):
+        mutmut_run.split_tests(["m.x_f__mutmut_1", "--tests"])
+
+
 def test_the_launcher_imports_no_ibcheck():
     """mutmut puts its mutated copy of ibcheck first on the path only when it starts: a launcher that
     imported ibcheck before would test the unmutated package, and record no test reaching any function."""

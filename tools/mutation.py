@@ -24,14 +24,16 @@ could have been killed: all of them but the equivalent ones and the timeouts (co
 timeout is a test run that did not end in its time limit, ``tools/mutmut_run.py``, neither a kill
 nor a survival).
 
-``--retest`` tests the survivors and the untested mutants again, as after new tests;
+``--retest`` tests the survivors and the untested mutants again, as after new tests (``--tests
+PATH``, repeatable: with only the tests under those paths, for a quick re-test after a new test; of
+such a run only the kills are kept, since a mutant those tests miss may fall to another);
 ``--retest-timeouts`` the timeouts, as after a change of the time limits. ``--only``
 scores (and tests) only the mutants whose names match; ``--skip`` leaves some out of both. Each
 run first makes the mutants of the current code (mutmut's own first step, alone), so that it can
 name the ones to test.
 
     python tools/mutation.py [--children N] [--only PATTERN ...] [--skip PATTERN ...] [--retest]
-                             [--retest-timeouts] [--report-only] [OUT]
+                             [--retest-timeouts] [--tests PATH ...] [--report-only] [OUT]
                                                                    (OUT: reports/mutation)
 """
 from __future__ import annotations
@@ -59,13 +61,14 @@ DISPOSITIONS = ("equivalent", "left")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HYPOTHESIS_PROFILE": "ci"}
 
 
-def run_mutmut(children: int, names: list[str]) -> float:
-    """Run mutmut on the mutants named (names or fnmatch patterns; none: the whole configured scope);
-    its wall time in seconds. mutmut 3.3 makes every mutant again and forgets every result at each
-    run, which is why the ledger (below) keeps them."""
+def run_mutmut(children: int, names: list[str], tests: list[str] = ()) -> float:
+    """Run mutmut on the mutants named (names or fnmatch patterns; none: the whole configured scope),
+    with only the tests under ``tests`` if any; its wall time in seconds. mutmut 3.3 makes every
+    mutant again and forgets every result at each run, which is why the ledger (below) keeps them."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(Path(__file__).with_name("mutmut_run.py")), "--max-children", str(children),
-                    *names], check=True,
+    narrowed = [arg for path in tests for arg in ("--tests", path)]
+    subprocess.run([sys.executable, str(Path(__file__).with_name("mutmut_run.py")), *narrowed,
+                    "--max-children", str(children), *names], check=True,
                    env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
@@ -108,6 +111,12 @@ def refresh_stats(root: Path = Path("mutants")) -> None:
     key_path = root / "code-key"
     if not key_path.exists() or key_path.read_text() != code_key():
         (root / "mutmut-stats.json").unlink(missing_ok=True)
+
+
+def kills_only(found: dict[str, str]) -> dict[str, str]:
+    """The results of a run with part of the tests (``--tests``): its kills, every other result
+    "not checked" (a mutant that part missed may fall to another test)."""
+    return {name: status if status == "killed" else "not checked" for name, status in found.items()}
 
 
 def matches(name: str, patterns: list[str]) -> bool:
@@ -289,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="test again the survivors and the mutants no test reached (after new tests)")
     parser.add_argument("--retest-timeouts", action="store_true",
                         help="test again the mutants that timed out (after a change of the time limits)")
+    parser.add_argument("--tests", action="append", default=[], metavar="PATH",
+                        help="run only the tests under PATH (repeatable; a quick re-test: only its kills are kept)")
     parser.add_argument("--report-only", action="store_true", help="record mutmut's last run, run nothing")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -302,10 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         if names:
             refresh_stats()
             key = code_key()  # of the code the run's mutants and its record of tests were made from
-            seconds = run_mutmut(args.children, names)
-            write_text(Path("mutants") / "code-key", key)
+            seconds = run_mutmut(args.children, names, args.tests)
+            if args.tests:  # mutmut's record of tests now covers part of them: the next run makes it again
+                (Path("mutants") / "code-key").unlink(missing_ok=True)
+            else:
+                write_text(Path("mutants") / "code-key", key)
     found = outcomes()
-    ledger = merge(ledger, found)
+    ledger = merge(ledger, kills_only(found) if args.tests else found)
     out.mkdir(parents=True, exist_ok=True)
     write_text(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
     scoped = [name for name in found if in_scope(name, args.only, args.skip)]

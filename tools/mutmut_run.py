@@ -8,10 +8,15 @@
   own mutant's tests, 3 x (their clean duration + 5 s) of wall time.
 
 With both, a mutant whose tests need more than 15 s (a fixture that trains a network) no longer
-times out for that alone. This module must not import ibcheck: mutmut puts its mutated copy first
+times out for that alone.
+
+``--tests PATH`` (repeatable, before mutmut's own arguments) runs only the tests under those paths
+in place of ``[tool.mutmut] tests_dir``, for a quick re-test after a new test: mutmut then records
+which of those tests reach each function, and a mutant none of them kills reads "survived" though
+another test may kill it, so only such a run's kills count (``tools/mutation.py --tests``). This module must not import ibcheck: mutmut puts its mutated copy first
 on the path, and a package imported before that would be the unmutated one.
 
-    python tools/mutmut_run.py [mutmut run's arguments]
+    python tools/mutmut_run.py [--tests PATH ...] [mutmut run's arguments]
 """
 from __future__ import annotations
 
@@ -51,9 +56,30 @@ def over_time(files, now: datetime.datetime) -> list[int]:
     return late
 
 
+def split_tests(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the paths given by ``--tests PATH``, the other arguments)."""
+    tests: list[str] = []
+    rest = list(argv)
+    while "--tests" in rest:
+        at = rest.index("--tests")
+        if at + 1 == len(rest):
+            raise SystemExit("mutmut_run: --tests needs a path")
+        tests.append(rest[at + 1])
+        del rest[at:at + 2]
+    return tests, rest
+
+
 def main(argv: list[str]) -> None:
     import mutmut
     import mutmut.__main__ as cli
+
+    tests, argv = split_tests(argv)
+    load = cli.ensure_config_loaded
+
+    def ensure_config_loaded():
+        load()
+        if tests:
+            mutmut.config.tests_dir = tests
 
     honest = cli.PytestRunner.execute_pytest
 
@@ -77,6 +103,7 @@ def main(argv: list[str]) -> None:
                         pass
         return watch
 
+    cli.ensure_config_loaded = ensure_config_loaded
     cli.PytestRunner.execute_pytest = execute_pytest
     cli.timeout_checker = checker
     sys.argv = ["mutmut", "run", *argv]
