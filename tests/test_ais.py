@@ -434,6 +434,61 @@ def test_the_annealed_terms_are_the_brackets_at_the_chosen_start_with_their_reco
         assert upper.params["paired_width_se"] == pytest.approx(float(width.std()) / math.sqrt(20), rel=1e-12, abs=0)
 
 
+def test_chunk_bracket_turns_the_chains_weights_into_both_ends(monkeypatch):
+    """With the chains scripted: upper = log p(z|x) - (logsumexp log W - log K) and lower = log p(z|x)
+    - (logsumexp [log W_rev, log W] - log(K + 1)) (bounds.md section 3c). The pilot runs (T > 1 only)
+    with the settings' schedule, pilot_steps temperatures, pilot chains, leapfrog and the caller's
+    generator; the chains start from q's output with the settings' tails, target log gamma at v(u),
+    and the reverse chain starts at the generating z_v in q0's coordinates."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+    q = PosteriorQ(case, widen=2.0)
+    n, K = 6, 3
+    batch, z, log_px, _ = _draw(encoder, sampler, n, generator_for(0, "cpu"))
+    log_lik = teacher_ais.latent_likelihood(encoder, sampler.teacher)
+    weights = torch.randn(n, K + 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    calls: dict = {}
+
+    def tune(start, log_target, kind, temperatures, chains, leapfrog, generator):
+        calls["tune"] = (kind, temperatures, chains, leapfrog, generator)
+        return "pilot's step sizes"
+
+    def anneal(start, log_target, betas, forward, generating_u, steps, leapfrog, generator):
+        calls["anneal"] = (start, betas, forward, generating_u, steps, leapfrog, generator)
+        calls["target at u = 0"] = log_target(torch.zeros(n, 1, case.k, dtype=torch.float64))
+        return ais.Chains(weights[:, 1:], None if generating_u is None else weights[:, 0], 0.42)
+
+    monkeypatch.setattr(ais, "tune", tune)
+    monkeypatch.setattr(ais, "anneal", anneal)
+    params = TeacherAISParams(K=K, schedule="geometric", pilot=5, pilot_steps=7, leapfrog=3, tails=2)
+    generator, betas = generator_for(1, "cpu"), ais.schedule(4, "geometric")
+    found = teacher_ais.chunk_bracket(q, params, betas, batch, z, log_px, generator, sampler.log_prior, log_lik, True)
+    torch.testing.assert_close(found.upper, log_px - (torch.logsumexp(weights[:, 1:], 1) - math.log(K)))
+    torch.testing.assert_close(found.lower, log_px - (torch.logsumexp(weights, 1) - math.log(K + 1)))
+    assert found.acceptance == 0.42
+    kind, temperatures, chains, leapfrog, pilot_generator = calls["tune"]
+    assert (kind, temperatures, chains, leapfrog) == ("geometric", 7, 5, 3) and pilot_generator is generator
+    start, passed_betas, forward, generating_u, steps, leapfrog, chain_generator = calls["anneal"]
+    assert passed_betas is betas and (forward, steps, leapfrog) == (K, "pilot's step sizes", 3)
+    assert chain_generator is generator and start.tails == 2
+    mean, scale = q(z)
+    assert torch.equal(start.mean, mean) and torch.equal(start.scale, scale)
+    torch.testing.assert_close(generating_u, ais.to_u(start, batch.z_v.unsqueeze(1)).squeeze(1))
+    at_mean = sampler.log_prior(mean.unsqueeze(1)) + log_lik(z, mean.unsqueeze(1))
+    torch.testing.assert_close(calls["target at u = 0"], at_mean)
+    # T = 1 without the reverse chain: no pilot, no generating point, no lower end
+    calls.clear()
+    alone = teacher_ais.chunk_bracket(q, params, ais.schedule(1, "geometric"), batch, z, log_px, generator,
+                                      sampler.log_prior, log_lik, False)
+    assert "tune" not in calls and calls["anneal"][3] is None and calls["anneal"][4] is None
+    assert alone.lower is None
+    torch.testing.assert_close(alone.upper, found.upper)
+    # the reverse chain needs the generating z_v: refused in one line where the data gives none
+    with pytest.raises(ValueError, match=r"^teacher_rais needs the z_v that generated each x; this data gives none$"):
+        teacher_ais.chunk_bracket(q, params, betas, dataclasses.replace(batch, z_v=None), z, log_px, generator,
+                                  sampler.log_prior, log_lik, True)
+
+
 def test_the_best_start_takes_laplace_only_on_a_clear_lead():
     """start "best": both starts at the first T on the selection's z; Laplace only if its width is
     below LAPLACE_MARGIN times q's. On a Gaussian posterior from a poor q, Laplace is exact and wins."""

@@ -226,3 +226,111 @@ def test_hmc_draws_its_momenta_and_uniforms_from_its_generator_alone():
     assert torch.equal(torch.get_rng_state(), state), "drawn from torch's global stream"
     again = ais.hmc(before, _standard_start(n), _log_gamma, beta, step, 3, generator_for(10, "cpu"))
     assert torch.equal(first[0].u, again[0].u) and torch.equal(first[1], again[1])
+
+
+# ---------------------------------------------------------------- the chains, with a scripted transition
+
+
+class _ScriptedMoves:
+    """A stand-in for ``ais.hmc`` that moves every chain by +1 in each coordinate, accepts with a
+    set probability (a number, or one per z: (n, 1)) and records the temperatures and step sizes it was called with."""
+
+    def __init__(self, accept: float | torch.Tensor = 1.0):
+        self.accept, self.betas, self.steps, self.passed = accept, [], [], []
+
+    def __call__(self, state, start, log_target, beta, step, leapfrog, generator):
+        self.betas.append(beta.expand(step.shape).clone())
+        self.steps.append(step.clone())
+        self.passed.append((start, leapfrog, generator))
+        accept = torch.as_tensor(self.accept, dtype=step.dtype).expand(step.shape).clone()
+        return ais.state_at(log_target, state.u + 1.0), accept
+
+
+def test_anneal_adds_each_directions_increments_in_the_order_of_bounds_md_3c(monkeypatch):
+    """T = 3 on the schedule 0, 0.2, 0.7, 1 with transitions scripted to move by +1: with f(u) =
+    log gamma(u) - log q0(v(u)) (q0's density of v, its log-determinant included), the forward
+    chains add 0.2 f(u0) + 0.5 f(u0 + 1) + 0.3 f(u0 + 2), moving at 0.2 then 0.7; the reverse chain
+    from the generating u_g adds 0.3 f(u_g) + 0.5 f(u_g + 1) + 0.2 f(u_g + 2), moving at 0.7 then 0.2."""
+    moves = _ScriptedMoves(accept=0.75)
+    monkeypatch.setattr(ais, "hmc", moves)
+    start = _start("full")
+    betas = torch.tensor([0.0, 0.2, 0.7, 1.0], dtype=torch.float64)
+    steps = ais.StepSizes(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.log(torch.full((N, 2), 0.3,
+                                                                                              dtype=torch.float64)))
+    generating = torch.tensor([[0.5, -1.0], [0.0, 0.2], [1.5, 0.3]], dtype=torch.float64)
+    generator = generator_for(11, "cpu")
+    chains = ais.anneal(start, _log_gamma, betas, 4, generating, steps, 3, generator)
+
+    def f(u):
+        return _log_gamma(u) - (ais.log_q0(start, u)[0] - ais.log_det(start).unsqueeze(1))
+
+    u0 = ais.sample_u(start, 4, generator_for(11, "cpu"))
+    forward = 0.2 * f(u0) + 0.5 * f(u0 + 1) + 0.3 * f(u0 + 2)
+    ug = generating.unsqueeze(1)
+    reverse = (0.3 * f(ug) + 0.5 * f(ug + 1) + 0.2 * f(ug + 2))[:, 0]
+    torch.testing.assert_close(chains.log_w, forward, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chains.log_w_rev, reverse, rtol=1e-12, atol=1e-12)
+    assert chains.acceptance == pytest.approx(0.75, rel=1e-12)
+    expected_betas = [torch.tensor([0.2] * 4 + [0.7], dtype=torch.float64),
+                      torch.tensor([0.7] * 4 + [0.2], dtype=torch.float64)]
+    for called, expected in zip(moves.betas, expected_betas, strict=True):
+        torch.testing.assert_close(called, expected.expand(N, 5), rtol=0, atol=1e-15)
+    for called in moves.steps:
+        torch.testing.assert_close(called, torch.full((N, 5), 0.3, dtype=torch.float64), rtol=1e-12, atol=0)
+    assert all(a is start and b == 3 and c is generator for a, b, c in moves.passed)
+    # forward chains alone: the same forward sums, no reverse chain
+    alone = ais.anneal(start, _log_gamma, betas, 4, None, steps, 3, generator_for(11, "cpu"))
+    torch.testing.assert_close(alone.log_w, forward, rtol=1e-12, atol=1e-12)
+    assert alone.log_w_rev is None and alone.acceptance == pytest.approx(0.75, rel=1e-12)
+    with pytest.raises(AssertionError, match=r"^transitions need step sizes \(tune\)$"):
+        ais.anneal(start, _log_gamma, betas, 4, None, None, 3, generator_for(11, "cpu"))
+
+
+def test_anneal_at_one_step_is_one_importance_weight_and_makes_no_transition(monkeypatch):
+    moves = _ScriptedMoves()
+    monkeypatch.setattr(ais, "hmc", moves)
+    start = _start("diagonal")
+    generating = torch.zeros(N, K, dtype=torch.float64)
+    chains = ais.anneal(start, _log_gamma, ais.schedule(1, "sigmoid"), 3, generating, None, 3, generator_for(12, "cpu"))
+    u0 = ais.sample_u(start, 3, generator_for(12, "cpu"))
+    log_w = _log_gamma(u0) - (ais.log_q0(start, u0)[0] - ais.log_det(start).unsqueeze(1))
+    torch.testing.assert_close(chains.log_w, log_w, rtol=1e-12, atol=1e-12)
+    assert moves.betas == [] and np.isnan(chains.acceptance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tune_moves_each_log_step_by_the_rate_times_its_own_acceptance_gap(monkeypatch, dtype):
+    """Scripted acceptance a_i for the pilot chains of z_i (1, 0 and 0.65 here): after each of the
+    ``rounds`` transitions at each temperature, z_i's log step size moves by ADAPT_RATE (a_i -
+    ACCEPT_TARGET), from log FIRST_STEP, within STEP_RANGE (the first two rows reach its ends); the
+    record holds it after each temperature's last round, at the schedule's temperatures but b_0, in
+    the start's dtype. The pilot starts from q0 draws of the caller's generator and passes the start,
+    leapfrog and generator to every transition."""
+    rates = torch.tensor([1.0, 0.0, 0.65], dtype=dtype)
+    moves = _ScriptedMoves(rates.unsqueeze(1))
+    monkeypatch.setattr(ais, "hmc", moves)
+    base = _start("diagonal")
+    start = ais.Start(base.mean.to(dtype), base.scale.to(dtype))
+    temperatures, rounds, generator = 5, 3, generator_for(13, "cpu")
+    state = torch.get_rng_state()
+    steps = ais.tune(start, _log_gamma, "sigmoid", temperatures, 7, 2, generator, rounds=rounds)
+    assert torch.equal(torch.get_rng_state(), state), "drawn from torch's global stream"
+    assert steps.betas.dtype == dtype and steps.log_steps.dtype == dtype
+    torch.testing.assert_close(steps.betas, ais.schedule(temperatures, "sigmoid", dtype)[1:], rtol=0, atol=0)
+    low, high = (np.log(s) for s in ais.STEP_RANGE)
+    expected = []
+    for rate in rates.tolist():
+        log_step, row = np.log(ais.FIRST_STEP), []
+        for _ in range(temperatures):
+            for _ in range(rounds):
+                log_step = float(np.clip(log_step + ais.ADAPT_RATE * (rate - ais.ACCEPT_TARGET), low, high))
+            row.append(log_step)
+        expected.append(row)
+    assert expected[0][-1] == high and expected[1][-1] == low
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(steps.log_steps, torch.tensor(expected, dtype=dtype), rtol=0, atol=tol)
+    assert len(moves.betas) == temperatures * rounds
+    assert all(a is start and b == 2 and c is generator for a, b, c in moves.passed)
+    for i, (beta, step) in enumerate(zip(moves.betas, moves.steps)):
+        assert step.shape == (N, 7)
+        torch.testing.assert_close(beta, steps.betas[i // rounds].expand(N, 7), rtol=0, atol=0)
