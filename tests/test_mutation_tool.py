@@ -160,13 +160,17 @@ def test_each_test_process_is_timed_against_its_own_mutants_tests():
     assert mutmut_run.time_limit(30.0) == 105.0
 
 
-def test_a_run_with_part_of_the_tests_keeps_only_its_kills(sources):
+def test_a_run_with_part_of_the_tests_keeps_only_its_kills(sources, tmp_path):
     """``--tests``: a mutant the chosen tests miss may fall to another, so its survival, its timeout or
-    "no tests" must neither be recorded nor replace an earlier result."""
+    "no tests" must neither be recorded nor replace an earlier result, also when a later
+    ``--report-only`` reads that run's records again (stop 33 recorded 12 such survivals that way)."""
     ledger = mutation.merge({}, {"ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "timeout"})
     narrow = {"ibcheck.a.x_f__mutmut_1": "survived", "ibcheck.a.x_f__mutmut_2": "no tests",
               "ibcheck.a.x_f__mutmut_3": "killed", "ibcheck.a.x_f__mutmut_4": "survived"}
-    ledger = mutation.merge(ledger, mutation.kills_only(narrow))
+    assert mutation.to_record(narrow, tmp_path) == narrow  # a run with every test: all its results
+    (tmp_path / mutation.PARTIAL).write_text('["tests/test_a.py"]\n')
+    assert mutation.to_record(narrow, tmp_path) == mutation.kills_only(narrow)
+    ledger = mutation.merge(ledger, mutation.to_record(narrow, tmp_path))
     assert mutation.current(ledger, sorted(narrow)) == {
         "ibcheck.a.x_f__mutmut_1": "killed", "ibcheck.a.x_f__mutmut_2": "timeout",
         "ibcheck.a.x_f__mutmut_3": "killed", "ibcheck.a.x_f__mutmut_4": "not checked"}

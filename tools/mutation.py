@@ -119,6 +119,16 @@ def kills_only(found: dict[str, str]) -> dict[str, str]:
     return {name: status if status == "killed" else "not checked" for name, status in found.items()}
 
 
+PARTIAL = "partial-tests"  # under mutants/: the tests of a last run made with part of them
+
+
+def to_record(found: dict[str, str], root: Path = Path("mutants")) -> dict[str, str]:
+    """What of mutmut's last results the ledger takes: all of them, or only the kills where that run
+    had part of the tests (``--tests`` leaves ``PARTIAL`` beside its records, so that a later
+    ``--report-only`` does not read its survivors as survivals)."""
+    return kills_only(found) if (root / PARTIAL).exists() else found
+
+
 def matches(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
@@ -307,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
     seconds = None
     if not args.report_only:
-        generate(args.children)
+        generate(args.children)  # mutmut's records start again: none is from a partial run
+        (Path("mutants") / PARTIAL).unlink(missing_ok=True)
         names = pending(ledger, args.only, args.skip, args.retest, args.retest_timeouts)
         seconds = 0.0
         if names:
@@ -316,10 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             seconds = run_mutmut(args.children, names, args.tests)
             if args.tests:  # mutmut's record of tests now covers part of them: the next run makes it again
                 (Path("mutants") / "code-key").unlink(missing_ok=True)
+                write_text(Path("mutants") / PARTIAL, json.dumps(args.tests) + "\n")
             else:
                 write_text(Path("mutants") / "code-key", key)
     found = outcomes()
-    ledger = merge(ledger, kills_only(found) if args.tests else found)
+    ledger = merge(ledger, to_record(found))
     out.mkdir(parents=True, exist_ok=True)
     write_text(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
     scoped = [name for name in found if in_scope(name, args.only, args.skip)]
