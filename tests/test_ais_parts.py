@@ -16,6 +16,8 @@ from ibcheck.estimators.common import generator_for, summarize
 from ibcheck.gaussian import standard_normal
 
 N, K = 3, 2
+# the statistical checks below judge means of plain terms (not informations) with the suite's match rule,
+# which reads only their value, se and n: "I_XZ" is just the summary's required target field
 
 
 def _start(kind: str, tails: int = 0) -> ais.Start:

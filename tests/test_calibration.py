@@ -70,6 +70,7 @@ def test_chance_all_pass_of_the_mean_t_rule_alone(monkeypatch, stat):
     sims, seed = 20_000, budget.seed_for("chance_all_pass")
     one = calibration.chance_all_pass([row], sims=sims, seed=seed)
     se = math.sqrt(expected * (1 - expected) / sims)
+    # a probability, not an information: the check reads only the value, its se and n
     stat.matches(Estimate("chance_all_pass", "I_XZ", "match", one, se, sims, seed), expected,
                  label="chance_all_pass of one check vs 1 - 2 Phi(-2)")
     # the same draws for the first check: the second only removes passes
