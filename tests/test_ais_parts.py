@@ -1,5 +1,6 @@
 """The annealed bounds' parts: the initial distribution q0(v|z) = mean + L u (``ais.Start`` and its
-maps), the HMC transition and the step sizes' interpolation, each against an independent
+maps), the HMC transition, the step sizes' interpolation and, with transitions scripted, the
+chains' sums (``anneal``) and the pilot's adaptation (``tune``), each against an independent
 computation (explicit algebra, torch.distributions, scipy's multivariate t, autograd, numpy's
 ``interp``) or a law it must keep (HMC leaves pi_beta invariant, Neal 2011)."""
 from __future__ import annotations
