@@ -14,7 +14,7 @@ from scipy import stats as sps
 
 from ibcheck.estimators import ais
 from ibcheck.estimators.common import generator_for, summarize
-from ibcheck.gaussian import standard_normal
+from ibcheck.gaussian import rsample, standard_normal
 
 N, K = 3, 2
 # the statistical checks below judge means of plain terms (not informations) with the suite's match rule,
@@ -155,8 +155,8 @@ def test_hmc_leaves_its_tempered_target_invariant(stat, seed):
     beta, n, chains = 0.6, 200, 200
     law = _pi(beta)
     generator = generator_for(seed, "cpu")
-    u = law.loc + torch.einsum("ij,ncj->nci", torch.linalg.cholesky(law.covariance_matrix),
-                               standard_normal((n, chains, 2), generator, "cpu", torch.float64))
+    u = rsample(law.loc.expand(n, 2), torch.linalg.cholesky(law.covariance_matrix).expand(n, 2, 2), generator,
+                draws=chains)
     state, start = _chains(u), _standard_start(n)
     step = torch.full((n, chains), 0.6, dtype=torch.float64)
     accepted = []
@@ -236,7 +236,8 @@ def test_hmc_draws_its_momenta_and_uniforms_from_its_generator_alone():
 
 class _ScriptedMoves:
     """A stand-in for ``ais.hmc`` that moves every chain by +1 in each coordinate, accepts with a
-    set probability (a number, or one per z: (n, 1)) and records the temperatures and step sizes it was called with."""
+    set probability (a number, or one per z: (n, 1)) and records the temperatures, step sizes,
+    starts, leapfrog counts and generators it was called with."""
 
     def __init__(self, accept: float | torch.Tensor = 1.0):
         self.accept, self.betas, self.steps, self.passed = accept, [], [], []
@@ -247,6 +248,11 @@ class _ScriptedMoves:
         self.passed.append((start, leapfrog, generator))
         accept = torch.as_tensor(self.accept, dtype=step.dtype).expand(step.shape).clone()
         return ais.state_at(log_target, state.u + 1.0), accept
+
+
+def _log_weight_term(start: ais.Start, u: torch.Tensor) -> torch.Tensor:
+    """log gamma(u) - log q0(v(u)): q0's density of v, its log-determinant included. u: (n, C, k)."""
+    return _log_gamma(u) - (ais.log_q0(start, u)[0] - ais.log_det(start).unsqueeze(1))
 
 
 def test_anneal_adds_each_directions_increments_in_the_order_of_bounds_md_3c(monkeypatch):
@@ -265,7 +271,7 @@ def test_anneal_adds_each_directions_increments_in_the_order_of_bounds_md_3c(mon
     chains = ais.anneal(start, _log_gamma, betas, 4, generating, steps, 3, generator)
 
     def f(u):
-        return _log_gamma(u) - (ais.log_q0(start, u)[0] - ais.log_det(start).unsqueeze(1))
+        return _log_weight_term(start, u)
 
     u0 = ais.sample_u(start, 4, generator_for(11, "cpu"))
     forward = 0.2 * f(u0) + 0.5 * f(u0 + 1) + 0.3 * f(u0 + 2)
@@ -296,8 +302,7 @@ def test_anneal_at_one_step_is_one_importance_weight_and_makes_no_transition(mon
     generating = torch.zeros(N, K, dtype=torch.float64)
     chains = ais.anneal(start, _log_gamma, ais.schedule(1, "sigmoid"), 3, generating, None, 3, generator_for(12, "cpu"))
     u0 = ais.sample_u(start, 3, generator_for(12, "cpu"))
-    log_w = _log_gamma(u0) - (ais.log_q0(start, u0)[0] - ais.log_det(start).unsqueeze(1))
-    torch.testing.assert_close(chains.log_w, log_w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chains.log_w, _log_weight_term(start, u0), rtol=1e-12, atol=1e-12)
     assert moves.betas == [] and np.isnan(chains.acceptance)
 
 

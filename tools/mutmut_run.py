@@ -13,13 +13,16 @@ times out for that alone.
 ``--tests PATH`` (repeatable, before mutmut's own arguments) runs only the tests under those paths
 in place of ``[tool.mutmut] tests_dir``, for a quick re-test after a new test: mutmut then records
 which of those tests reach each function, and a mutant none of them kills reads "survived" though
-another test may kill it, so only such a run's kills count (``tools/mutation.py --tests``). This module must not import ibcheck: mutmut puts its mutated copy first
-on the path, and a package imported before that would be the unmutated one.
+another test may kill it, so only such a run's kills count (``tools/mutation.py --tests``).
+
+This module must not import ibcheck: mutmut puts its mutated copy first on the path, and a package
+imported before that would be the unmutated one.
 
     python tools/mutmut_run.py [--tests PATH ...] [mutmut run's arguments]
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import signal
@@ -57,16 +60,11 @@ def over_time(files, now: datetime.datetime) -> list[int]:
 
 
 def split_tests(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(the paths given by ``--tests PATH``, the other arguments)."""
-    tests: list[str] = []
-    rest = list(argv)
-    while "--tests" in rest:
-        at = rest.index("--tests")
-        if at + 1 == len(rest):
-            raise SystemExit("mutmut_run: --tests needs a path")
-        tests.append(rest[at + 1])
-        del rest[at:at + 2]
-    return tests, rest
+    """(the paths given by ``--tests PATH``, the other arguments, for mutmut, in their order)."""
+    parser = argparse.ArgumentParser(prog="mutmut_run", add_help=False, allow_abbrev=False)
+    parser.add_argument("--tests", action="append", default=[], metavar="PATH")
+    known, rest = parser.parse_known_args(argv)
+    return known.tests, rest
 
 
 def main(argv: list[str]) -> None:
