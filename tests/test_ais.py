@@ -197,6 +197,30 @@ def test_refusals_are_one_line_errors():
     assert "\n" not in str(err.value)
 
 
+def test_a_linear_teacher_s_p_z_given_zv_with_another_encoder():
+    """Behind a deterministic linear teacher, an encoder that is not a LinearEncoder (here the same
+    map hidden in a function) goes through the encoder itself and gives the closed form's value; behind
+    a noisy one, whose x-noise only a linear encoder integrates in closed form, it is refused in one
+    line."""
+    generator = torch.Generator().manual_seed(3)
+
+    def parts(name):
+        case = suite_case(name)
+        encoder, sampler = linear(case)
+        z = torch.randn(5, case.m, generator=generator, dtype=torch.float64)
+        z_v = torch.randn(5, 4, case.k, generator=generator, dtype=torch.float64)
+        return sampler.teacher, encoder, (lambda x: encoder(x)), z, z_v
+
+    teacher, encoder, hidden, z, z_v = parts("deterministic-teacher")
+    assert teacher.deterministic
+    torch.testing.assert_close(teacher.latent_log_lik(hidden, z, z_v), teacher.latent_log_lik(encoder, z, z_v))
+    teacher, encoder, hidden, z, z_v = parts("noisy-teacher")
+    assert not teacher.deterministic
+    with pytest.raises(ValueError, match=r"^p\(z\|z_v\) of a noisy linear teacher has a closed form only "
+                                         r"for a linear encoder$"):
+        teacher.latent_log_lik(hidden, z, z_v)
+
+
 # ---------------------------------------------------------------- the kernels never see the generating z_v
 
 
@@ -487,6 +511,40 @@ def test_chunk_bracket_turns_the_chains_weights_into_both_ends(monkeypatch):
     with pytest.raises(ValueError, match=r"^teacher_rais needs the z_v that generated each x; this data gives none$"):
         teacher_ais.chunk_bracket(q, params, betas, dataclasses.replace(batch, z_v=None), z, log_px, generator,
                                   sampler.log_prior, log_lik, True)
+
+
+@pytest.mark.parametrize("rows, K, n", [(12, 3, 7), (12, 2, 9), (8, 15, 3), (64, 15, 5)])
+def test_bracket_terms_fills_each_chunk_up_to_EVAL_ROWS_chains_in_z_s_dtype(monkeypatch, rows, K, n):
+    """Memory is bounded by EVAL_ROWS chains a chunk (K + 1 a z), or one z where its chains alone
+    are more; every chunk but the last is as full as that allows, so no more chunks run than needed.
+    The temperatures reach each chunk in z's dtype (float32 here), and the record's acceptance is
+    the mean over z."""
+    case = suite_case("high-mi")
+    encoder, sampler = linear(case)
+
+    def single(x):
+        return tuple(t.float() for t in encoder(x))
+
+    seen: list[tuple[int, torch.dtype, torch.dtype]] = []
+
+    def chunk_bracket(q, params, betas, batch, z, log_px, generator, log_prior, log_lik, lower):
+        seen.append((len(z), betas.dtype, z.dtype))
+        torch.testing.assert_close(betas, ais.schedule(4, params.schedule).to(z.dtype), rtol=0, atol=0)
+        size = len(z)
+        return teacher_ais.Bracket(torch.full((size,), float(size)), torch.zeros(size), float(size))
+
+    monkeypatch.setattr(teacher_ais, "EVAL_ROWS", rows)
+    monkeypatch.setattr(teacher_ais, "chunk_bracket", chunk_bracket)
+    params = TeacherAISParams(K=K)
+    found = teacher_ais.bracket_terms(single, sampler, PosteriorQ(case), params, 4, n, generator_for(0, "cpu"),
+                                      sampler.log_prior, None, True)
+    sizes = [size for size, _, _ in seen]
+    assert sum(sizes) == n and all(size >= 1 for size in sizes)
+    assert all(size * (K + 1) <= rows or size == 1 for size in sizes), sizes
+    assert all((size + 1) * (K + 1) > rows for size in sizes[:-1]), sizes
+    assert all(dtype == torch.float32 for _, betas_dtype, z_dtype in seen for dtype in (betas_dtype, z_dtype))
+    assert found.acceptance == pytest.approx(sum(size * size for size in sizes) / n, rel=1e-12, abs=0)
+    assert torch.equal(found.upper, torch.cat([torch.full((size,), float(size)) for size in sizes]))
 
 
 def test_the_best_start_takes_laplace_only_on_a_clear_lead():

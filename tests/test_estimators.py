@@ -182,8 +182,9 @@ def test_teacher_elbo_costs_two_encoder_and_three_teacher_passes_per_z(n):
     assert cost.flops == n * (2 * 700.0 + 3 * 300.0)
 
 
-@pytest.mark.parametrize("name", ["teacher_iw_data", "teacher_riw", "teacher_ais"])
-def test_the_data_prior_bounds_name_themselves_on_data_without_a_prior(name):
+@pytest.mark.parametrize("name, label", [("teacher_iw_data", "teacher_iw_data"), ("teacher_riw", "teacher_riw"),
+                                         ("teacher_ais", "teacher_ais"), ("teacher_iw", "teacher_iw (prior data)")])
+def test_the_data_prior_bounds_name_themselves_on_data_without_a_prior(name, label):
     """A sampler with no prior density (a finite set) cannot give these bounds: the refusal names the
     estimator, in one line."""
     from ibcheck.estimators import registry
@@ -193,8 +194,32 @@ def test_the_data_prior_bounds_name_themselves_on_data_without_a_prior(name):
     encoder, sampler = linear(case)
     finite = FiniteSampler(sampler.sample(64, torch.Generator().manual_seed(0)).x)
     context = trained_context(case, encoder, sampler, seed=0, steps=5)
-    with pytest.raises(ValueError, match=f"^{name} needs data drawn through the teacher from a prior of known density"):
-        estimators.run(name, encoder, finite, registry.SPECS[name].params, seed=0, context=context)
+    params = registry.SPECS[name].params
+    if name == "teacher_iw":
+        params = dataclasses.replace(params, prior="data")  # the model prior N(0, I) needs no data density
+    with pytest.raises(ValueError, match=f"^{re.escape(label)} needs data drawn through the teacher from a prior of "
+                                         "known density"):
+        estimators.run(name, encoder, finite, params, seed=0, context=context)
+
+
+def test_the_reverse_bound_refuses_data_with_a_prior_but_without_the_generating_z_v():
+    """teacher_riw scores each z at the z_v that generated it: a sampler with a prior density whose
+    batches carry no z_v is refused in one line, by name."""
+    from ibcheck.estimators.teacher_bounds import TeacherRIWParams
+    from ibcheck.interface import Batch
+
+    case = suite_case("shifted-data-prior")
+    encoder, sampler = linear(case)
+
+    class Unlabelled:
+        log_prior = staticmethod(sampler.log_prior)
+
+        def sample(self, n, generator):
+            return Batch(x=sampler.sample(n, generator).x)
+
+    context = trained_context(case, encoder, sampler, seed=0, steps=5)
+    with pytest.raises(ValueError, match="^teacher_riw needs the z_v that generated each x; this data gives none$"):
+        estimators.run("teacher_riw", encoder, Unlabelled(), TeacherRIWParams(K=(1,), n=16), seed=0, context=context)
 
 
 # ---------------------------------------------------------------- empirical on the data's own finite set
@@ -253,12 +278,27 @@ def test_an_estimate_records_its_settings_and_nothing_else():
             assert set(est.params) == set(dataclasses.asdict(params)), (name, est.params)
 
 
-def test_the_elbo_bound_records_its_qs_training():
-    from ibcheck.estimators.teacher_bounds import TeacherElboParams, fit_summary
+@pytest.mark.parametrize("name, settings", [
+    ("teacher_elbo", {"n": 64}),
+    ("teacher_iw", {"K": (1, 3), "n": 64}),
+    ("teacher_iw_data", {"K": (1, 3), "n": 64, "q": "forward"}),
+    ("teacher_riw", {"K": (0, 2), "n": 64, "q": "elbo"}),
+    ("teacher_riw", {"K": (0, 2), "n": 64, "q": "forward"}),
+])
+def test_the_teacher_bounds_record_their_settings_and_their_qs_training(name, settings):
+    """Each estimate's record is its settings (K at its own value) and the training record of the q
+    its ``q`` setting names, without the curve; nothing else."""
+    from ibcheck.estimators import registry
+    from ibcheck.estimators.teacher_bounds import fit_summary
 
     case = suite_case("hand-1d")
     encoder, sampler = linear(case)
     context = trained_context(case, encoder, sampler, seed=0, steps=5)
-    est = estimators.run_one("teacher_elbo", encoder, sampler, TeacherElboParams(n=64), seed=0, context=context)
-    assert context.q_fit and est.params["q_fit"] == fit_summary(context.q_fit)
-    assert set(est.params) == set(dataclasses.asdict(TeacherElboParams(n=64))) | {"q_fit"}
+    params = dataclasses.replace(registry.SPECS[name].params, **settings)
+    fit = context.q_forward_fit if getattr(params, "q", "elbo") == "forward" else context.q_fit
+    assert fit_summary(context.q_fit) != fit_summary(context.q_forward_fit)  # the two can be told apart
+    found = estimators.run(name, encoder, sampler, params, seed=0, context=context)
+    assert [est.params.get("K") for est in found] == list(settings.get("K", (None,)))
+    for est in found:
+        assert fit and est.params["q_fit"] == fit_summary(fit)
+        assert set(est.params) == set(dataclasses.asdict(params)) | {"q_fit"}

@@ -85,6 +85,16 @@ def test_whitening_the_input_keeps_q_the_same_function():
     torch.testing.assert_close(q(z)[0], before)
     whitened = (z - q.mu) @ q.P.T
     torch.testing.assert_close(whitened.T @ whitened / 499, torch.eye(3, dtype=torch.float64))
+    # again on other z, from the first normalisation (mu != 0): still the same function
+    other = torch.randn(300, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64) - 5
+    q.fit_input(other)
+    torch.testing.assert_close(q.mu, other.mean(0), rtol=0, atol=0)
+    torch.testing.assert_close(q(z)[0], before)
+    # a degenerate z (rank 1) keeps the current normalisation
+    mu, P = q.mu.clone(), q.P.clone()
+    q.fit_input(torch.ones(10, 3, dtype=torch.float64) * torch.arange(10.0, dtype=torch.float64).unsqueeze(1))
+    assert torch.equal(q.mu, mu) and torch.equal(q.P, P)
+    torch.testing.assert_close(q(z)[0], before)
 
 
 def posterior(case: LinearGaussianCase) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,3 +199,20 @@ def test_every_linear_q_holds_its_parameters_and_buffers_at_the_dtype_asked(make
     q = make(dtype)
     tensors = [*q.parameters(), *q.buffers()]
     assert tensors and all(t.dtype == dtype for t in tensors), [t.dtype for t in tensors]
+
+
+def test_the_linear_q_s_covariance_factor_is_unit_lower_triangular_times_a_positive_diagonal():
+    """L = U diag(exp(log_diag)), U unit lower-triangular from the strict lower part of ``lower``:
+    lower-triangular with the positive diagonal exp(log_diag) whatever ``lower`` holds on or above
+    its diagonal, and each off-diagonal entry scaled by its column's diagonal."""
+    q = models.LinearGaussianQ(2, 3, "cpu", torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        q.chol.lower.copy_(torch.randn(3, 3, generator=generator, dtype=torch.float64) - 5 * torch.eye(3))
+        q.chol.log_diag.copy_(torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64))
+    lower, scale = q.chol.lower.detach(), q.chol.log_diag.detach().exp()
+    L = q.chol().detach()
+    expected = torch.eye(3, dtype=torch.float64) * scale
+    for i, j in ((1, 0), (2, 0), (2, 1)):
+        expected[i, j] = lower[i, j] * scale[j]
+    torch.testing.assert_close(L, expected, rtol=1e-15, atol=0)

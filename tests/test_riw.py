@@ -186,3 +186,28 @@ def test_the_data_prior_is_the_model_prior_only_at_mean_0_and_covariance_I():
     moved = Labels(kind="classes", means=np.array([np.zeros(k), np.ones(k)]), probs=np.array([0.5, 0.5]))
     assert not data_prior_is_model(dataclasses.replace(plain, labels=moved))
     assert not data_prior_is_model(dataclasses.replace(plain, labels=centred, prior_cov=2.0 * np.eye(k)))
+
+
+@pytest.mark.parametrize("rows, K, n", [(12, 3, 9), (12, 1, 30), (12, 0, 30), (4, 5, 3), (64, 16, 9)])
+def test_riw_fills_each_chunk_up_to_EVAL_ROWS_proposals(monkeypatch, rows, K, n):
+    """Memory: a chunk holds at most EVAL_ROWS of the q proposals that go through the teacher (K a
+    z, one at K = 0), or one z where its K alone are more; every chunk but the last is as full as
+    that allows, so no more chunks run than needed."""
+    from ibcheck.estimators import teacher_bounds
+
+    case = suite_case("shifted-data-prior")
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, seed=0, steps=5)
+    sizes_seen: list[int] = []
+
+    def riw_terms(encoder, teacher, q, batch, K, generator, log_prior):
+        sizes_seen.append(len(batch.x))
+        return torch.zeros(len(batch.x), dtype=batch.x.dtype)
+
+    monkeypatch.setattr(teacher_bounds, "EVAL_ROWS", rows)
+    monkeypatch.setattr(teacher_bounds, "riw_terms", riw_terms)
+    estimators.run("teacher_riw", encoder, sampler, TeacherRIWParams(K=(K,), n=n), seed=0, context=context)
+    per_z = max(K, 1)
+    assert sum(sizes_seen) == n and all(size >= 1 for size in sizes_seen)
+    assert all(size * per_z <= rows or size == 1 for size in sizes_seen), sizes_seen
+    assert all((size + 1) * per_z > rows for size in sizes_seen[:-1]), sizes_seen

@@ -248,7 +248,8 @@ def tune(start: Start, log_target: LogTarget, kind: str, temperatures: int, chai
     at each, after each of which the log step size moves by ADAPT_RATE times (mean acceptance over
     the z's pilot chains - ACCEPT_TARGET). The pilot chains see z and q0 only: neither the
     generating v nor the chains that will be scored."""
-    betas = schedule(temperatures, kind, start.mean.dtype)[1:]
+    # on the chains' device: a CPU temperature vector would meet them in every HMC step
+    betas = schedule(temperatures, kind, start.mean.dtype)[1:].to(start.mean.device)
     n = start.mean.shape[0]
     state = state_at(log_target, sample_u(start, chains, generator))
     log_step = torch.full((n,), math.log(FIRST_STEP), device=start.mean.device, dtype=start.mean.dtype)
