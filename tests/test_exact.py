@@ -103,6 +103,47 @@ def test_zero_information_cases_are_exactly_zero_without_clipping():
     assert abs(indep.I_YZ) < 1e-12 and indep.I_YZ_se < 1e-12
 
 
+@pytest.mark.parametrize("name", ["ten-classes", "hand-1d"])
+def test_moments_of_z_v_and_of_the_encoder_noise(name):
+    """Sv is z_v's total covariance (a class mixture's: the shared covariance plus the probability-weighted
+    covariance of the class means, numpy's weighted np.cov) and D the encoder's diagonal variance."""
+    case = suite_case(name)
+    mo = exact.moments(case)
+    Sv = case.prior_cov
+    if case.labels.kind == "classes":
+        Sv = Sv + np.cov(case.labels.means.T, aweights=case.labels.probs, bias=True).reshape(case.k, case.k)
+    np.testing.assert_allclose(mo.Sv, Sv, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(mo.D, np.diag(case.std**2))
+
+
+def test_a_class_of_probability_zero_changes_no_value():
+    """A case file may give a class probability 0 (only negatives are refused): such a class is never
+    drawn and carries no entropy, so I(Y;Z), H(Y) and I(X;Z) are those of the case without it, on the
+    same draws (numpy's choice draws the same classes when a zero is appended), and no log 0 warns."""
+    case = suite_case("ten-classes")
+    labels = case.labels
+    extra = dataclasses.replace(labels, means=np.vstack([labels.means, np.full((1, case.k), 3.0)]),
+                                probs=np.append(labels.probs, 0.0))
+    wider = dataclasses.replace(case, labels=extra)
+    assert exact.label_entropy(wider) == pytest.approx(exact.label_entropy(case), rel=1e-14)
+    assert exact.class_information(wider, 5000, 3) == pytest.approx(exact.class_information(case, 5000, 3), rel=1e-12)
+
+
+def test_eq5_with_the_data_prior_of_a_class_mixture_is_refused_by_name():
+    case = suite_case("ten-classes")
+    C, e, Sq = exact.optimal_q(case)
+    with pytest.raises(ValueError, match=r"^a class mixture's data prior has no closed-form Eq\. 5$"):
+        exact.teacher_bound(case, C, e, Sq, prior="data")
+
+
+def test_eq5_takes_the_model_prior_by_default_and_refuses_any_other_name():
+    case = suite_case("hand-1d")
+    C, e, Sq = exact.optimal_q(case)
+    assert exact.teacher_bound(case, C, e, Sq) == exact.teacher_bound(case, C, e, Sq, prior="model")
+    with pytest.raises(ValueError, match="^prior must be 'model' or 'data', got 'Data'$"):
+        exact.teacher_bound(case, C, e, Sq, prior="Data")
+
+
 @pytest.mark.statistical
 @pytest.mark.parametrize("name", match_checks.GROUPS["vib-mc"].params)
 def test_vib_expectation_by_monte_carlo(name, stat, seed):

@@ -31,6 +31,22 @@ def test_log_density_matrix_equals_broadcast(dtype, spread):
     torch.testing.assert_close(got, ref, rtol=0, atol=atol)
 
 
+def test_log_density_matrix_centres_each_dimension_for_float32():
+    """Components far apart along each dimension (offsets of -300 to 300): the operands are centred per
+    dimension, so float32 keeps the round-off bound above; centring on one number for all dimensions
+    would leave terms near 300^2 / std^2 to cancel, about a hundred times past it."""
+    g = torch.Generator().manual_seed(3)
+    offsets = torch.linspace(-300.0, 300.0, 8, dtype=torch.float64)
+    mean = offsets + torch.randn(50, 8, generator=g, dtype=torch.float64)
+    std = torch.rand(50, 8, generator=g, dtype=torch.float64) + 0.5
+    z = mean[:20] + std[:20] * torch.randn(20, 8, generator=g, dtype=torch.float64)
+    z, mean, std = z.float(), mean.float(), std.float()
+    ref = _naive_matrix(z.double(), mean.double(), std.double())  # of the float32 inputs: only the sums round
+    got = gaussian.log_density_matrix(z, mean, std).double()
+    atol = 17 * torch.finfo(torch.float32).eps * float(ref.abs().max())  # (2m + 1) eps |L|, m = 8
+    torch.testing.assert_close(got, ref, rtol=0, atol=atol)
+
+
 @pytest.mark.parametrize("exclude", [False, True])
 def test_pairwise_logmeanexp_with_own_entries(exclude, monkeypatch):
     monkeypatch.setattr(gaussian, "CHUNK_ENTRIES", 1000)  # force many row blocks
@@ -46,6 +62,53 @@ def test_pairwise_logmeanexp_with_own_entries(exclude, monkeypatch):
     expected = torch.logsumexp(ref, 1) - math.log(49 if exclude else 50)
     got = gaussian.pairwise_logmeanexp(z, mean, std, own, own_logp, exclude_own=exclude)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_pairwise_logmeanexp_without_own_entries_averages_over_every_component():
+    """The defaults: no own entries, and the mean over all N_x components (log N_x, not log (N_x - 1))."""
+    g = torch.Generator().manual_seed(4)
+    mean = torch.randn(30, 2, generator=g, dtype=torch.float64)
+    std = torch.rand(30, 2, generator=g, dtype=torch.float64) + 0.2
+    z = torch.randn(7, 2, generator=g, dtype=torch.float64)
+    expected = torch.logsumexp(_naive_matrix(z, mean, std), 1) - math.log(30)
+    torch.testing.assert_close(gaussian.pairwise_logmeanexp(z, mean, std), expected, rtol=0, atol=1e-12)
+
+
+def test_own_entries_given_in_float64_are_written_into_float32_blocks():
+    """``own_logp`` computed in another dtype than the matrix is cast to it (torch's scatter refuses mixed
+    dtypes), and lands exactly at each z's own column."""
+    g = torch.Generator().manual_seed(5)
+    mean = torch.randn(6, 3, generator=g)
+    std = torch.rand(6, 3, generator=g) + 0.2
+    own = torch.tensor([0, 2, 5, 1])
+    z = mean[own] + std[own] * torch.randn(4, 3, generator=g)
+    own_logp = gaussian.diag_log_prob(z.double(), mean[own].double(), std[own].double())
+    ((_, block),) = list(gaussian.log_density_blocks(z, mean, std, own, own_logp))
+    assert block.dtype == torch.float32
+    assert torch.equal(block[torch.arange(4), own], own_logp.float())
+
+
+@pytest.mark.parametrize("components", [1, 30, 150])
+def test_row_blocks_hold_at_most_chunk_entries_and_at_least_one_row(components, monkeypatch):
+    """Blocks of max(1, CHUNK_ENTRIES // N_x) rows: at most CHUNK_ENTRIES entries each, or one row where
+    a row alone is longer; together they are the whole matrix."""
+    monkeypatch.setattr(gaussian, "CHUNK_ENTRIES", 100)
+    g = torch.Generator().manual_seed(6)
+    mean = torch.randn(components, 3, generator=g, dtype=torch.float64)
+    std = torch.rand(components, 3, generator=g, dtype=torch.float64) + 0.2
+    z = torch.randn(250, 3, generator=g, dtype=torch.float64)
+    rows = max(1, 100 // components)
+    blocks = list(gaussian.log_density_blocks(z, mean, std))
+    assert [start for start, _ in blocks] == list(range(0, 250, rows))
+    assert [len(block) for _, block in blocks] == [min(rows, 250 - start) for start in range(0, 250, rows)]
+    torch.testing.assert_close(torch.cat([block for _, block in blocks]), _naive_matrix(z, mean, std),
+                               rtol=0, atol=1e-10)
+
+
+def test_own_entries_without_their_values_are_a_programming_error():
+    z, mean, std = torch.zeros(2, 1), torch.zeros(3, 1), torch.ones(3, 1)
+    with pytest.raises(AssertionError, match="^own_logp is needed unless exclude_own$"):
+        list(gaussian.log_density_blocks(z, mean, std, own=torch.tensor([0, 1])))
 
 
 def test_full_covariance_log_prob_and_kl_match_scipy_and_torch():
@@ -78,6 +141,39 @@ def test_diagonal_helpers_match_scipy():
         assert gaussian.diag_entropy(std[i]).item() == pytest.approx(mvn.entropy(), abs=1e-12)
         kl = 0.5 * (np.trace(cov) + mean[i].numpy() @ mean[i].numpy() - 3 - np.log(np.linalg.det(cov)))
         assert gaussian.kl_diag_to_standard(mean[i], std[i]).item() == pytest.approx(kl, abs=1e-12)
+        # the general KL takes a diagonal scale (standard deviations) as well as a Cholesky factor
+        assert gaussian.kl_to_standard(mean[i], std[i]).item() == pytest.approx(kl, abs=1e-12)
+
+
+@pytest.mark.parametrize("default", [torch.float32, torch.float64])
+def test_seeded_draws_do_not_depend_on_torchs_default_dtype(default):
+    """float64 draws are float32 draws cast (the docstring's speed choice), and neither follows
+    torch.set_default_dtype: a seed gives the same numbers whatever the global default."""
+    reference = {dtype: torch.randn((4, 3), generator=torch.Generator().manual_seed(7), dtype=dtype)
+                 for dtype in (torch.float32, torch.float16)}
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        draws = {dtype: gaussian.standard_normal((4, 3), torch.Generator().manual_seed(7), "cpu", dtype)
+                 for dtype in (torch.float64, torch.float32, torch.float16)}
+    finally:
+        torch.set_default_dtype(before)
+    assert draws[torch.float64].dtype == torch.float64
+    assert torch.equal(draws[torch.float64], reference[torch.float32].double())
+    assert torch.equal(draws[torch.float32], reference[torch.float32])
+    assert torch.equal(draws[torch.float16], reference[torch.float16])
+
+
+def test_full_covariance_kl_over_a_batch_of_any_shape():
+    """KL(N(mean, L L^T) || N(0, I)) for a (2, 3) batch of 4-dimensional Gaussians against torch's own."""
+    g = torch.Generator().manual_seed(8)
+    L = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64).tril()
+    L = L + 3.0 * torch.eye(4, dtype=torch.float64)  # a positive diagonal
+    mean = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    dist = torch.distributions
+    ref = dist.kl_divergence(dist.MultivariateNormal(mean, scale_tril=L),
+                             dist.MultivariateNormal(torch.zeros(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64)))
+    torch.testing.assert_close(gaussian.kl_to_standard(mean, L), ref)
 
 
 def test_rsample_is_mean_plus_scale_times_the_generators_noise():

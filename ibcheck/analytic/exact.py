@@ -102,7 +102,8 @@ def class_information(case: LinearGaussianCase, n: int, seed: int) -> tuple[floa
         u = a[y] + rng.standard_normal((size, a.shape[1]))
         log_post = log_softmax(u @ a.T + bias, axis=1)
         post = np.exp(log_post)
-        terms.append(-(np.where(post > 0, post * log_post, 0.0)).sum(1))
+        # 0 log 0 = 0 for a class of probability 0 (log_post = -inf), masked before the product so as not to warn
+        terms.append(-(post * np.where(post > 0, log_post, 0.0)).sum(1))
     conditional_entropy = np.concatenate(terms)
     value = label_entropy(case) - conditional_entropy.mean()
     return float(value), float(conditional_entropy.std(ddof=1) / math.sqrt(n))
@@ -151,9 +152,11 @@ def teacher_bound(case: LinearGaussianCase, C: np.ndarray, e: np.ndarray, Sq: np
     and kl = tr Sq + tr(C Sz C^T) + |C mz + e|^2 - k - logdet Sq, twice E KL(q(.|z) || N(0, I)).
     prior "data" puts the case's Gaussian data prior N(mv, Sv) in that KL (bounds.md section 3b:
     ``teacher_iw_data`` at K = 1): kl = tr(Sv^-1 (Sq + C Sz C^T)) + |C mz + e - mv|^2_{Sv^-1} - k
-    + logdet Sv - logdet Sq. A class mixture has no closed form: ValueError.
+    + logdet Sv - logdet Sq. A class mixture has no closed form: ValueError, as is another prior.
     C: (k, m), e: (k,), Sq: (k, k).
     """
+    if prior not in ("model", "data"):
+        raise ValueError(f"prior must be 'model' or 'data', got {prior!r}")
     mo = moments(case)
     Dinv = np.diag(1.0 / case.std**2)
     M = case.A @ case.W
