@@ -103,6 +103,28 @@ def test_the_schedules_run_from_0_to_1_and_increase(kind, T):
     assert bool((b[1:] > b[:-1]).all())
 
 
+@pytest.mark.parametrize("T", [1, 2, 7, 100])
+def test_the_schedules_are_their_formulas_in_float64(T):
+    """sigmoid: b_t = (s(t) - s(0)) / (s(T) - s(0)), s(t) = sigmoid(4 (2t/T - 1)) (Grosse et al. 2015);
+    geometric: b_0 = 0, b_t = 1e-4^((T - t)/(T - 1)) (b_1 = 1 at T = 1); written out in numpy, float64."""
+    t = np.arange(T + 1, dtype=np.float64)
+    s = 1.0 / (1.0 + np.exp(-4.0 * (2.0 * t / T - 1.0)))
+    sigmoid = (s - s[0]) / (s[-1] - s[0])
+    geometric = np.concatenate([[0.0], 1e-4 ** ((T - t[1:]) / (T - 1))]) if T > 1 else np.array([0.0, 1.0])
+    for kind, expected in (("sigmoid", sigmoid), ("geometric", geometric)):
+        b = ais.schedule(T, kind)
+        assert b.dtype == torch.float64
+        np.testing.assert_allclose(b.numpy(), expected, rtol=1e-13, atol=0)
+        assert ais.schedule(T, kind, torch.float32).dtype == torch.float32
+
+
+def test_a_schedule_refuses_no_steps_and_unknown_kinds_by_name():
+    with pytest.raises(ValueError, match="^an annealing schedule needs T >= 1 steps, got 0$"):
+        ais.schedule(0, "sigmoid")
+    with pytest.raises(ValueError, match="^unknown schedule 'linear'; one of sigmoid, geometric$"):
+        ais.schedule(4, "linear")
+
+
 @pytest.mark.parametrize("T", [2, 5])
 def test_each_transition_leaves_the_temperature_after_its_increment_invariant(T, monkeypatch):
     """Forward chains move by T_j (invariant for pi at b_j) after increment j, j = 1..T-1; the reverse
