@@ -800,3 +800,15 @@ def test_the_record_carries_the_chains_mean_acceptance_from_the_first_transition
     assert all(math.isnan(e.params["acceptance"]) for e in _pair(case, encoder, sampler, context, 1, 50, 0))
     for est in _pair(case, encoder, sampler, context, 2, 50, 0):
         assert 0.3 < est.params["acceptance"] <= 1.0, est.params["acceptance"]
+
+
+def test_a_teacher_that_does_not_say_it_is_deterministic_is_refused_in_full():
+    """A teacher with neither ``latent_log_lik`` nor ``deterministic`` counts as one that draws x at random:
+    refused with the whole message, not an AttributeError, and not taken as deterministic."""
+    encoder, _ = linear(suite_case("hand-1d"))
+    with pytest.raises(ValueError) as refused:
+        teacher_ais.latent_likelihood(encoder, object())
+    assert str(refused.value) == (
+        "teacher_ais needs p(z|z_v) in closed form: a deterministic teacher (its output is x) or one with "
+        "latent_log_lik; this teacher draws x at random (a stochastic neural teacher), so no annealed bound "
+        "can be given")

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -281,7 +282,9 @@ def test_an_estimate_records_its_settings_and_nothing_else():
 @pytest.mark.parametrize("name, settings", [
     ("teacher_elbo", {"n": 64}),
     ("teacher_iw", {"K": (1, 3), "n": 64}),
+    ("teacher_iw", {"K": (1, 3), "n": 64, "q": "elbo"}),
     ("teacher_iw_data", {"K": (1, 3), "n": 64, "q": "forward"}),
+    ("teacher_iw_data", {"K": (1, 3), "n": 64, "q": "elbo"}),
     ("teacher_riw", {"K": (0, 2), "n": 64, "q": "elbo"}),
     ("teacher_riw", {"K": (0, 2), "n": 64, "q": "forward"}),
 ])
@@ -302,3 +305,48 @@ def test_the_teacher_bounds_record_their_settings_and_their_qs_training(name, se
     for est in found:
         assert fit and est.params["q_fit"] == fit_summary(fit)
         assert set(est.params) == set(dataclasses.asdict(params)) | {"q_fit"}
+
+
+@pytest.mark.parametrize("objective, field", [("elbo", "context.q"), ("forward", "context.q_forward")])
+def test_the_teacher_bounds_refuse_a_missing_teacher_or_q_naming_the_field(objective, field):
+    """Either part missing is refused (a teacher without its q, and a q without its teacher), with the
+    field the ``q`` setting names."""
+    from ibcheck.estimators.teacher_bounds import _needs_q
+
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    context = trained_context(case, encoder, sampler, seed=0, steps=5)
+    message = f"^the teacher bounds with q = '{objective}' need context.teacher and a trained {re.escape(field)}$"
+    without_q = dataclasses.replace(context, q=None, q_forward=None)
+    for broken in (without_q, dataclasses.replace(context, teacher=None)):
+        with pytest.raises(ValueError, match=message):
+            _needs_q(broken, objective)
+    assert _needs_q(context, objective)[0] is context.teacher
+
+
+def test_summarize_gives_the_mean_its_standard_error_and_the_terms_skewness():
+    """value = mean, stderr = sd (n - 1) / sqrt(n), inf for one term; skew = m3 / m2^1.5 (scipy's biased
+    sample skewness) from three terms on, exactly 0 below three and where m3 overflows; the seed as an
+    int and the seconds since ``started``."""
+    import time
+
+    from scipy import stats as sps
+
+    from ibcheck.estimators.common import summarize
+
+    def summary(values):
+        return summarize("x", "I_XZ", "upper", torch.tensor(values, dtype=torch.float64), 7, {"a": 1},
+                         time.perf_counter())
+
+    many = [1.0, 2.0, 4.0, 8.0]
+    est = summary(many)
+    assert est.value == pytest.approx(3.75, rel=1e-15)
+    assert est.stderr == pytest.approx(float(np.std(many, ddof=1)) / 2, rel=1e-14)
+    assert est.skew == pytest.approx(float(sps.skew(many, bias=True)), rel=1e-12)
+    assert est.n == 4 and est.seed == 7 and type(est.seed) is int and est.params == {"a": 1}
+    assert 0.0 <= est.seconds < 60.0
+    assert summary([0.0, 0.0, 3.0]).skew == pytest.approx(float(sps.skew([0.0, 0.0, 3.0], bias=True)), rel=1e-12)
+    two = summary([0.1, 0.7])  # centred terms not exactly opposite in float64: m3 is not exactly 0
+    assert two.skew == 0.0 and two.stderr == pytest.approx(0.3, rel=1e-12)
+    assert summary([2.0]).stderr == math.inf
+    assert summary([0.0, 0.0, 1e120]).skew == 0.0  # m3 overflows to inf

@@ -37,7 +37,8 @@ def summarize(estimator: str, target: Target, kind: BoundKind, terms: Tensor, se
     stderr = float(terms.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.inf
     centred = terms - terms.mean()
     m2 = float((centred**2).mean()) if n > 2 else 0.0
-    skew = float((centred**3).mean()) / m2**1.5 if m2 > 0 else 0.0
+    # in torch: a float's m2**1.5 raises OverflowError for huge terms, where this gives inf, then a skew of 0
+    skew = float((centred**3).mean() / torch.tensor(m2, dtype=torch.float64) ** 1.5) if m2 > 0 else 0.0
     return Estimate(estimator=estimator, target=target, kind=kind, value=float(terms.mean()),
                     stderr=stderr, n=n, seed=int(seed), params=dict(params),
                     seconds=time.perf_counter() - started, skew=skew if math.isfinite(skew) else 0.0)
