@@ -268,6 +268,49 @@ def test_the_finite_set_estimate_needs_a_finite_set():
         _finite_run(encoder, sampler)
 
 
+class _SharpEncoder(torch.nn.Module):
+    """z | x ~ N(x, std^2 I) with one fixed std; records the rows of each call."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std, self.calls = std, []
+
+    def forward(self, x):
+        self.calls.append(x.shape[0])
+        return x * 1.0, torch.full_like(x, self.std)
+
+
+def test_the_finite_set_is_encoded_whole_in_blocks_of_eval_rows():
+    from ibcheck.estimators.common import EVAL_ROWS
+    from ibcheck.estimators.empirical import _encode_all
+
+    x = torch.randn(EVAL_ROWS + 3, 2, generator=torch.Generator().manual_seed(0))
+    encoder = _SharpEncoder(0.5)
+    mean, std = _encode_all(encoder, x)
+    assert encoder.calls == [EVAL_ROWS, 3] and torch.equal(mean, x) and torch.equal(std, torch.full_like(x, 0.5))
+
+
+def test_at_the_ln_n_cap_every_float32_term_is_ln_n_and_ln_n_over_its_class():
+    """Points 1 apart, encoded with std 1e-3: each z's own component outweighs the others by e^-(10^5), so
+    each I_emp(X;Z) term is exactly ln N and each I_emp(Y;Z) term ln(N / n_c), its class's share. In float32
+    the own entry computed through the matrix product is off by far more than that (|z|^2 / std^2 ~ 10^7
+    against a 24-bit mantissa), which is why it is computed directly; the tolerance is float32 round-off
+    of terms near 10^2."""
+    from ibcheck.estimators.empirical import point_terms
+
+    n, d = 48, 4
+    x = torch.stack([torch.arange(n, dtype=torch.float32) + 0.5 * j for j in range(d)], dim=1) % 12
+    x = x + torch.arange(n, dtype=torch.float32).unsqueeze(1) * 0.25  # distinct rows, at least 0.25 apart
+    y = torch.arange(n) % 3
+    y[:6] = 0  # classes of 18, 14 and 16 points
+    t_x, t_y = point_terms(_SharpEncoder(1e-3), x, y, 3, torch.Generator().manual_seed(1))
+    counts = torch.bincount(y).float()
+    share = (n / counts[y]).log().repeat_interleave(3)
+    assert t_x.dtype == torch.float32 and t_x.shape == (n * 3,) and t_y is not None
+    torch.testing.assert_close(t_x, torch.full_like(t_x, math.log(n)), rtol=0, atol=1e-4)
+    torch.testing.assert_close(t_y, share, rtol=0, atol=1e-4)
+
+
 def test_an_estimate_records_its_settings_and_nothing_else():
     """The record of a run is its settings (the swept one at its value) and what the estimator adds
     on purpose; nce, loo and the data-set empirical add nothing."""
@@ -345,6 +388,8 @@ def test_summarize_gives_the_mean_its_standard_error_and_the_terms_skewness():
     assert est.skew == pytest.approx(float(sps.skew(many, bias=True)), rel=1e-12)
     assert est.n == 4 and est.seed == 7 and type(est.seed) is int and est.params == {"a": 1}
     assert 0.0 <= est.seconds < 60.0
+    begun_earlier = summarize("x", "I_XZ", "upper", torch.ones(3, dtype=torch.float64), 7, {}, time.perf_counter() - 5.0)
+    assert 5.0 <= begun_earlier.seconds < 65.0
     assert summary([0.0, 0.0, 3.0]).skew == pytest.approx(float(sps.skew([0.0, 0.0, 3.0], bias=True)), rel=1e-12)
     two = summary([0.1, 0.7])  # centred terms not exactly opposite in float64: m3 is not exactly 0
     assert two.skew == 0.0 and two.stderr == pytest.approx(0.3, rel=1e-12)

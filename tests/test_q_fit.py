@@ -4,6 +4,7 @@ q reaches the closed-form best of every built-in case (issue 9's numbers)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -45,6 +46,48 @@ def test_the_record_shows_the_stopping_rule_was_followed(name):
     for fit in fits:
         _followed_rule(fit)
         assert fit["converged"]
+    assert [fit["objective"] for fit in fits] == ["forward", "elbo"]
+    assert "warm_start" not in fits[0] and fits[1]["warm_start"] == "forward"
+
+
+def test_without_a_prior_the_forward_q_learns_from_the_teachers_own_model_population():
+    """On data with no prior density (a finite set, as MNIST in the pipeline), the simulated pairs are
+    z_v ~ N(0, I) through the teacher, then z ~ p(z|x): the model population's draws from the same
+    generator; ``train_both`` trains both q's on such data."""
+    from ibcheck.estimators.q_fit import simulated_pairs
+    from ibcheck.estimators.samplers import FiniteSampler, ModelPopulation
+    from ibcheck.gaussian import rsample
+
+    case = suite_case("noisy-teacher")
+    encoder, sampler = linear(case)
+    finite = FiniteSampler(sampler.sample(64, torch.Generator().manual_seed(0)).x)
+    z_v, z = simulated_pairs(encoder, sampler.teacher, finite, 300, torch.Generator().manual_seed(1), torch.float64)
+    generator = torch.Generator().manual_seed(1)
+    batch = ModelPopulation(sampler.teacher, case.k, "cpu", torch.float64).sample(300, generator)
+    assert batch.z_v is not None and torch.equal(z_v, batch.z_v)
+    assert torch.equal(z, rsample(*encoder(batch.x), generator))
+    q_forward, q = (models.LinearGaussianQ(case.m, case.k) for _ in range(2))
+    fits = train_both(encoder, sampler.teacher, finite, q_forward, q, QFitParams(steps=100, holdout=256),
+                      torch.Generator().manual_seed(2))
+    assert [fit["objective"] for fit in fits] == ["forward", "elbo"] and all(fit["steps_used"] > 0 for fit in fits)
+
+
+def test_the_forward_q_refuses_prior_data_that_hides_its_z_v():
+    from ibcheck.estimators.q_fit import simulated_pairs
+
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+
+    class HiddenLatents:  # a prior density, but batches without the z_v that generated them
+        def sample(self, n, generator):
+            return dataclasses.replace(sampler.sample(n, generator), z_v=None)
+
+        def log_prior(self, z_v):
+            return sampler.log_prior(z_v)
+
+    with pytest.raises(ValueError) as refused:
+        simulated_pairs(encoder, sampler.teacher, HiddenLatents(), 5, torch.Generator().manual_seed(0), torch.float64)
+    assert str(refused.value) == "the forward q needs the z_v that generated each x; this data gives none"
 
 
 def test_a_capped_run_says_so_and_keeps_its_best_q():
@@ -64,12 +107,160 @@ def test_no_steps_is_a_capped_run_at_the_start():
     q = models.LinearGaussianQ(case.m, case.k)
     fit = train_q(encoder, sampler.teacher, sampler, q, QFitParams(steps=0), torch.Generator().manual_seed(5))
     assert fit["capped"] and fit["steps_used"] == 0 and len(fit["curve"]) == 1
+    assert fit["curve"][0] == [0, fit["heldout"], 0.0, fit["lr"]]  # no gain measured yet: its se is 0
+
+
+def test_a_q_with_nothing_to_train_has_converged_at_the_start():
+    case = suite_case("hand-1d")
+    encoder, sampler = linear(case)
+    q = models.LinearGaussianQ(case.m, case.k).requires_grad_(False)
+    fit = train_q(encoder, sampler.teacher, sampler, q, QFitParams(), torch.Generator().manual_seed(5))
+    assert fit["converged"] and not fit["capped"] and fit["steps_used"] == 0
+    assert fit["curve"] == [[0, fit["heldout"], 0.0, fit["lr"]]]
+    at_once = train_q(encoder, sampler.teacher, sampler, q, QFitParams(steps=0), torch.Generator().manual_seed(5))
+    assert at_once["converged"] and not at_once["capped"]  # converged at the cap is not capped
+
+
+def test_a_q_whose_held_out_loss_is_not_finite_stops_unconverged_and_uncapped():
+    q = _fresh_q()
+    with torch.no_grad():
+        q.e.fill_(float("nan"))
+    fit = _small_fit(q, 3, "forward", dataclasses.replace(SMALL, steps=400))
+    assert not fit["converged"] and not fit["capped"] and fit["steps_used"] == (SMALL.decays + 1) * SMALL.window
+    assert math.isnan(fit["heldout"])
+
+
+SMALL = QFitParams(steps=40, window=20, holdout=64, batch=32)
+
+
+def _small_fit(q, generator_seed: int, objective: str = "elbo", params: QFitParams = SMALL, data=None, **options):
+    case = suite_case("noisy-teacher")
+    encoder, sampler = linear(case)
+    return train_q(encoder, sampler.teacher, sampler if data is None else data, q, params,
+                   torch.Generator().manual_seed(generator_seed), objective, **options)
+
+
+def _fresh_q(seed: int = 0):
+    case = suite_case("noisy-teacher")
+    q = models.LinearGaussianQ(case.m, case.k)
+    with torch.no_grad():
+        q.C.normal_(generator=torch.Generator().manual_seed(seed))
+    return q
+
+
+@pytest.mark.parametrize("objective", ["elbo", "forward"])
+@pytest.mark.parametrize("pool", [0, 48])
+def test_a_fit_is_drawn_from_its_generator_alone(objective, pool):
+    """Held-out rows, their common random numbers, the minibatches and the pool's rows all come from
+    the generator passed: torch's global stream plays no part, and another seed gives another fit."""
+    params = dataclasses.replace(SMALL, pool=pool)
+    fits, qs = [], []
+    for global_seed, seed in ((0, 3), (1, 3), (0, 4)):
+        torch.manual_seed(global_seed)
+        qs.append(_fresh_q())
+        fits.append(_small_fit(qs[-1], seed, objective, params))
+    assert fits[0]["curve"] == fits[1]["curve"] and torch.equal(qs[0].C, qs[1].C)
+    assert fits[0]["curve"] != fits[2]["curve"] and not torch.equal(qs[0].C, qs[2].C)
+
+
+def test_a_pool_is_drawn_once_and_minibatches_come_from_it():
+    case = suite_case("noisy-teacher")
+    _, sampler = linear(case)
+    calls = []
+
+    class Counted:  # the case's data, counting its draws
+        def sample(self, n, generator):
+            calls.append(n)
+            return sampler.sample(n, generator)
+
+        def log_prior(self, z_v):
+            return sampler.log_prior(z_v)
+
+    _small_fit(_fresh_q(), 3, "forward", dataclasses.replace(SMALL, pool=48), data=Counted())
+    assert calls == [SMALL.holdout, 48]
+    calls.clear()
+    _small_fit(_fresh_q(), 3, "forward", data=Counted())
+    assert calls == [SMALL.holdout] + [SMALL.batch] * SMALL.steps
+
+
+class _Shifted(torch.nn.Module):
+    """A module with a trainable shift added to the output of a linear encoder or teacher."""
+
+    def __init__(self, inner, width: int):
+        super().__init__()
+        self.inner, self.shift = inner, torch.nn.Parameter(torch.zeros(width, dtype=torch.float64))
+        self.latent_dim = getattr(inner, "latent_dim", None)
+
+    def forward(self, x):
+        mean, std = self.inner(x)
+        return mean + self.shift, std
+
+    def sample(self, z_v, generator):
+        return self.inner.sample(z_v, generator) + self.shift
+
+
+def test_training_q_leaves_the_encoders_and_teachers_gradients_alone():
+    """Eq. 5's loss runs through the encoder and the teacher; their parameters are frozen while q trains
+    (no .grad filled) and trainable again after."""
+    case = suite_case("noisy-teacher")
+    encoder, sampler = linear(case)
+    student, teacher = _Shifted(encoder, case.m), _Shifted(sampler.teacher, case.d)
+    train_q(student, teacher, sampler, _fresh_q(), SMALL, torch.Generator().manual_seed(3), "elbo")
+    for module in (student, teacher):
+        assert module.shift.grad is None and module.shift.requires_grad
+
+
+def test_a_restart_state_is_taken_only_where_it_is_better_on_the_held_out_rows():
+    """``restart``: with steps = 0 the record's held-out value is that of the state kept. A better restart
+    state replaces the warm start, a worse or equal one does not, and a warm start whose held-out value
+    is not finite is always replaced."""
+    none = dict(params=dataclasses.replace(SMALL, steps=0))
+    good, bad = _fresh_q(), _fresh_q()
+    with torch.no_grad():
+        bad.e.add_(5.0)
+    good_value, bad_value = (_small_fit(q, 3, **none)["heldout"] for q in (_fresh_q(), bad))
+    assert good_value < bad_value
+    assert _small_fit(_fresh_q(), 3, **none)["restarted"] is False
+    for warm, restart, taken in ((bad, good, True), (good, bad, False), (good, good, False)):
+        q = models.LinearGaussianQ(good.C.shape[1], good.C.shape[0])
+        q.load_state_dict(warm.state_dict())
+        fit = _small_fit(q, 3, restart={k: v.clone() for k, v in restart.state_dict().items()}, **none)
+        kept = restart if taken else warm
+        assert fit["restarted"] is taken and fit["heldout"] == (good_value if kept is good else bad_value)
+        z = torch.randn(7, good.C.shape[1], generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+        for mine, theirs in zip(q(z), kept(z)):  # the function kept (fit_input renormalises its input)
+            torch.testing.assert_close(mine, theirs)
+    broken = models.LinearGaussianQ(good.C.shape[1], good.C.shape[0])
+    with torch.no_grad():
+        broken.e.fill_(float("nan"))
+    fit = _small_fit(broken, 3, restart=good.state_dict(), **none)
+    assert fit["restarted"] is True and fit["heldout"] == good_value
+
+
+def test_the_record_names_its_objective_and_times_the_whole_fit():
+    import time
+
+    begun = time.perf_counter()
+    fit = _small_fit(_fresh_q(), 3, "forward")
+    took = time.perf_counter() - begun
+    assert fit["objective"] == "forward" and "warm_start" not in fit
+    assert 0.0 < fit["seconds"] <= took
+
+
+def test_no_gain_at_all_is_not_an_improvement_even_at_tol_0():
+    """A learning rate far below float64's resolution leaves q's held-out loss exactly unchanged (gain 0,
+    se 0): with tol = 0 that is still no improvement, so the rate halves ``decays`` times and q has
+    converged at the first checks, not run on to the cap."""
+    params = dataclasses.replace(SMALL, steps=400, lr=1e-300, tol=0.0, decays=2)
+    fit = _small_fit(_fresh_q(), 3, "forward", params)
+    assert fit["converged"] and fit["steps_used"] == 3 * params.window
+    assert [row[1] for row in fit["curve"]] == [fit["heldout"]] * 4 and [row[2] for row in fit["curve"]] == [0.0] * 4
 
 
 def test_an_unknown_objective_is_refused():
     case = suite_case("hand-1d")
     encoder, sampler = linear(case)
-    with pytest.raises(ValueError, match="unknown q objective 'reverse'"):
+    with pytest.raises(ValueError, match=r"^unknown q objective 'reverse'; one of elbo, forward$"):
         train_q(encoder, sampler.teacher, sampler, models.LinearGaussianQ(1, 1), QFitParams(steps=1),
                 torch.Generator().manual_seed(0), "reverse")
 
