@@ -291,11 +291,11 @@ def test_the_finite_set_is_encoded_whole_in_blocks_of_eval_rows():
 
 
 def test_at_the_ln_n_cap_every_float32_term_is_ln_n_and_ln_n_over_its_class():
-    """Points 1 apart, encoded with std 1e-3: each z's own component outweighs the others by e^-(10^5), so
-    each I_emp(X;Z) term is exactly ln N and each I_emp(Y;Z) term ln(N / n_c), its class's share. In float32
-    the own entry computed through the matrix product is off by far more than that (|z|^2 / std^2 ~ 10^7
-    against a 24-bit mantissa), which is why it is computed directly; the tolerance is float32 round-off
-    of terms near 10^2."""
+    """Rows at least 0.25 apart, encoded with std 1e-3: every other component's density is below e^-(3 10^4)
+    times the own one's, so each I_emp(X;Z) term is ln N and each I_emp(Y;Z) term ln(N / n_c), its class's
+    share. In float32 the own entry computed through the matrix product is off by far more (|z|^2 / std^2
+    ~ 10^8 against a 24-bit mantissa), which is why it is computed directly; the tolerance is float32
+    round-off of log densities near 25."""
     from ibcheck.estimators.empirical import point_terms
 
     n, d = 48, 4

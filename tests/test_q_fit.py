@@ -110,6 +110,24 @@ def test_no_steps_is_a_capped_run_at_the_start():
     assert fit["curve"][0] == [0, fit["heldout"], 0.0, fit["lr"]]  # no gain measured yet: its se is 0
 
 
+SMALL = QFitParams(steps=40, window=20, holdout=64, batch=32)
+
+
+def _small_fit(q, generator_seed: int, objective: str = "elbo", params: QFitParams = SMALL, data=None, **options):
+    case = suite_case("noisy-teacher")
+    encoder, sampler = linear(case)
+    return train_q(encoder, sampler.teacher, sampler if data is None else data, q, params,
+                   torch.Generator().manual_seed(generator_seed), objective, **options)
+
+
+def _fresh_q(seed: int = 0):
+    case = suite_case("noisy-teacher")
+    q = models.LinearGaussianQ(case.m, case.k)
+    with torch.no_grad():
+        q.C.normal_(generator=torch.Generator().manual_seed(seed))
+    return q
+
+
 def test_a_q_with_nothing_to_train_has_converged_at_the_start():
     case = suite_case("hand-1d")
     encoder, sampler = linear(case)
@@ -128,24 +146,6 @@ def test_a_q_whose_held_out_loss_is_not_finite_stops_unconverged_and_uncapped():
     fit = _small_fit(q, 3, "forward", dataclasses.replace(SMALL, steps=400))
     assert not fit["converged"] and not fit["capped"] and fit["steps_used"] == (SMALL.decays + 1) * SMALL.window
     assert math.isnan(fit["heldout"])
-
-
-SMALL = QFitParams(steps=40, window=20, holdout=64, batch=32)
-
-
-def _small_fit(q, generator_seed: int, objective: str = "elbo", params: QFitParams = SMALL, data=None, **options):
-    case = suite_case("noisy-teacher")
-    encoder, sampler = linear(case)
-    return train_q(encoder, sampler.teacher, sampler if data is None else data, q, params,
-                   torch.Generator().manual_seed(generator_seed), objective, **options)
-
-
-def _fresh_q(seed: int = 0):
-    case = suite_case("noisy-teacher")
-    q = models.LinearGaussianQ(case.m, case.k)
-    with torch.no_grad():
-        q.C.normal_(generator=torch.Generator().manual_seed(seed))
-    return q
 
 
 @pytest.mark.parametrize("objective", ["elbo", "forward"])
@@ -224,7 +224,7 @@ def test_a_restart_state_is_taken_only_where_it_is_better_on_the_held_out_rows()
     for warm, restart, taken in ((bad, good, True), (good, bad, False), (good, good, False)):
         q = models.LinearGaussianQ(good.C.shape[1], good.C.shape[0])
         q.load_state_dict(warm.state_dict())
-        fit = _small_fit(q, 3, restart={k: v.clone() for k, v in restart.state_dict().items()}, **none)
+        fit = _small_fit(q, 3, restart=restart.state_dict(), **none)
         kept = restart if taken else warm
         assert fit["restarted"] is taken and fit["heldout"] == (good_value if kept is good else bad_value)
         z = torch.randn(7, good.C.shape[1], generator=torch.Generator().manual_seed(9), dtype=torch.float64)
